@@ -1,0 +1,1 @@
+"""The command centre: app assembly, incident intake, the console API and pages."""

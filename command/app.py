@@ -1,0 +1,125 @@
+"""Application assembly: configuration in, a running aiohttp application out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import msgspec
+from aiohttp import WSCloseCode, web
+
+from alerts.tones import AlertPolicy
+from command import api, openapi
+from command.accounts import Sessions
+from command.config import Config
+from command.console_ws import console_socket
+from command.database import database_url, migrate, open_pool
+from command.demo import seed
+from command.errors import RequestError, from_domain
+from command.hub import Hub
+from command.services import SERVICES, SOCKETS, Services
+from dispatch.directory import Directory
+from dispatch.routing import Router
+from dispatch.terminal_ws import terminal_socket
+from dispatch.views import Views
+
+log = logging.getLogger(__name__)
+WEB = Path(__file__).resolve().parent / "web"
+_LISTEN_READY_S = 15.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error_response(error: RequestError) -> web.Response:
+    return web.Response(body=msgspec.json.encode({"error": error.payload()}), status=error.status,
+                        content_type="application/json")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map every failure to a JSON error in one place; unexpected ones are logged, never leaked."""
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge as error:
+        return _error_response(RequestError(413, "too_large", f"the body exceeds {error.max_size} bytes", "body"))
+    except web.HTTPException as error:
+        if not request.path.startswith("/api/") or error.status < 400:
+            raise
+        return _error_response(RequestError(error.status, error.reason.lower().replace(" ", "_"), error.reason))
+    except Exception as error:
+        mapped = from_domain(error)
+        if mapped is None:
+            log.exception("request %s %s failed", request.method, request.path)
+            mapped = RequestError(500, "internal", "the server could not do this; it is logged")
+        return _error_response(mapped)
+
+
+def _services_context(config: Config) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        url = await asyncio.to_thread(database_url, config)
+        async with open_pool(url, config.database.pool_min, config.database.pool_max) as pool:
+            await migrate(pool)
+            if config.demo.seed:
+                await seed(pool)
+            directory = Directory(pool)
+            await directory.load()
+            hub = Hub(url, pool, config.database.listen_retry_s)
+            hub.on_subcentres_changed(directory.changed)
+            listening = asyncio.create_task(hub.run(), name="hub")
+            try:
+                # Serve only once events can reach this process's terminals.
+                await asyncio.wait_for(hub.connected.wait(), _LISTEN_READY_S)
+                app[SERVICES] = Services(
+                    config=config, pool=pool, hub=hub,
+                    sessions=Sessions(pool, timedelta(hours=config.auth.session_hours)),
+                    directory=directory,
+                    router=Router(config.taxonomy, config.departments, config.severity_rules),
+                    views=Views(config.taxonomy, AlertPolicy(config.alert.tone_by_severity, config.alert.repeat_s)),
+                )
+                yield
+            finally:
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listening
+    return services
+
+
+async def _close_sockets(app: web.Application) -> None:
+    for socket in list(app[SOCKETS]):
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+async def _openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi.document())
+
+
+def _page(name: str) -> Handler:
+    async def page(_request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(WEB / name, headers={"Cache-Control": "no-cache"})
+    return page
+
+
+async def _home(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/console")
+
+
+def build_app(config: Config) -> web.Application:
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[json_errors])
+    app[SOCKETS] = weakref.WeakSet()
+    app.cleanup_ctx.append(_services_context(config))
+    app.on_shutdown.append(_close_sockets)
+    app.add_routes(api.routes)
+    app.router.add_get("/api/openapi.json", _openapi)
+    app.router.add_get("/ws/terminal", terminal_socket)
+    app.router.add_get("/ws/console", console_socket)
+    app.router.add_get("/", _home)
+    app.router.add_get("/console", _page("console.html"))
+    app.router.add_get("/terminal", _page("terminal.html"))
+    app.router.add_static("/static/", WEB)
+    return app

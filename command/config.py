@@ -1,0 +1,199 @@
+"""Configuration: config.toml read once into typed, frozen objects, checked before anything starts."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+
+from command.errors import field_of
+from dispatch.routing import SeverityRule
+from dispatch.taxonomy import Department, IncidentType, Severity, Taxonomy
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config.toml"
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+Code = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Za-z_]{1,32}$")]
+Tone = Annotated[str, msgspec.Meta(pattern=r"^(siren|urgent|chime)$")]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 65536
+    data_dir: str = "var"
+
+
+class DatabaseConfig(_Section):
+    url: str = ""
+    pool_min: Annotated[int, msgspec.Meta(ge=1)] = 2
+    pool_max: Annotated[int, msgspec.Meta(ge=1)] = 10
+    listen_retry_s: Positive = 1.0
+
+
+class AuthConfig(_Section):
+    session_hours: Positive = 12.0
+
+
+class DemoConfig(_Section):
+    seed: bool = True
+
+
+class AlertConfig(_Section):
+    tone_by_severity: dict[str, Tone] = msgspec.field(
+        default_factory=lambda: {"I": "siren", "II": "siren", "III": "urgent", "IV": "chime"}
+    )
+    repeat_s: Positive = 2.0
+
+
+class SubtypeConfig(_Section):
+    code: Code
+    name: str
+    name_en: str = ""
+
+
+class CategoryConfig(_Section):
+    code: Annotated[str, msgspec.Meta(pattern=r"^[1-4]$")]
+    name: str
+    name_en: str = ""
+    subtypes: list[SubtypeConfig] = []
+
+
+class DepartmentConfig(_Section):
+    code: Code
+    name: str
+    name_en: str = ""
+    handles: list[str] = []
+
+
+class SeverityRuleConfig(_Section):
+    types: list[str]
+    levels: list[str]
+    departments: list[str]
+
+
+class _RawConfig(_Section):
+    server: ServerConfig = ServerConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    auth: AuthConfig = AuthConfig()
+    demo: DemoConfig = DemoConfig()
+    alert: AlertConfig = AlertConfig()
+    incident_types: list[CategoryConfig] = []
+    departments: list[DepartmentConfig] = []
+    severity_rules: list[SeverityRuleConfig] = []
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the server needs to know, checked; the domain objects are built here once."""
+
+    path: Path
+    server: ServerConfig
+    database: DatabaseConfig
+    auth: AuthConfig
+    demo: DemoConfig
+    alert: AlertConfig
+    taxonomy: Taxonomy
+    departments: dict[str, Department]
+    severity_rules: tuple[SeverityRule, ...]
+
+    @property
+    def data_dir(self) -> Path:
+        return (self.path.parent / self.server.data_dir).resolve()
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key and what is wrong with it."""
+
+
+def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read, check and freeze the configuration; environment variables override as documented."""
+    env = os.environ if environ is None else environ
+    path = Path(env.get("LIANDONG_CONFIG", "")) if path is None and env.get("LIANDONG_CONFIG") else path
+    path = (path or DEFAULT_PATH).resolve()
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    try:
+        raw = msgspec.convert(document, type=_RawConfig)
+    except msgspec.ValidationError as error:
+        message = str(error).split(" - at ")[0]
+        raise ConfigError(f"{path}: {field_of(error) or 'top level'}: {message}") from None
+    raw = _apply_environment(raw, env, path)
+    return _build(raw, path)
+
+
+def _apply_environment(raw: _RawConfig, env: os._Environ[str] | dict[str, str], path: Path) -> _RawConfig:
+    database, server = raw.database, raw.server
+    if "LIANDONG_DATABASE_URL" in env:
+        database = msgspec.structs.replace(database, url=env["LIANDONG_DATABASE_URL"])
+    if listen := env.get("LIANDONG_LISTEN"):
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"LIANDONG_LISTEN: expected host:port, got {listen!r}")
+        server = msgspec.structs.replace(server, host=host.strip("[]"), port=int(port))
+    return msgspec.structs.replace(raw, database=database, server=server)
+
+
+def _build(raw: _RawConfig, path: Path) -> Config:
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{path}: {key}: {problem}")
+
+    if raw.database.pool_min > raw.database.pool_max:
+        raise fail("database.pool_min", "must not exceed database.pool_max")
+    types: list[IncidentType] = []
+    for i, category in enumerate(raw.incident_types):
+        types.append(IncidentType(category.code, category.name, category.name_en, category.code))
+        for j, sub in enumerate(category.subtypes):
+            if not sub.code.startswith(category.code) or sub.code == category.code:
+                raise fail(f"incident_types[{i}].subtypes[{j}].code",
+                           f"{sub.code!r} must start with its category's code {category.code!r}")
+            types.append(IncidentType(sub.code, sub.name, sub.name_en, category.code))
+    codes = [t.code for t in types]
+    if duplicate := next((c for c in codes if codes.count(c) > 1), None):
+        raise fail("incident_types", f"type code {duplicate!r} is defined twice")
+    if not types:
+        raise fail("incident_types", "at least one incident category is required")
+    taxonomy = Taxonomy(types)
+
+    departments: dict[str, Department] = {}
+    for i, dept in enumerate(raw.departments):
+        if dept.code in departments:
+            raise fail(f"departments[{i}].code", f"department {dept.code!r} is defined twice")
+        for code in dept.handles:
+            if code not in taxonomy:
+                raise fail(f"departments[{i}].handles", f"unknown incident type {code!r}")
+        departments[dept.code] = Department(dept.code, dept.name, dept.name_en, frozenset(dept.handles))
+
+    rules: list[SeverityRule] = []
+    for i, rule in enumerate(raw.severity_rules):
+        for code in rule.types:
+            if code not in taxonomy:
+                raise fail(f"severity_rules[{i}].types", f"unknown incident type {code!r}")
+        for level in rule.levels:
+            if level not in Severity.__members__:
+                raise fail(f"severity_rules[{i}].levels", f"unknown severity {level!r}; use I, II, III or IV")
+        for code in rule.departments:
+            if code not in departments:
+                raise fail(f"severity_rules[{i}].departments", f"unknown department {code!r}")
+        rules.append(SeverityRule(frozenset(rule.types), frozenset(Severity[lv] for lv in rule.levels),
+                                  tuple(rule.departments)))
+
+    for level in raw.alert.tone_by_severity:
+        if level not in Severity.__members__:
+            raise fail("alert.tone_by_severity", f"unknown severity {level!r}; use I, II, III or IV")
+
+    return Config(path=path, server=raw.server, database=raw.database, auth=raw.auth, demo=raw.demo,
+                  alert=raw.alert, taxonomy=taxonomy, departments=departments, severity_rules=tuple(rules))

@@ -1,0 +1,124 @@
+"""Fan-out: stored events reach every server process through PostgreSQL LISTEN/NOTIFY.
+
+One dedicated connection listens (a pooled one would be handed to other work). A dead connection
+is otherwise only noticed at TCP timeout, so it is probed every few seconds and re-opened when it
+fails; after a reconnect every subscriber is told to resynchronise from the database, because
+notifications sent while nobody listened are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import asyncpg
+import msgspec
+
+from command.database import Pool, connect
+from dispatch.directory import SUBCENTRES_CHANNEL
+from dispatch.store import CHANNEL, events_by_id
+
+log = logging.getLogger(__name__)
+
+_PROBE_EVERY_S = 5.0
+
+
+class Subscriber(Protocol):
+    def offer(self, event: asyncpg.Record) -> None:
+        """Take one stored event; must not block (queue it or drop the subscriber)."""
+
+    def resync(self) -> None:
+        """Events may have been missed: reload from the database."""
+
+
+class Hub:
+    def __init__(self, url: str, pool: Pool, retry_s: float) -> None:
+        self._url = url
+        self._pool = pool
+        self._retry_s = retry_s
+        self._by_subcentre: dict[int, set[Subscriber]] = {}
+        self._everything: set[Subscriber] = set()
+        self._pending: asyncio.Queue[list[int]] = asyncio.Queue()
+        self._on_subcentres: list[Callable[[], None]] = []
+        self.connected = asyncio.Event()
+
+    def subscribe(self, subscriber: Subscriber, subcentre_id: int | None = None) -> None:
+        """Subscribe to one sub-centre's events, or (None) to all events."""
+        group = self._everything if subcentre_id is None else self._by_subcentre.setdefault(subcentre_id, set())
+        group.add(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber, subcentre_id: int | None = None) -> None:
+        if subcentre_id is None:
+            self._everything.discard(subscriber)
+        elif group := self._by_subcentre.get(subcentre_id):
+            group.discard(subscriber)
+            if not group:
+                del self._by_subcentre[subcentre_id]
+
+    def on_subcentres_changed(self, callback: Callable[[], None]) -> None:
+        self._on_subcentres.append(callback)
+
+    async def run(self) -> None:
+        """Listen forever (until cancelled), re-opening the connection when it fails."""
+        distributor = asyncio.create_task(self._distribute(), name="hub-distribute")
+        try:
+            first = True
+            while True:
+                try:
+                    await self._listen(resync=not first)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+                    log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", error, self._retry_s)
+                first = False
+                self.connected.clear()
+                await asyncio.sleep(self._retry_s)
+        finally:
+            distributor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await distributor
+
+    async def _listen(self, resync: bool) -> None:
+        connection = await connect(self._url)
+        try:
+            await connection.add_listener(CHANNEL, self._notified)
+            await connection.add_listener(SUBCENTRES_CHANNEL, self._subcentres_changed)
+            self.connected.set()
+            if resync:
+                self._resync_all()
+                self._subcentres_changed()
+            while not connection.is_closed():
+                await asyncio.sleep(_PROBE_EVERY_S)
+                await connection.fetchval("SELECT 1", timeout=_PROBE_EVERY_S)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), 2.0)
+
+    def _notified(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
+        self._pending.put_nowait(msgspec.json.decode(str(payload), type=list[int]))
+
+    def _subcentres_changed(self, *_args: object) -> None:
+        for callback in self._on_subcentres:
+            callback()
+
+    def _resync_all(self) -> None:
+        for subscriber in [*self._everything, *(s for g in self._by_subcentre.values() for s in g)]:
+            subscriber.resync()
+
+    async def _distribute(self) -> None:
+        """Fetch announced events in announcement order and hand them out."""
+        while True:
+            ids = await self._pending.get()
+            try:
+                events = await events_by_id(self._pool, ids)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("could not fetch announced events %s (%s); resynchronising", ids, error)
+                self._resync_all()
+                continue
+            for event in events:
+                for subscriber in list(self._everything):
+                    subscriber.offer(event)
+                if event["subcentre_id"] is not None:
+                    for subscriber in list(self._by_subcentre.get(event["subcentre_id"], ())):
+                        subscriber.offer(event)

@@ -1,0 +1,73 @@
+"""Incident intake (接警): validate a report, decide who acts, store it with its tickets at once."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from command.accounts import User
+from command.errors import RequestError
+from command.services import Services
+from dispatch.routing import RoutingDecision
+from dispatch.store import issue_tickets
+from dispatch.taxonomy import Severity
+
+
+class Location(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """WGS-84, as GPS and phones give it."""
+
+    lon: Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
+    lat: Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+
+
+class IncidentReport(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    type_code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    severity: Annotated[int, msgspec.Meta(ge=1, le=4)]
+    location: Location
+    address: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    caller_name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    caller_phone: Annotated[str, msgspec.Meta(max_length=32, pattern=r"^[0-9+\-() ]*$")] = ""
+    description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+class RoutingQuery(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    type_code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    severity: Annotated[int, msgspec.Meta(ge=1, le=4)]
+    location: Location
+
+
+def decide(services: Services, type_code: str, severity: int, location: Location) -> RoutingDecision:
+    if type_code not in services.config.taxonomy:
+        raise RequestError(422, "unknown_type", f"unknown incident type {type_code!r}", "type_code")
+    return services.router.route(services.directory.jurisdictions, type_code, Severity(severity),
+                                 location.lon, location.lat)
+
+
+def routing_json(services: Services, decision: RoutingDecision) -> dict[str, Any]:
+    names = services.directory.subcentres
+    return {
+        "flagged": decision.flagged,
+        "assignments": [
+            {"department": a.department, "subcentre_id": a.subcentre_id,
+             "subcentre_name": names[a.subcentre_id].name if a.subcentre_id in names else "",
+             "outside_jurisdiction": a.outside_jurisdiction, "distance_m": round(a.distance_m, 1)}
+            for a in decision.assignments],
+        "departments_without_subcentre": list(decision.departments_without_subcentre),
+    }
+
+
+async def record_incident(services: Services, report: IncidentReport, user: User) -> dict[str, Any]:
+    """Store the incident and its tickets in one transaction; when this returns they are durable."""
+    decision = decide(services, report.type_code, report.severity, report.location)
+    async with services.pool.acquire() as connection, connection.transaction():
+        row = await connection.fetchrow(
+            "INSERT INTO incidents (type_code, severity, lon, lat, address, caller_name, caller_phone,"
+            " description, flagged, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
+            report.type_code, report.severity, report.location.lon, report.location.lat, report.address,
+            report.caller_name, report.caller_phone, report.description, decision.flagged, user.id)
+        incident = services.views.incident(row)
+        routing = routing_json(services, decision)
+        tickets = await issue_tickets(connection, incident, decision.assignments,
+                                      services.views.alert(incident), user.id, routing)
+    return {**incident, "tickets": tickets, "routing": routing}

@@ -1,0 +1,79 @@
+"""The OpenAPI 3.1 document, built from the same message types the handlers decode.
+
+A test checks that it lists exactly the routes the server has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from command import api
+from command.intake import IncidentReport, RoutingQuery
+from dispatch.protocol import Ack, FeedbackMessage, Hello, Received, Reject
+
+_BODIES: list[type] = [api.Credentials, IncidentReport, RoutingQuery, api.NewSubcentre, api.Reason,
+                       api.FeedbackBody, Hello, Received, Ack, FeedbackMessage, Reject]
+
+_ERRORS = {"400": "malformed request", "401": "not logged in", "403": "not allowed for this account",
+           "404": "no such resource", "409": "conflicts with the current state", "413": "body too large",
+           "415": "body is not JSON", "422": "a field is invalid (the error names it)"}
+
+# (method, path): (summary, request body component or None, success status, auth roles or None)
+OPERATIONS: dict[tuple[str, str], tuple[str, str | None, int, str | None]] = {
+    ("post", "/api/login"): ("Log in; returns a bearer token", "Credentials", 200, None),
+    ("get", "/api/me"): ("The logged-in account", None, 200, "any"),
+    ("get", "/api/incident-types"): ("GB/T 35561 incident categories, subtypes and severity levels", None, 200,
+                                     None),
+    ("get", "/api/departments"): ("Departments and the incident types they handle", None, 200, None),
+    ("get", "/api/subcentres"): ("Sub-centres with jurisdictions as a GeoJSON FeatureCollection (WGS-84)",
+                                 None, 200, "any"),
+    ("post", "/api/subcentres"): ("Register a sub-centre with its jurisdiction", "NewSubcentre", 201,
+                                  "dispatcher"),
+    ("post", "/api/routing/preview"): ("Which sub-centres an incident would go to", "RoutingQuery", 200,
+                                       "dispatcher"),
+    ("post", "/api/incidents"): ("Record an incident; its tickets are stored before this returns",
+                                 "IncidentReport", 201, "dispatcher"),
+    ("get", "/api/incidents"): ("List incidents, newest first (query: state, since, until, limit)", None, 200,
+                                "dispatcher, supervisor"),
+    ("get", "/api/incidents/{id}"): ("One incident with its tickets and timeline", None, 200, "any"),
+    ("post", "/api/tickets/{id}/acknowledge"): ("Acknowledge a ticket", None, 200, "operator"),
+    ("post", "/api/tickets/{id}/feedback"): ("Report back (信息反馈); closes the ticket", "FeedbackBody", 200,
+                                             "operator"),
+    ("post", "/api/tickets/{id}/reject"): ("Reject a ticket with a reason", "Reason", 200, "operator"),
+    ("post", "/api/tickets/{id}/cancel"): ("Cancel a ticket", "Reason", 200, "dispatcher"),
+    ("get", "/api/openapi.json"): ("This document", None, 200, None),
+    ("get", "/healthz"): ("Database and LISTEN connection health", None, 200, None),
+    ("get", "/ws/terminal"): ("Sub-centre terminal WebSocket: send Hello first, then Received, Ack,"
+                              " FeedbackMessage, Reject", "Hello", 101, "operator"),
+    ("get", "/ws/console"): ("Dispatchers' live event WebSocket: send Hello (token) first", None, 101,
+                             "dispatcher, supervisor"),
+}
+
+
+def document() -> dict[str, Any]:
+    _, schemas = msgspec.json.schema_components(_BODIES, ref_template="#/components/schemas/{name}")
+    paths: dict[str, dict[str, Any]] = {}
+    for (method, path), (summary, body, status, roles) in OPERATIONS.items():
+        operation: dict[str, Any] = {"summary": summary, "responses": {
+            str(status): {"description": "switching protocols" if status == 101 else "success"},
+            **({k: {"description": v} for k, v in _ERRORS.items()} if method == "post" else {})}}
+        if roles:
+            operation["security"] = [{"bearer": []}]
+            operation["description"] = f"Roles: {roles}."
+        if "{id}" in path:
+            operation["parameters"] = [{"name": "id", "in": "path", "required": True,
+                                        "schema": {"type": "integer", "minimum": 1}}]
+        if body and status != 101:  # a WebSocket's first message is documented, not sent as a body
+            operation["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{body}"}}}}
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Liandong", "version": "0.1.0",
+                 "description": "Emergency command: incidents, routed dispatch tickets, terminals, feedback."},
+        "paths": paths,
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

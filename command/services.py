@@ -1,0 +1,32 @@
+"""What request handlers share, under one typed application key."""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from command.accounts import Sessions
+from command.config import Config
+from command.database import Pool
+from command.hub import Hub
+from dispatch.directory import Directory
+from dispatch.routing import Router
+from dispatch.views import Views
+
+
+@dataclass(frozen=True)
+class Services:
+    config: Config
+    pool: Pool
+    hub: Hub
+    sessions: Sessions
+    directory: Directory
+    router: Router
+    views: Views
+
+
+SERVICES = web.AppKey("services", Services)
+# Every open WebSocket, so shutdown can close them with GOING_AWAY instead of dropping them.
+SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])

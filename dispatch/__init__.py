@@ -1,0 +1,1 @@
+"""Dispatch: incident taxonomy, routing decisions, tickets and their state machine, the terminal protocol."""

@@ -1,0 +1,83 @@
+"""The sub-centres known to the server and the spatial index over their jurisdictions.
+
+Loaded from PostgreSQL at start-up; every process reloads when any process changes a jurisdiction
+(NOTIFY liandong_subcentres), so routing never uses a stale map for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from dispatch.pg import Pool
+from gis.jurisdictions import Jurisdiction, Jurisdictions
+
+log = logging.getLogger(__name__)
+
+SUBCENTRES_CHANNEL = "liandong_subcentres"
+
+
+@dataclass(frozen=True)
+class Subcentre:
+    id: int
+    code: str
+    name: str
+    department: str
+    site: tuple[float, float]
+    area: BaseGeometry
+
+    def feature(self) -> dict[str, Any]:
+        """As a GeoJSON Feature (RFC 7946: WGS-84 lon/lat)."""
+        return {
+            "type": "Feature", "id": self.id,
+            "properties": {"id": self.id, "code": self.code, "name": self.name, "department": self.department,
+                           "site": {"lon": self.site[0], "lat": self.site[1]}},
+            "geometry": shapely.geometry.mapping(self.area),
+        }
+
+
+class Directory:
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self.subcentres: dict[int, Subcentre] = {}
+        self.jurisdictions = Jurisdictions([])
+        self._reload: asyncio.Task[None] | None = None
+
+    async def load(self) -> None:
+        rows = await self._pool.fetch(
+            "SELECT id, code, name, department, site_lon, site_lat, jurisdiction FROM subcentres ORDER BY id")
+        subcentres = {
+            r["id"]: Subcentre(r["id"], r["code"], r["name"], r["department"], (r["site_lon"], r["site_lat"]),
+                               shapely.geometry.shape(r["jurisdiction"]))
+            for r in rows}
+        # Built off the event loop: thousands of polygons take a moment, and tickets must not wait.
+        index = await asyncio.to_thread(
+            Jurisdictions, [Jurisdiction(s.id, s.department, s.area) for s in subcentres.values()])
+        self.subcentres, self.jurisdictions = subcentres, index
+        log.info("jurisdiction index built: %d sub-centres", len(subcentres))
+
+    def changed(self) -> None:
+        """Schedule a reload (called from the hub when any process announces a change)."""
+        if self._reload is None or self._reload.done():
+            self._reload = asyncio.get_running_loop().create_task(self.load(), name="directory-reload")
+
+    async def add(self, code: str, name: str, department: str, site: tuple[float, float],
+                  area: BaseGeometry) -> int:
+        """Register a sub-centre; every process (this one included) reloads on the announcement."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            subcentre_id: int = await connection.fetchval(
+                "INSERT INTO subcentres (code, name, department, site_lon, site_lat, jurisdiction)"
+                " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                code, name, department, site[0], site[1], shapely.geometry.mapping(area))
+            await connection.execute("SELECT pg_notify($1, '')", SUBCENTRES_CHANNEL)
+        return subcentre_id
+
+
+def geometry_json(area: BaseGeometry) -> Any:
+    return msgspec.json.decode(shapely.to_geojson(area))

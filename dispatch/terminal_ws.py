@@ -1,0 +1,222 @@
+"""The sub-centre terminal WebSocket (/ws/terminal): transport only, the protocol is in protocol.py.
+
+One reader loop per connection handles requests in order; one writer task owns the socket and
+sends everything in order: results, and ticket events by gap-free sequence number. When it sees a
+gap (the hub reconnected, or the terminal was behind) it reads the missing events from PostgreSQL,
+so a terminal misses nothing. A terminal whose queue fills is cut off; it reconnects and replays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+import msgspec
+from aiohttp import WSMsgType, web
+
+from command.accounts import Role, User
+from command.errors import RequestError, decode, from_domain
+from command.services import SERVICES, SOCKETS, Services
+from dispatch.protocol import Ack, FeedbackMessage, Hello, Received, TerminalRequest
+from dispatch.store import Action, change_ticket, current_seq, replay
+from dispatch.tickets import Feedback
+
+log = logging.getLogger(__name__)
+
+_QUEUE_LIMIT = 2000
+_HELLO_TIMEOUT_S = 10.0
+MAX_FRAME_BYTES = 64 * 1024
+
+_RESYNC = object()
+_OVERFLOW = object()
+
+
+class _Outgoing:
+    """Queued for the writer: a ready message, a stored event, or _RESYNC."""
+
+    __slots__ = ("event", "message")
+
+    def __init__(self, message: Any = None, event: asyncpg.Record | None = None) -> None:
+        self.message = message
+        self.event = event
+
+
+class TerminalSession:
+    """One connected terminal: its sub-centre, what it has been sent, and its writer."""
+
+    def __init__(self, services: Services, socket: web.WebSocketResponse, user: User, last_seq: int) -> None:
+        assert user.subcentre_id is not None
+        self.services = services
+        self.socket = socket
+        self.user = user
+        self.subcentre_id = user.subcentre_id
+        self.last_sent = last_seq
+        self.queue: asyncio.Queue[_Outgoing | object] = asyncio.Queue(_QUEUE_LIMIT)
+        self.log = logging.LoggerAdapter(log, {"terminal": f"{user.username}#{id(self):x}"})
+
+    # Subscriber protocol (called by the hub; must not block)
+    def offer(self, event: asyncpg.Record) -> None:
+        self._put(_Outgoing(event=event))
+
+    def resync(self) -> None:
+        self._put(_RESYNC)
+
+    def send(self, message: Any) -> None:
+        self._put(_Outgoing(message=message))
+
+    def _put(self, item: _Outgoing | object) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.log.warning("terminal too slow: %d messages queued; disconnecting it", _QUEUE_LIMIT)
+            while not self.queue.empty():  # drop the backlog: the terminal replays it on reconnect
+                self.queue.get_nowait()
+            self.queue.put_nowait(_OVERFLOW)
+
+    async def write_forever(self) -> None:
+        while True:
+            item = await self.queue.get()
+            if item is _OVERFLOW:
+                await self.socket.close(code=1013, message=b"too slow")
+                return
+            if item is _RESYNC:
+                await self._catch_up()
+            elif isinstance(item, _Outgoing) and item.event is not None:
+                seq = item.event["subcentre_seq"]
+                if seq <= self.last_sent:
+                    continue  # already sent (replay and live raced): at-least-once, not twice
+                if seq == self.last_sent + 1:
+                    await self._send_event(seq, item.event["kind"], item.event["data"])
+                else:
+                    await self._catch_up()
+            elif isinstance(item, _Outgoing):
+                await self.socket.send_bytes(msgspec.json.encode(item.message))
+
+    async def _catch_up(self) -> None:
+        while rows := await replay(self.services.pool, self.subcentre_id, self.last_sent):
+            for row in rows:
+                await self._send_event(row["subcentre_seq"], row["kind"], row["data"])
+
+    async def _send_event(self, seq: int, kind: str, data: Any) -> None:
+        message = {"type": "ticket", "seq": seq, "event": kind.removeprefix("ticket."), "ticket": data["ticket"]}
+        await self.socket.send_str(msgspec.json.encode(message).decode())
+        self.last_sent = seq
+
+
+async def _snapshot(services: Services, subcentre_id: int) -> tuple[int, list[Any]]:
+    """Open tickets and the sequence number they are current to, read in one consistent snapshot."""
+    async with services.pool.acquire() as connection, connection.transaction(isolation="repeatable_read",
+                                                                               readonly=True):
+        seq: int = await connection.fetchval("SELECT last_seq FROM subcentres WHERE id = $1", subcentre_id)
+        rows = await connection.fetch(
+            "SELECT DISTINCT ON (e.ticket_id) e.data FROM events e JOIN tickets t ON t.id = e.ticket_id"
+            " WHERE e.subcentre_id = $1 AND t.subcentre_id = $1"
+            " AND t.state IN ('created', 'delivered', 'acknowledged')"
+            " ORDER BY e.ticket_id, e.subcentre_seq DESC", subcentre_id)
+    return seq, [r["data"]["ticket"] for r in rows]
+
+
+def _action(request: TerminalRequest) -> Action:
+    if isinstance(request, Received):
+        return Action("deliver")
+    if isinstance(request, Ack):
+        return Action("acknowledge")
+    if isinstance(request, FeedbackMessage):
+        return Action("report_back", feedback=Feedback(request.outcome, request.people_affected,
+                                                       request.resources_used, request.notes))
+    return Action("reject", reason=request.reason)
+
+
+def _error(code: str, message: str, field: str | None = None, request_id: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "error", "id": request_id, "code": code, "message": message}
+    if field:
+        body["field"] = field
+    return body
+
+
+async def _authenticate(services: Services, socket: web.WebSocketResponse) -> tuple[User, Hello] | None:
+    try:
+        frame = await socket.receive(timeout=_HELLO_TIMEOUT_S)
+    except TimeoutError:
+        await socket.send_json(_error("timeout", "send hello first"))
+        return None
+    if frame.type is not WSMsgType.TEXT:
+        return None
+    try:
+        hello = decode(frame.data, Hello)
+    except RequestError as error:
+        await socket.send_json(_error(error.code, f"expected hello: {error.message}", error.field))
+        return None
+    user = await services.sessions.user_for(hello.token)
+    if user is None or user.role is not Role.OPERATOR:
+        await socket.send_json(_error("unauthenticated", "the token is unknown, expired, or not an operator's",
+                                      "token"))
+        return None
+    return user, hello
+
+
+async def terminal_socket(request: web.Request) -> web.WebSocketResponse:
+    services = request.app[SERVICES]
+    socket = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_FRAME_BYTES)
+    await socket.prepare(request)
+    authenticated = await _authenticate(services, socket)
+    if authenticated is None:
+        await socket.close(code=4401, message=b"unauthenticated")
+        return socket
+    user, hello = authenticated
+    assert user.subcentre_id is not None
+    subcentre = services.directory.subcentres.get(user.subcentre_id)
+    session = TerminalSession(services, socket, user, hello.last_seq or 0)
+    services.hub.subscribe(session, user.subcentre_id)  # before reading, so nothing falls between
+    writer = asyncio.create_task(session.write_forever(), name=f"terminal-writer-{user.username}")
+    request.app[SOCKETS].add(socket)
+    try:
+        welcome: dict[str, Any] = {"type": "welcome", "user": user.public(),
+                                   "subcentre": subcentre.feature()["properties"] if subcentre else None}
+        if hello.last_seq is None:
+            seq, tickets = await _snapshot(services, user.subcentre_id)
+            session.last_sent = seq
+            session.send({**welcome, "seq": seq, "tickets": tickets})
+        else:
+            session.send({**welcome, "seq": await current_seq(services.pool, user.subcentre_id)})
+            session.resync()  # replay everything after the terminal's last_seq
+        await _read(services, socket, session, user)
+    finally:
+        services.hub.unsubscribe(session, user.subcentre_id)
+        writer.cancel()
+        request.app[SOCKETS].discard(socket)
+    return socket
+
+
+async def _read(services: Services, socket: web.WebSocketResponse, session: TerminalSession, user: User) -> None:
+    async for frame in socket:
+        if frame.type is not WSMsgType.TEXT:
+            if frame.type is WSMsgType.BINARY:
+                session.send(_error("invalid", "frames must be JSON text"))
+            continue
+        request_id: int | None = None
+        try:
+            raw = msgspec.json.decode(frame.data)
+            if isinstance(raw, dict) and isinstance(raw.get("id"), int):
+                request_id = raw["id"]
+            if isinstance(raw, dict) and raw.get("type") not in ("received", "ack", "feedback", "reject"):
+                raise RequestError(400, "unknown_type", f"unknown message type {raw.get('type')!r}", "type")
+            message = decode(frame.data, TerminalRequest)  # type: ignore[arg-type]
+            ticket = await _change(services, message, user)
+            session.send({"type": "result", "id": request_id, "ok": True, "changed": ticket is not None})
+        except msgspec.DecodeError:
+            session.send(_error("malformed_json", "frame is not valid JSON", None, request_id))
+        except Exception as error:
+            mapped = from_domain(error)
+            if mapped is None:
+                session.log.exception("terminal request failed")
+                mapped = RequestError(500, "internal", "the server could not do this; it is logged")
+            session.send(_error(mapped.code, mapped.message, mapped.field, request_id))
+
+
+async def _change(services: Services, message: TerminalRequest, user: User) -> Any:
+    return await change_ticket(services.pool, services.views, message.ticket_id, _action(message), user.id,
+                               user.subcentre_id)
+

@@ -1,0 +1,33 @@
+"""How incidents look to terminals and consoles (JSON-ready dicts), in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from alerts.tones import AlertPolicy
+from dispatch.taxonomy import Severity, Taxonomy
+
+JSON = dict[str, Any]
+
+
+class Views:
+    def __init__(self, taxonomy: Taxonomy, alerts: AlertPolicy) -> None:
+        self._taxonomy = taxonomy
+        self._alerts = alerts
+
+    def incident(self, row: Mapping[str, Any]) -> JSON:
+        kind = self._taxonomy.get(row["type_code"])
+        severity = Severity(row["severity"])
+        return {
+            "id": row["id"], "type_code": row["type_code"], "type_name": kind.name if kind else "",
+            "type_name_en": kind.name_en if kind else "", "category": kind.category if kind else "",
+            "severity": severity.value, "severity_label": severity.label, "severity_level": severity.name,
+            "location": {"lon": row["lon"], "lat": row["lat"]}, "address": row["address"],
+            "caller_name": row["caller_name"], "caller_phone": row["caller_phone"],
+            "description": row["description"], "state": row["state"], "flagged": row["flagged"],
+            "created_at": row["created_at"], "closed_at": row["closed_at"],
+        }
+
+    def alert(self, incident: Mapping[str, Any]) -> JSON:
+        return self._alerts.for_severity(Severity(incident["severity"])).payload()

@@ -1,0 +1,1 @@
+"""Geometry: coordinate datums, administrative boundaries, jurisdictions and their spatial index."""

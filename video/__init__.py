@@ -1,0 +1,1 @@
+"""Video supervision (cameras, recording, the wall, analytics). Built out by a later issue."""
