@@ -8,8 +8,10 @@ approximate WGS-84 positions in each district's seat. Loaded only into an empty 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from command.accounts import Role, create_user
 from command.database import Pool
@@ -51,26 +53,41 @@ CITY_WIDE = [
 ]
 
 
-async def seed(pool: Pool) -> bool:
-    """Load the demo data if there are no sub-centres yet; True if it did."""
+@dataclass(frozen=True)
+class DemoSubcentre:
+    code: str
+    name: str
+    department: str
+    site: tuple[float, float]
+    area: BaseGeometry  # WGS-84
+
+
+def demo_subcentres() -> list[DemoSubcentre]:
     area = city_area(yichang_districts())
-    rows: list[tuple[str, str, str, float, float, object]] = []
+    subcentres: list[DemoSubcentre] = []
     for department, sites in (("fire", FIRE_STATIONS), ("health", HOSPITALS)):
         cells = voronoi_cells([(lon, lat) for _, _, lon, lat in sites], area)
         for (code, name, lon, lat), cell in zip(sites, cells, strict=True):
-            rows.append((code, name, department, lon, lat, cell))
-    rows += [(code, name, department, lon, lat, area) for code, department, name, lon, lat in CITY_WIDE]
+            subcentres.append(DemoSubcentre(code, name, department, (lon, lat), cell))
+    subcentres += [DemoSubcentre(code, name, department, (lon, lat), area)
+                   for code, department, name, lon, lat in CITY_WIDE]
+    return subcentres
+
+
+async def seed(pool: Pool) -> bool:
+    """Load the demo data if there are no sub-centres yet; True if it did."""
+    rows = demo_subcentres()
 
     async with pool.acquire() as connection, connection.transaction():
         await connection.execute("LOCK TABLE subcentres IN EXCLUSIVE MODE")  # two servers starting at once
         if await connection.fetchval("SELECT count(*) FROM subcentres"):
             return False
-        for code, name, department, lon, lat, geometry in rows:
+        for row in rows:
             subcentre_id = await connection.fetchval(
                 "INSERT INTO subcentres (code, name, department, site_lon, site_lat, jurisdiction)"
                 " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                code, name, department, lon, lat, shapely.geometry.mapping(geometry))
-            await create_user(connection, code, f"{name}值班员", DEMO_PASSWORD, Role.OPERATOR, subcentre_id)
+                row.code, row.name, row.department, *row.site, shapely.geometry.mapping(row.area))
+            await create_user(connection, row.code, f"{row.name}值班员", DEMO_PASSWORD, Role.OPERATOR, subcentre_id)
         await create_user(connection, "dispatcher", "指挥中心调度员", DEMO_PASSWORD, Role.DISPATCHER)
         await create_user(connection, "supervisor", "监控中心值班长", DEMO_PASSWORD, Role.SUPERVISOR)
     log.info("demo data loaded: %d sub-centres and their operator accounts", len(rows))

@@ -92,7 +92,7 @@ class TerminalSession:
                 else:
                     await self._catch_up()
             elif isinstance(item, _Outgoing):
-                await self.socket.send_bytes(msgspec.json.encode(item.message))
+                await self.socket.send_str(_text(item.message))
 
     async def _catch_up(self) -> None:
         while rows := await replay(self.services.pool, self.subcentre_id, self.last_sent):
@@ -101,7 +101,7 @@ class TerminalSession:
 
     async def _send_event(self, seq: int, kind: str, data: Any) -> None:
         message = {"type": "ticket", "seq": seq, "event": kind.removeprefix("ticket."), "ticket": data["ticket"]}
-        await self.socket.send_str(msgspec.json.encode(message).decode())
+        await self.socket.send_str(_text(message))
         self.last_sent = seq
 
 
@@ -116,6 +116,10 @@ async def _snapshot(services: Services, subcentre_id: int) -> tuple[int, list[An
             " AND t.state IN ('created', 'delivered', 'acknowledged')"
             " ORDER BY e.ticket_id, e.subcentre_seq DESC", subcentre_id)
     return seq, [r["data"]["ticket"] for r in rows]
+
+
+def _text(message: Any) -> str:
+    return msgspec.json.encode(message).decode()
 
 
 def _action(request: TerminalRequest) -> Action:
@@ -169,8 +173,10 @@ async def terminal_socket(request: web.Request) -> web.WebSocketResponse:
     assert user.subcentre_id is not None
     subcentre = services.directory.subcentres.get(user.subcentre_id)
     session = TerminalSession(services, socket, user, hello.last_seq or 0)
-    services.hub.subscribe(session, user.subcentre_id)  # before reading, so nothing falls between
-    writer = asyncio.create_task(session.write_forever(), name=f"terminal-writer-{user.username}")
+    # Subscribe before reading the database, so no event falls between the two; events that arrive
+    # meanwhile wait in the queue, and the writer starts only after the welcome went out first.
+    services.hub.subscribe(session, user.subcentre_id)
+    writer: asyncio.Task[None] | None = None
     request.app[SOCKETS].add(socket)
     try:
         welcome: dict[str, Any] = {"type": "welcome", "user": user.public(),
@@ -178,14 +184,17 @@ async def terminal_socket(request: web.Request) -> web.WebSocketResponse:
         if hello.last_seq is None:
             seq, tickets = await _snapshot(services, user.subcentre_id)
             session.last_sent = seq
-            session.send({**welcome, "seq": seq, "tickets": tickets})
+            await socket.send_str(_text({**welcome, "seq": seq, "tickets": tickets}))
         else:
-            session.send({**welcome, "seq": await current_seq(services.pool, user.subcentre_id)})
+            await socket.send_str(_text(
+                {**welcome, "seq": await current_seq(services.pool, user.subcentre_id)}))
             session.resync()  # replay everything after the terminal's last_seq
+        writer = asyncio.create_task(session.write_forever(), name=f"terminal-writer-{user.username}")
         await _read(services, socket, session, user)
     finally:
         services.hub.unsubscribe(session, user.subcentre_id)
-        writer.cancel()
+        if writer is not None:
+            writer.cancel()
         request.app[SOCKETS].discard(socket)
     return socket
 

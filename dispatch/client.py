@@ -1,0 +1,138 @@
+"""A sub-centre terminal in Python (websockets): what the benchmark and tests drive, and a model
+for other terminal implementations.
+
+It keeps the last sequence number it saw and gives it on reconnect, keeps tickets by id so a
+ticket delivered twice is shown once, and sends a delivery receipt for each new ticket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import websockets
+
+
+class TerminalError(Exception):
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(f"{payload.get('code')}: {payload.get('message')} (field {payload.get('field')})")
+        self.payload = payload
+
+
+class TerminalClient:
+    def __init__(self, url: str, token: str, *, auto_receipt: bool = True,
+                 on_new_ticket: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.url = url
+        self.token = token
+        self.auto_receipt = auto_receipt
+        self.on_new_ticket = on_new_ticket
+        self.last_seq: int | None = None
+        self.tickets: dict[int, dict[str, Any]] = {}
+        self.new_tickets: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.repeats = 0  # a ticket offered again (at-least-once delivery), not shown again
+        self.welcome: dict[str, Any] = {}
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._socket: websockets.ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        self._socket = await websockets.connect(self.url, max_size=1 << 20)
+        await self._socket.send(msgspec.json.encode({"type": "hello", "token": self.token,
+                                                     "last_seq": self.last_seq}).decode())
+        first = msgspec.json.decode(await self._socket.recv())
+        if first.get("type") != "welcome":
+            await self._socket.close()
+            raise TerminalError(first.get("error", first) if isinstance(first, dict) else {"message": first})
+        self.welcome = first
+        if "tickets" in first:  # a fresh terminal gets the open tickets and the seq they are current to
+            self.last_seq = first["seq"]
+            for ticket in first["tickets"]:
+                self._see(ticket, "snapshot")
+        elif self.last_seq is None:
+            self.last_seq = first["seq"]
+        self._reader = asyncio.create_task(self._read(self._socket))
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        self._socket = self._reader = None
+
+    async def __aenter__(self) -> TerminalClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._reader is not None and not self._reader.done()
+
+    async def _read(self, socket: websockets.ClientConnection) -> None:
+        try:
+            async for raw in socket:
+                message = msgspec.json.decode(raw)
+                kind = message.get("type")
+                if kind == "ticket":
+                    self.last_seq = message["seq"]
+                    ticket = message["ticket"]
+                    if self._see(ticket, message["event"]) and self.auto_receipt and ticket["state"] == "created":
+                        await socket.send(msgspec.json.encode({"type": "received", "ticket_id": ticket["id"]}).decode())
+                elif kind in ("result", "error") and message.get("id") in self._pending:
+                    self._pending.pop(message["id"]).set_result(message)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("terminal connection closed"))
+            self._pending.clear()
+
+    def _see(self, ticket: dict[str, Any], event: str) -> bool:
+        """Keep the ticket's latest state; True if it is new to this terminal (to be shown)."""
+        known = ticket["id"] in self.tickets
+        self.tickets[ticket["id"]] = ticket
+        if known:
+            if event in ("created", "snapshot"):
+                self.repeats += 1
+            return False
+        self.new_tickets.put_nowait(ticket)
+        if self.on_new_ticket is not None:
+            self.on_new_ticket(ticket)
+        return True
+
+    async def request(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Send one request and wait for its result; raises TerminalError with the server's error."""
+        if self._socket is None:
+            raise ConnectionError("not connected")
+        request_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        await self._socket.send(msgspec.json.encode({"type": kind, "id": request_id, **fields}).decode())
+        answer = await future
+        if answer["type"] == "error":
+            raise TerminalError(answer)
+        return answer
+
+    async def send_raw(self, text: str) -> None:
+        if self._socket is None:
+            raise ConnectionError("not connected")
+        await self._socket.send(text)
+
+    async def next_ticket(self, timeout: float = 5.0) -> dict[str, Any]:
+        return await asyncio.wait_for(self.new_tickets.get(), timeout)
+
+    async def acknowledge(self, ticket_id: int) -> dict[str, Any]:
+        return await self.request("ack", ticket_id=ticket_id)
+
+    async def report_back(self, ticket_id: int, outcome: str, **details: Any) -> dict[str, Any]:
+        return await self.request("feedback", ticket_id=ticket_id, outcome=outcome, **details)

@@ -1,0 +1,153 @@
+"""The spine, end to end on a real server and PostgreSQL: a dispatcher reports, the right terminal
+hears it, acknowledges, reports back, and the incident closes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dispatch.client import TerminalError
+from tests.helpers import Liandong
+
+XILING = (111.29, 30.70)
+
+
+async def test_a_fire_in_xiling_reaches_the_xiling_station_which_acknowledges_and_reports_back(
+        liandong: Liandong) -> None:
+    station = await liandong.terminal("fire-xiling")
+    elsewhere = await liandong.terminal("fire-dangyang")
+    try:
+        incident = await liandong.report("201", 4, *XILING, address="西陵区 东山大道 1 号",
+                                         caller_phone="13800000000", description="居民楼三层起火")
+        assert [t["department"] for t in incident["tickets"]] == ["fire"]
+        ticket = await station.next_ticket()
+        assert ticket["id"] == incident["tickets"][0]["id"]
+        assert ticket["incident"]["description"] == "居民楼三层起火"
+        assert ticket["alert"] == {"tone": "chime", "repeat_s": 2.0, "until": "acknowledged"}
+        with pytest.raises(asyncio.TimeoutError):
+            await elsewhere.next_ticket(timeout=0.3)
+
+        await station.acknowledge(ticket["id"])
+        await station.report_back(ticket["id"], "明火已扑灭", people_affected=3, resources_used="2 车 10 人")
+
+        stored = await liandong.incident(incident["id"])
+        assert stored["state"] == "closed"
+        (closed,) = stored["tickets"]
+        assert closed["state"] == "closed"
+        assert closed["delivered_at"] and closed["acknowledged_at"] and closed["closed_at"]
+        assert closed["feedback"]["outcome"] == "明火已扑灭"
+        assert [e["kind"] for e in stored["timeline"]] == [
+            "incident.created", "ticket.created", "ticket.delivered", "ticket.acknowledged", "ticket.closed",
+            "incident.closed"]
+    finally:
+        await station.close()
+        await elsewhere.close()
+
+
+async def test_the_incident_stays_open_until_every_ticket_is_closed_or_cancelled(liandong: Liandong) -> None:
+    flood = await liandong.report("101", 1, *XILING)  # severe flood: water, civil affairs, health
+    by_department = {t["department"]: t for t in flood["tickets"]}
+    assert set(by_department) == {"water", "civil_affairs", "health"}
+    water = await liandong.terminal("water")
+    try:
+        await water.acknowledge(by_department["water"]["id"])
+        await water.report_back(by_department["water"]["id"], "排涝完成")
+    finally:
+        await water.close()
+    assert (await liandong.incident(flood["id"]))["state"] == "open"
+    status, _ = await liandong.call("POST", f"/api/tickets/{by_department['health']['id']}/cancel",
+                                    {"reason": "no casualties"}, as_user="dispatcher")
+    assert status == 200
+    assert (await liandong.incident(flood["id"]))["state"] == "open"
+    affairs = await liandong.terminal("civil-affairs")
+    try:
+        await affairs.acknowledge(by_department["civil_affairs"]["id"])
+        await affairs.report_back(by_department["civil_affairs"]["id"], "安置 12 人")
+    finally:
+        await affairs.close()
+    assert (await liandong.incident(flood["id"]))["state"] == "closed"
+
+
+async def test_a_terminal_that_reconnects_gets_what_it_missed_in_order_and_nothing_twice(
+        liandong: Liandong) -> None:
+    station = await liandong.terminal("fire-xiling")
+    first = await liandong.report("201", 4, *XILING)
+    await station.next_ticket()
+    await station.close()  # the line drops
+
+    missed = [await liandong.report("201", 3, *XILING) for _ in range(3)]
+    await liandong.call("POST", f"/api/tickets/{missed[0]['tickets'][0]['id']}/cancel", {"reason": "duplicate"},
+                        as_user="dispatcher")
+    seen_before = station.last_seq
+    await station.connect()  # gives last_seq: the server replays from there
+    try:
+        replayed = [await station.next_ticket() for _ in range(3)]
+        assert [t["id"] for t in replayed] == [m["tickets"][0]["id"] for m in missed]
+        await asyncio.sleep(0.2)
+        assert station.tickets[missed[0]["tickets"][0]["id"]]["state"] == "cancelled"
+        assert station.new_tickets.empty()
+        assert first["tickets"][0]["id"] in station.tickets
+        assert station.last_seq is not None and seen_before is not None and station.last_seq > seen_before
+        assert station.repeats == 0
+    finally:
+        await station.close()
+
+
+async def test_a_fresh_terminal_is_shown_the_open_tickets_of_its_sub_centre(liandong: Liandong) -> None:
+    waiting = await liandong.report("201", 2, *XILING)
+    station = await liandong.terminal("fire-xiling")
+    try:
+        ticket = await station.next_ticket()
+        assert ticket["id"] == next(t["id"] for t in waiting["tickets"] if t["department"] == "fire")
+    finally:
+        await station.close()
+
+
+async def test_an_operator_cannot_touch_another_sub_centres_ticket(liandong: Liandong) -> None:
+    incident = await liandong.report("201", 4, *XILING)
+    intruder = await liandong.terminal("fire-dangyang")
+    try:
+        with pytest.raises(TerminalError) as refused:
+            await intruder.acknowledge(incident["tickets"][0]["id"])
+        assert refused.value.payload["code"] == "forbidden"
+        assert refused.value.payload["field"] == "ticket_id"
+    finally:
+        await intruder.close()
+    status, body = await liandong.call("POST", f"/api/tickets/{incident['tickets'][0]['id']}/acknowledge",
+                                       as_user="fire-dangyang")
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    assert (await liandong.incident(incident["id"]))["tickets"][0]["state"] in ("created", "delivered")
+
+
+async def test_acknowledging_twice_is_refused_and_changes_nothing(liandong: Liandong) -> None:
+    incident = await liandong.report("201", 4, *XILING)
+    station = await liandong.terminal("fire-xiling")
+    try:
+        ticket = await station.next_ticket()
+        await station.acknowledge(ticket["id"])
+        with pytest.raises(TerminalError) as refused:
+            await station.acknowledge(ticket["id"])
+        assert refused.value.payload["code"] == "illegal_transition"
+    finally:
+        await station.close()
+    stored = await liandong.incident(incident["id"])
+    assert [e["kind"] for e in stored["timeline"]].count("ticket.acknowledged") == 1
+
+
+async def test_a_second_terminal_of_the_same_sub_centre_stops_ringing_when_one_acknowledges(
+        liandong: Liandong) -> None:
+    desk, tablet = await liandong.terminal("fire-xiling"), await liandong.terminal("fire-xiling")
+    try:
+        await liandong.report("201", 4, *XILING)
+        ticket = await desk.next_ticket()
+        assert (await tablet.next_ticket())["id"] == ticket["id"]
+        await desk.acknowledge(ticket["id"])
+        for _ in range(50):
+            if tablet.tickets[ticket["id"]]["state"] == "acknowledged":
+                break
+            await asyncio.sleep(0.02)
+        assert tablet.tickets[ticket["id"]]["state"] == "acknowledged"
+    finally:
+        await desk.close()
+        await tablet.close()
