@@ -13,7 +13,7 @@ import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 
-from command.database import Connection, Pool
+from dispatch.pg import Connection, Pool
 
 # Interactive-login parameters (RFC 9106's second recommendation scaled down to ~20 ms here):
 # a login is rare, a token check is a hash lookup.

@@ -137,6 +137,10 @@ async def add_subcentre(request: web.Request) -> web.Response:
         raise RequestError(422, "invalid", "coordinates must be WGS-84 lon/lat", "jurisdiction")
     if any(s.code == body.code for s in services.directory.subcentres.values()):
         raise RequestError(409, "duplicate", f"sub-centre {body.code!r} exists", "code")
+    if clash := services.directory.jurisdictions.overlapping(body.department, area):
+        names = ", ".join(services.directory.subcentres[i].code for i in clash)
+        raise RequestError(409, "overlap", f"the jurisdiction overlaps that of {names} in the same department;"
+                           " shrink theirs first", "jurisdiction")
     subcentre_id = await services.directory.add(body.code, body.name, body.department,
                                                 (body.site.lon, body.site.lat), area)
     return reply({"id": subcentre_id}, status=201)
@@ -187,8 +191,8 @@ async def list_incidents(request: web.Request) -> web.Response:
         "SELECT i.*, (SELECT coalesce(jsonb_agg(jsonb_build_object('id', t.id, 'subcentre_id', t.subcentre_id,"
         " 'department', t.department, 'state', t.state) ORDER BY t.id), '[]') FROM tickets t"
         " WHERE t.incident_id = i.id) AS tickets FROM incidents i"
-        " WHERE ($1::text IS NULL OR i.state = $1) AND i.created_at >= coalesce($2, '-infinity')"
-        " AND i.created_at < coalesce($3, 'infinity') ORDER BY i.created_at DESC, i.id DESC LIMIT $4",
+        " WHERE ($1::text IS NULL OR i.state = $1) AND i.created_at >= coalesce($2::timestamptz, '-infinity')"
+        " AND i.created_at < coalesce($3::timestamptz, 'infinity') ORDER BY i.created_at DESC, i.id DESC LIMIT $4",
         state, since, until, int(limit_raw))
     return reply([{**services.views.incident(r), "tickets": r["tickets"]} for r in rows])
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +21,7 @@ from command.database import database_url, migrate, open_pool
 from command.demo import seed
 from command.errors import RequestError, from_domain
 from command.hub import Hub
-from command.services import SERVICES, SOCKETS, Services
+from command.services import SERVICES, SOCKETS, OpenSockets, Services
 from dispatch.directory import Directory
 from dispatch.routing import Router
 from dispatch.terminal_ws import terminal_socket
@@ -45,8 +44,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     """Map every failure to a JSON error in one place; unexpected ones are logged, never leaked."""
     try:
         return await handler(request)
-    except web.HTTPRequestEntityTooLarge as error:
-        return _error_response(RequestError(413, "too_large", f"the body exceeds {error.max_size} bytes", "body"))
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SERVICES].config.server.max_body_bytes
+        return _error_response(RequestError(413, "too_large", f"the body exceeds {limit} bytes", "body"))
     except web.HTTPException as error:
         if not request.path.startswith("/api/") or error.status < 400:
             raise
@@ -91,7 +91,8 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
 
 
 async def _close_sockets(app: web.Application) -> None:
-    for socket in list(app[SOCKETS]):
+    sockets: OpenSockets = app[SOCKETS]
+    for socket in list(sockets):
         await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
@@ -111,7 +112,7 @@ async def _home(_request: web.Request) -> web.StreamResponse:
 
 def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[json_errors])
-    app[SOCKETS] = weakref.WeakSet()
+    app[SOCKETS] = OpenSockets()
     app.cleanup_ctx.append(_services_context(config))
     app.on_shutdown.append(_close_sockets)
     app.add_routes(api.routes)

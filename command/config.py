@@ -26,62 +26,62 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
 
 
-class ServerConfig(_Section):
+class ServerConfig(_Section, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: Port = 8080
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 65536
     data_dir: str = "var"
 
 
-class DatabaseConfig(_Section):
+class DatabaseConfig(_Section, frozen=True, forbid_unknown_fields=True):
     url: str = ""
     pool_min: Annotated[int, msgspec.Meta(ge=1)] = 2
     pool_max: Annotated[int, msgspec.Meta(ge=1)] = 10
     listen_retry_s: Positive = 1.0
 
 
-class AuthConfig(_Section):
+class AuthConfig(_Section, frozen=True, forbid_unknown_fields=True):
     session_hours: Positive = 12.0
 
 
-class DemoConfig(_Section):
+class DemoConfig(_Section, frozen=True, forbid_unknown_fields=True):
     seed: bool = True
 
 
-class AlertConfig(_Section):
+class AlertConfig(_Section, frozen=True, forbid_unknown_fields=True):
     tone_by_severity: dict[str, Tone] = msgspec.field(
         default_factory=lambda: {"I": "siren", "II": "siren", "III": "urgent", "IV": "chime"}
     )
     repeat_s: Positive = 2.0
 
 
-class SubtypeConfig(_Section):
+class SubtypeConfig(_Section, frozen=True, forbid_unknown_fields=True):
     code: Code
     name: str
     name_en: str = ""
 
 
-class CategoryConfig(_Section):
+class CategoryConfig(_Section, frozen=True, forbid_unknown_fields=True):
     code: Annotated[str, msgspec.Meta(pattern=r"^[1-4]$")]
     name: str
     name_en: str = ""
     subtypes: list[SubtypeConfig] = []
 
 
-class DepartmentConfig(_Section):
+class DepartmentConfig(_Section, frozen=True, forbid_unknown_fields=True):
     code: Code
     name: str
     name_en: str = ""
     handles: list[str] = []
 
 
-class SeverityRuleConfig(_Section):
+class SeverityRuleConfig(_Section, frozen=True, forbid_unknown_fields=True):
     types: list[str]
     levels: list[str]
     departments: list[str]
 
 
-class _RawConfig(_Section):
+class _RawConfig(_Section, frozen=True, forbid_unknown_fields=True):
     server: ServerConfig = ServerConfig()
     database: DatabaseConfig = DatabaseConfig()
     auth: AuthConfig = AuthConfig()

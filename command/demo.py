@@ -14,7 +14,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from command.accounts import Role, create_user
-from command.database import Pool
+from dispatch.pg import Pool
 from gis.boundaries import city_area, yichang_districts
 from gis.partition import voronoi_cells
 

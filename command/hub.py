@@ -17,13 +17,15 @@ from typing import Protocol
 import asyncpg
 import msgspec
 
-from command.database import Pool, connect
+from command.database import connect
 from dispatch.directory import SUBCENTRES_CHANNEL
+from dispatch.pg import Pool
 from dispatch.store import CHANNEL, events_by_id
 
 log = logging.getLogger(__name__)
 
 _PROBE_EVERY_S = 5.0
+LISTEN_APPLICATION_NAME = "liandong-listen"  # so operators (and tests) can find this connection
 
 
 class Subscriber(Protocol):
@@ -80,7 +82,9 @@ class Hub:
                 await distributor
 
     async def _listen(self, resync: bool) -> None:
-        connection = await connect(self._url)
+        connection = await connect(self._url, LISTEN_APPLICATION_NAME)
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _connection: lost.set())
         try:
             await connection.add_listener(CHANNEL, self._notified)
             await connection.add_listener(SUBCENTRES_CHANNEL, self._subcentres_changed)
@@ -88,8 +92,12 @@ class Hub:
             if resync:
                 self._resync_all()
                 self._subcentres_changed()
-            while not connection.is_closed():
-                await asyncio.sleep(_PROBE_EVERY_S)
+            while True:
+                # A closed socket is seen at once; a silent network fault only by the probe.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), _PROBE_EVERY_S)
+                if lost.is_set():
+                    raise ConnectionResetError("the LISTEN connection was closed")
                 await connection.fetchval("SELECT 1", timeout=_PROBE_EVERY_S)
         finally:
             with contextlib.suppress(Exception):

@@ -66,6 +66,7 @@ async def record_incident(services: Services, report: IncidentReport, user: User
             " description, flagged, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
             report.type_code, report.severity, report.location.lon, report.location.lat, report.address,
             report.caller_name, report.caller_phone, report.description, decision.flagged, user.id)
+        assert row is not None  # INSERT ... RETURNING always returns the row
         incident = services.views.incident(row)
         routing = routing_json(services, decision)
         tickets = await issue_tickets(connection, incident, decision.assignments,

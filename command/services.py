@@ -9,9 +9,9 @@ from aiohttp import web
 
 from command.accounts import Sessions
 from command.config import Config
-from command.database import Pool
 from command.hub import Hub
 from dispatch.directory import Directory
+from dispatch.pg import Pool
 from dispatch.routing import Router
 from dispatch.views import Views
 
@@ -28,5 +28,10 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
-# Every open WebSocket, so shutdown can close them with GOING_AWAY instead of dropping them.
-SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
+
+
+class OpenSockets(weakref.WeakSet[web.WebSocketResponse]):
+    """Every open WebSocket, so shutdown can close them with GOING_AWAY instead of dropping them."""
+
+
+SOCKETS = web.AppKey("sockets", OpenSockets)

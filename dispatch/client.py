@@ -52,10 +52,17 @@ class TerminalClient:
         if "tickets" in first:  # a fresh terminal gets the open tickets and the seq they are current to
             self.last_seq = first["seq"]
             for ticket in first["tickets"]:
-                self._see(ticket, "snapshot")
+                if self._see(ticket, "snapshot"):
+                    await self._receipt(self._socket, ticket)
         elif self.last_seq is None:
             self.last_seq = first["seq"]
         self._reader = asyncio.create_task(self._read(self._socket))
+
+    async def _receipt(self, socket: websockets.ClientConnection, ticket: dict[str, Any]) -> None:
+        """Tell the server the ticket arrived (its result is not awaited: receipts are idempotent)."""
+        if self.auto_receipt and ticket["state"] == "created":
+            receipt = {"type": "received", "id": next(self._ids), "ticket_id": ticket["id"]}
+            await socket.send(msgspec.json.encode(receipt).decode())
 
     async def close(self) -> None:
         if self._socket is not None:
@@ -84,9 +91,8 @@ class TerminalClient:
                 kind = message.get("type")
                 if kind == "ticket":
                     self.last_seq = message["seq"]
-                    ticket = message["ticket"]
-                    if self._see(ticket, message["event"]) and self.auto_receipt and ticket["state"] == "created":
-                        await socket.send(msgspec.json.encode({"type": "received", "ticket_id": ticket["id"]}).decode())
+                    if self._see(message["ticket"], message["event"]):
+                        await self._receipt(socket, message["ticket"])
                 elif kind in ("result", "error") and message.get("id") in self._pending:
                     self._pending.pop(message["id"]).set_result(message)
         except websockets.ConnectionClosed:
@@ -123,13 +129,19 @@ class TerminalClient:
             raise TerminalError(answer)
         return answer
 
-    async def send_raw(self, text: str) -> None:
+    async def send_raw(self, text: str, answer_id: int | None = None) -> dict[str, Any]:
+        """Send a frame exactly as given (to test the server's validation) and wait for the answer
+        carrying `answer_id` (None: an answer to a frame whose id the server could not read)."""
         if self._socket is None:
             raise ConnectionError("not connected")
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[answer_id] = future  # type: ignore[index]
         await self._socket.send(text)
+        return await asyncio.wait_for(future, 5.0)
 
-    async def next_ticket(self, timeout: float = 5.0) -> dict[str, Any]:
-        return await asyncio.wait_for(self.new_tickets.get(), timeout)
+    async def next_ticket(self, wait_s: float = 5.0) -> dict[str, Any]:
+        """The next ticket this terminal has not shown before."""
+        return await asyncio.wait_for(self.new_tickets.get(), wait_s)
 
     async def acknowledge(self, ticket_id: int) -> dict[str, Any]:
         return await self.request("ack", ticket_id=ticket_id)

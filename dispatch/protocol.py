@@ -23,22 +23,22 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_fiel
     pass
 
 
-class Hello(_Message, tag="hello"):
+class Hello(_Message, tag="hello", frozen=True, forbid_unknown_fields=True):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     last_seq: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
-class Received(_Message, tag="received"):
+class Received(_Message, tag="received", frozen=True, forbid_unknown_fields=True):
     ticket_id: TicketId
     id: RequestId = None
 
 
-class Ack(_Message, tag="ack"):
+class Ack(_Message, tag="ack", frozen=True, forbid_unknown_fields=True):
     ticket_id: TicketId
     id: RequestId = None
 
 
-class FeedbackMessage(_Message, tag="feedback"):
+class FeedbackMessage(_Message, tag="feedback", frozen=True, forbid_unknown_fields=True):
     ticket_id: TicketId
     outcome: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
     people_affected: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
@@ -47,7 +47,7 @@ class FeedbackMessage(_Message, tag="feedback"):
     id: RequestId = None
 
 
-class Reject(_Message, tag="reject"):
+class Reject(_Message, tag="reject", frozen=True, forbid_unknown_fields=True):
     ticket_id: TicketId
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
     id: RequestId = None

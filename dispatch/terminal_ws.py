@@ -29,6 +29,7 @@ _QUEUE_LIMIT = 2000
 _HELLO_TIMEOUT_S = 10.0
 MAX_FRAME_BYTES = 64 * 1024
 
+_REQUESTS: msgspec.json.Decoder[TerminalRequest] = msgspec.json.Decoder(TerminalRequest)
 _RESYNC = object()
 _OVERFLOW = object()
 
@@ -212,7 +213,7 @@ async def _read(services: Services, socket: web.WebSocketResponse, session: Term
                 request_id = raw["id"]
             if isinstance(raw, dict) and raw.get("type") not in ("received", "ack", "feedback", "reject"):
                 raise RequestError(400, "unknown_type", f"unknown message type {raw.get('type')!r}", "type")
-            message = decode(frame.data, TerminalRequest)  # type: ignore[arg-type]
+            message = decode(frame.data, _REQUESTS)
             ticket = await _change(services, message, user)
             session.send({"type": "result", "id": request_id, "ok": True, "changed": ticket is not None})
         except msgspec.DecodeError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
+
 from alerts.tones import AlertPolicy
 from dispatch.taxonomy import Severity, Taxonomy
 
@@ -16,7 +18,7 @@ class Views:
         self._taxonomy = taxonomy
         self._alerts = alerts
 
-    def incident(self, row: Mapping[str, Any]) -> JSON:
+    def incident(self, row: Mapping[str, Any] | asyncpg.Record) -> JSON:
         kind = self._taxonomy.get(row["type_code"])
         severity = Severity(row["severity"])
         return {

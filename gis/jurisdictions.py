@@ -64,6 +64,19 @@ class Jurisdictions:
         projected: BaseGeometry = shapely.transform(geometry, lambda coords: coords * scale)
         return projected
 
+    def overlapping(self, department: str, area: BaseGeometry, min_overlap_m2: float = 1.0) -> list[int]:
+        """Sub-centres of the department whose jurisdiction shares more than a sliver with `area`.
+
+        Within a department areas must not overlap, or two stations would both own a street.
+        """
+        index = self._departments.get(department)
+        if index is None:
+            return []
+        projected = self._project(area)
+        candidates = index.tree.query(projected, predicate="intersects")
+        return sorted(int(index.ids[i]) for i in candidates
+                      if index.tree.geometries[i].intersection(projected).area > min_overlap_m2)
+
     def departments(self) -> frozenset[str]:
         return frozenset(self._departments)
 

@@ -26,7 +26,7 @@ async def test_a_fire_in_xiling_reaches_the_xiling_station_which_acknowledges_an
         assert ticket["incident"]["description"] == "居民楼三层起火"
         assert ticket["alert"] == {"tone": "chime", "repeat_s": 2.0, "until": "acknowledged"}
         with pytest.raises(asyncio.TimeoutError):
-            await elsewhere.next_ticket(timeout=0.3)
+            await elsewhere.next_ticket(wait_s=0.3)
 
         await station.acknowledge(ticket["id"])
         await station.report_back(ticket["id"], "明火已扑灭", people_affected=3, resources_used="2 车 10 人")

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from command.demo import demo_subcentres
 from gis.boundaries import DATA, yichang_districts
@@ -67,21 +68,24 @@ def test_a_gps_fix_near_a_boundary_goes_where_the_gcj02_map_says_not_where_the_r
     assert names[placement.subcentre_id] == truth_name != naive_name
 
 
+Fire = tuple[Jurisdictions, dict[str, int], dict[int, BaseGeometry]]
+
+
 @pytest.fixture(scope="module")
-def fire() -> tuple[Jurisdictions, dict[str, int], dict[int, shapely.Geometry]]:
+def fire() -> Fire:
     demo = [s for s in demo_subcentres() if s.department == "fire"]
     index = Jurisdictions(Jurisdiction(i, "fire", s.area) for i, s in enumerate(demo, start=1))
     return index, {s.code: i for i, s in enumerate(demo, start=1)}, {i: s.area for i, s in enumerate(demo, start=1)}
 
 
-def test_a_point_inside_a_station_area_goes_to_that_station(fire: tuple) -> None:  # type: ignore[type-arg]
+def test_a_point_inside_a_station_area_goes_to_that_station(fire: Fire) -> None:
     index, ids, _ = fire
     placement = index.locate("fire", 111.29, 30.70)  # 西陵区, beside the Xiling station
     assert placement is not None
     assert (placement.subcentre_id, placement.inside, placement.distance_m) == (ids["fire-xiling"], True, 0.0)
 
 
-def test_a_point_on_a_shared_boundary_goes_to_exactly_one_station_every_time(fire: tuple) -> None:  # type: ignore[type-arg]
+def test_a_point_on_a_shared_boundary_goes_to_exactly_one_station_every_time(fire: Fire) -> None:
     index, ids, areas = fire
     a, b = ids["fire-xiling"], ids["fire-wujiagang"]
     edge = areas[a].intersection(areas[b])
@@ -98,8 +102,8 @@ def test_a_point_on_a_shared_boundary_goes_to_exactly_one_station_every_time(fir
     assert placement is not None and placement.inside
 
 
-def test_a_point_outside_every_area_goes_to_the_nearest_station_and_is_flagged(fire: tuple) -> None:  # type: ignore[type-arg]
-    index, ids, areas = fire
+def test_a_point_outside_every_area_goes_to_the_nearest_station_and_is_flagged(fire: Fire) -> None:
+    index, _, areas = fire
     placement = index.locate("fire", 112.30, 30.60)  # east of 枝江市, beyond the city's edge
     assert placement is not None and not placement.inside
     nearest = min(areas, key=lambda i: areas[i].distance(shapely.Point(112.30, 30.60)))
