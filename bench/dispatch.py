@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import random
 import shutil
@@ -160,6 +161,26 @@ async def measure_floor(url: str, samples: int) -> dict[str, float]:
         echo.wait(10)
 
 
+LOOP_LAG: list[float] = []
+
+
+async def _loop_lag() -> None:
+    """How late this process's own event loop wakes: latency it adds to what it measures."""
+    while True:
+        t0 = time.perf_counter()
+        await asyncio.sleep(0.005)
+        LOOP_LAG.append((time.perf_counter() - t0 - 0.005) * 1000)
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def random_points(count: int, seed: int) -> list[tuple[float, float]]:
     area = city_area(yichang_districts())
     shapely.prepare(area)
@@ -193,6 +214,7 @@ async def run(terminals: int, rate: float, duration: float, per_subcentre: int) 
                 return token
 
         dispatcher = await login("bench-dispatcher")
+        rss_idle = server.memory_info().rss / 2**20
         received: dict[int, list[float]] = {}   # incident id -> arrival times at terminals
         sent: dict[int, float] = {}             # incident id -> POST sent
         by_subcentre: dict[int, list[TerminalClient]] = {}
@@ -253,8 +275,14 @@ async def run(terminals: int, rate: float, duration: float, per_subcentre: int) 
             with contextlib.suppress(Exception):
                 await client.acknowledge(ticket_id)
 
-        process_tree = [server, *server.children(recursive=True)]
-        cpu_before = sum(p.cpu_times().user + p.cpu_times().system for p in process_tree)
+        rss_connected = server.memory_info().rss / 2**20
+        me = psutil.Process()
+        postgres = [p for p in psutil.process_iter(["name", "cmdline"])
+                    if p.info["name"] == "postgres" or "postgres" in " ".join(p.info["cmdline"] or [])[:200]]
+        watched = {"server": [server], "bench": [me], "postgres": postgres}
+        cpu_before = {k: _cpu(v) for k, v in watched.items()}
+        lag = asyncio.create_task(_loop_lag())
+        gc.freeze()  # the terminals and their state live for the whole run: keep GC pauses out of the timings
         started = time.perf_counter()
         tasks: list[asyncio.Task[None]] = []
         ack_tasks: list[asyncio.Task[None]] = []
@@ -277,9 +305,12 @@ async def run(terminals: int, rate: float, duration: float, per_subcentre: int) 
         await asyncio.gather(*ack_tasks)
         elapsed = time.perf_counter() - started
         await asyncio.sleep(3.0)  # let the last deliveries land before counting losses
-        cpu_after = sum(p.cpu_times().user + p.cpu_times().system for p in process_tree)
+        cpu_after = {k: _cpu(v) for k, v in watched.items()}
+        lag.cancel()
         rss_peak = max(rss_peak, server.memory_info().rss / 2**20)
         watcher.cancel()
+        async with http.get(base + "/healthz") as response:
+            server_lag = (await response.json())["loop_lag"]
 
         latencies = [arrival_t - sent[incident_id] for incident_id, times in received.items()
                      if incident_id in sent for arrival_t in times]
@@ -300,8 +331,11 @@ async def run(terminals: int, rate: float, duration: float, per_subcentre: int) 
             "ack_p99_ms": percentile([x * 1000 for x in ack_latencies], 99),
             "acks_unseen": len(acks_sent) - len(ack_latencies),
             "lost": lost, "duplicates": sum(c.repeats for c in clients),
-            "rss_mb": round(rss_peak, 1),
-            "server_cpu_cores": round((cpu_after - cpu_before) / elapsed, 2),
+            "rss_mb": round(rss_peak, 1), "rss_idle_mb": round(rss_idle, 1),
+            "rss_connected_mb": round(rss_connected, 1),
+            **{f"{k}_cpu_cores": round((cpu_after[k] - cpu_before[k]) / elapsed, 2) for k in watched},
+            "server_loop_lag_p99_ms": server_lag["p99_ms"], "server_loop_lag_max_ms": server_lag["max_ms"],
+            "bench_loop_lag_p99_ms": percentile(LOOP_LAG, 99), "bench_loop_lag_max_ms": max(LOOP_LAG, default=0.0),
             **floor,
         }
     shutil.rmtree(workdir, ignore_errors=True)

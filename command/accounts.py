@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import hashlib
 import secrets
 import time
@@ -18,6 +20,9 @@ from dispatch.pg import Connection, Pool
 # Interactive-login parameters (RFC 9106's second recommendation scaled down to ~20 ms here):
 # a login is rare, a token check is a hash lookup.
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# One thread for hashing: off the event loop, and each hash takes 19 MiB, so running several at once
+# would only multiply memory; a login storm of a hundred terminals still clears in about two seconds.
+_HASHING = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2")
 # Token checks are cached briefly so a burst of requests does not cost a query each.
 _CACHE_SECONDS = 5.0
 
@@ -72,11 +77,14 @@ class Sessions:
         row = await self._pool.fetchrow(
             "SELECT id, username, display_name, role, subcentre_id, password_hash FROM users WHERE username = $1",
             username)
+        # Hashing takes ~20 ms of CPU: off the event loop (argon2-cffi releases the GIL), or a burst
+        # of terminals logging in after an outage would hold up every ticket in flight.
+        loop = asyncio.get_running_loop()
         if row is None:
-            _HASHER.hash(password)  # spend the same time, so a wrong name is not told from a wrong password
+            await loop.run_in_executor(_HASHING, _HASHER.hash, password)  # as slow as a wrong password
             return None
         try:
-            _HASHER.verify(row["password_hash"], password)
+            await loop.run_in_executor(_HASHING, _HASHER.verify, row["password_hash"], password)
         except VerificationError:
             return None
         token = secrets.token_urlsafe(32)

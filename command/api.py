@@ -278,5 +278,5 @@ async def healthz(request: web.Request) -> web.Response:
         database_ok = False
     listening = services.hub.connected.is_set()
     ok = database_ok and listening
-    return reply({"status": "ok" if ok else "degraded", "database": database_ok, "listening": listening},
-                 status=200 if ok else 503)
+    return reply({"status": "ok" if ok else "degraded", "database": database_ok, "listening": listening,
+                  "loop_lag": services.loop_lag.summary()}, status=200 if ok else 503)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -22,7 +23,9 @@ from command.demo import seed
 from command.errors import RequestError, from_domain
 from command.hub import Hub
 from command.services import SERVICES, SOCKETS, OpenSockets, Services
+from command.vitals import LoopLag
 from dispatch.directory import Directory
+from dispatch.ids import IdReserves
 from dispatch.routing import Router
 from dispatch.terminal_ws import terminal_socket
 from dispatch.views import Views
@@ -72,6 +75,8 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
             hub = Hub(url, pool, config.database.listen_retry_s)
             hub.on_subcentres_changed(directory.changed)
             listening = asyncio.create_task(hub.run(), name="hub")
+            loop_lag = LoopLag()
+            watching = asyncio.create_task(loop_lag.run(), name="loop-lag")
             try:
                 # Serve only once events can reach this process's terminals.
                 await asyncio.wait_for(hub.connected.wait(), _LISTEN_READY_S)
@@ -81,12 +86,18 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
                     directory=directory,
                     router=Router(config.taxonomy, config.departments, config.severity_rules),
                     views=Views(config.taxonomy, AlertPolicy(config.alert.tone_by_severity, config.alert.repeat_s)),
+                    loop_lag=loop_lag,
+                    ids=IdReserves(),
                 )
+                # What lives now (configuration, geometry, code) lives for good: freeze it out of the
+                # cyclic garbage collector, so its full collections stay short while tickets are in flight.
+                gc.freeze()
                 yield
             finally:
-                listening.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listening
+                for task in (listening, watching):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
     return services
 
 

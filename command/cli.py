@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from pathlib import Path
 
+import uvloop
 from aiohttp import web
 
 from command.config import ConfigError, load
@@ -33,10 +35,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from command.app import build_app
 
-    web.run_app(build_app(config), host=config.server.host, port=config.server.port,
+    web.run_app(build_app(config), host=config.server.host, port=config.server.port, loop=new_event_loop(),
                 print=lambda _: logging.getLogger("liandong").info(
                     "serving on http://%s:%d", config.server.host, config.server.port))
     return 0
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop: asyncpg and aiohttp spend less CPU per round trip on it, which is latency here."""
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ import asyncio
 import logging
 from typing import Any
 
-import asyncpg
 import msgspec
 from aiohttp import WSMsgType, web
 
@@ -18,6 +17,7 @@ from command.accounts import Role
 from command.errors import RequestError, decode
 from command.services import SERVICES, SOCKETS
 from dispatch.protocol import Hello
+from dispatch.store import StoredEvent
 
 log = logging.getLogger(__name__)
 _QUEUE_LIMIT = 5000
@@ -28,10 +28,10 @@ class ConsoleSession:
         self.socket = socket
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(_QUEUE_LIMIT)
 
-    def offer(self, event: asyncpg.Record) -> None:
-        self.send({"type": "event", "id": event["id"], "kind": event["kind"], "incident_id": event["incident_id"],
-                   "ticket_id": event["ticket_id"], "subcentre_id": event["subcentre_id"], "at": event["at"],
-                   "data": event["data"]})
+    def offer(self, event: StoredEvent) -> None:
+        self.send({"type": "event", "id": event.id, "kind": event.kind, "incident_id": event.incident_id,
+                   "ticket_id": event.ticket_id, "subcentre_id": event.subcentre_id, "at": event.at,
+                   "data": event.data})
 
     def resync(self) -> None:
         self.send({"type": "resync"})

@@ -20,7 +20,7 @@ import msgspec
 from command.database import connect
 from dispatch.directory import SUBCENTRES_CHANNEL
 from dispatch.pg import Pool
-from dispatch.store import CHANNEL, events_by_id
+from dispatch.store import CHANNEL, Announcement, StoredEvent, events_by_id
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ LISTEN_APPLICATION_NAME = "liandong-listen"  # so operators (and tests) can find
 
 
 class Subscriber(Protocol):
-    def offer(self, event: asyncpg.Record) -> None:
+    def offer(self, event: StoredEvent) -> None:
         """Take one stored event; must not block (queue it or drop the subscriber)."""
 
     def resync(self) -> None:
@@ -43,7 +43,7 @@ class Hub:
         self._retry_s = retry_s
         self._by_subcentre: dict[int, set[Subscriber]] = {}
         self._everything: set[Subscriber] = set()
-        self._pending: asyncio.Queue[list[int]] = asyncio.Queue()
+        self._pending: asyncio.Queue[Announcement] = asyncio.Queue()
         self._on_subcentres: list[Callable[[], None]] = []
         self.connected = asyncio.Event()
 
@@ -104,7 +104,7 @@ class Hub:
                 await asyncio.wait_for(connection.close(), 2.0)
 
     def _notified(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
-        self._pending.put_nowait(msgspec.json.decode(str(payload), type=list[int]))
+        self._pending.put_nowait(msgspec.json.decode(str(payload), type=Announcement))
 
     def _subcentres_changed(self, *_args: object) -> None:
         for callback in self._on_subcentres:
@@ -115,18 +115,20 @@ class Hub:
             subscriber.resync()
 
     async def _distribute(self) -> None:
-        """Fetch announced events in announcement order and hand them out."""
+        """Hand announced events out in announcement order, fetching those too large to carry."""
         while True:
-            ids = await self._pending.get()
-            try:
-                events = await events_by_id(self._pool, ids)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("could not fetch announced events %s (%s); resynchronising", ids, error)
-                self._resync_all()
-                continue
+            announcement = await self._pending.get()
+            events = announcement.events
+            if events is None:
+                try:
+                    events = await events_by_id(self._pool, announcement.ids or [])
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                    log.warning("could not fetch announced events %s (%s); resynchronising", announcement.ids, error)
+                    self._resync_all()
+                    continue
             for event in events:
                 for subscriber in list(self._everything):
                     subscriber.offer(event)
-                if event["subcentre_id"] is not None:
-                    for subscriber in list(self._by_subcentre.get(event["subcentre_id"], ())):
+                if event.subcentre_id is not None:
+                    for subscriber in list(self._by_subcentre.get(event.subcentre_id, ())):
                         subscriber.offer(event)

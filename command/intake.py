@@ -10,7 +10,7 @@ from command.accounts import User
 from command.errors import RequestError
 from command.services import Services
 from dispatch.routing import RoutingDecision
-from dispatch.store import issue_tickets
+from dispatch.store import open_incident
 from dispatch.taxonomy import Severity
 
 
@@ -60,15 +60,10 @@ def routing_json(services: Services, decision: RoutingDecision) -> dict[str, Any
 async def record_incident(services: Services, report: IncidentReport, user: User) -> dict[str, Any]:
     """Store the incident and its tickets in one transaction; when this returns they are durable."""
     decision = decide(services, report.type_code, report.severity, report.location)
-    async with services.pool.acquire() as connection, connection.transaction():
-        row = await connection.fetchrow(
-            "INSERT INTO incidents (type_code, severity, lon, lat, address, caller_name, caller_phone,"
-            " description, flagged, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
-            report.type_code, report.severity, report.location.lon, report.location.lat, report.address,
-            report.caller_name, report.caller_phone, report.description, decision.flagged, user.id)
-        assert row is not None  # INSERT ... RETURNING always returns the row
-        incident = services.views.incident(row)
-        routing = routing_json(services, decision)
-        tickets = await issue_tickets(connection, incident, decision.assignments,
-                                      services.views.alert(incident), user.id, routing)
+    fields = {"type_code": report.type_code, "severity": report.severity, "lon": report.location.lon,
+              "lat": report.location.lat, "address": report.address, "caller_name": report.caller_name,
+              "caller_phone": report.caller_phone, "description": report.description, "flagged": decision.flagged}
+    routing = routing_json(services, decision)
+    incident, tickets = await open_incident(services.pool, services.ids, services.views, fields,
+                                            decision.assignments, user.id, routing)
     return {**incident, "tickets": tickets, "routing": routing}

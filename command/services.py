@@ -10,7 +10,9 @@ from aiohttp import web
 from command.accounts import Sessions
 from command.config import Config
 from command.hub import Hub
+from command.vitals import LoopLag
 from dispatch.directory import Directory
+from dispatch.ids import IdReserves
 from dispatch.pg import Pool
 from dispatch.routing import Router
 from dispatch.views import Views
@@ -25,6 +27,8 @@ class Services:
     directory: Directory
     router: Router
     views: Views
+    loop_lag: LoopLag
+    ids: IdReserves
 
 
 SERVICES = web.AppKey("services", Services)

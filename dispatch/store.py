@@ -1,18 +1,24 @@
-"""Tickets and events in PostgreSQL. Every change is one transaction: the new state, its event row
-(with the sub-centre's next sequence number), and a NOTIFY that PostgreSQL only sends on commit —
-so nothing reaches a terminal that is not stored, and nothing stored is left unannounced.
+"""Tickets and events in PostgreSQL.
+
+Every change is one transaction: the new state, its event rows (each ticket event with its
+sub-centre's next sequence number) and a NOTIFY, which PostgreSQL sends only on commit — so
+nothing reaches a terminal that is not stored, and nothing stored goes unannounced. The writes of
+one change are a single statement (data-modifying CTEs), because on this path every round trip
+to the database is latency a terminal waits for. The notification carries the events themselves
+when they fit in PostgreSQL's 8000-byte payload, and their ids otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from dispatch.pg import Connection, Pool
+from dispatch.ids import IdReserves
+from dispatch.pg import Pool
 from dispatch.routing import Assignment
 from dispatch.tickets import Feedback, Ticket, TicketState
 from dispatch.views import Views
@@ -21,11 +27,36 @@ JSON = dict[str, Any]
 
 CHANNEL = "liandong_events"
 
-# (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, data)
-EventRow = tuple[int, int | None, int | None, int | None, str, int | None, JSON]
-
 _TICKET_COLUMNS = ("id, incident_id, subcentre_id, department, state, created_at, delivered_at, acknowledged_at,"
                    " closed_at, rejected_at, cancelled_at, reason, feedback, outside_jurisdiction, distance_m")
+
+# Appended to a statement whose CTE `event` inserted events RETURNING *: announce them on commit.
+_ANNOUNCE = f"""
+SELECT pg_notify('{CHANNEL}', CASE WHEN octet_length(p.full) < 7900 THEN p.full ELSE p.ids END)
+FROM (SELECT json_build_object('events', json_agg(e ORDER BY e.id))::text AS full,
+             json_build_object('ids', json_agg(e.id ORDER BY e.id))::text AS ids FROM event e) p
+"""
+
+
+class StoredEvent(msgspec.Struct, frozen=True):
+    """One row of the event log, as the fan-out hands it to subscribers."""
+
+    id: int
+    incident_id: int
+    ticket_id: int | None
+    subcentre_id: int | None
+    subcentre_seq: int | None
+    kind: str
+    actor_id: int | None
+    at: datetime
+    data: dict[str, Any]
+
+
+class Announcement(msgspec.Struct, frozen=True):
+    """A NOTIFY payload: the events, or only their ids when they were too large to carry."""
+
+    events: list[StoredEvent] | None = None
+    ids: list[int] | None = None
 
 
 class TicketNotFound(Exception):
@@ -38,7 +69,7 @@ class NotYourTicket(Exception):
         super().__init__(f"ticket {ticket_id} belongs to another sub-centre")
 
 
-def ticket_from_row(row: asyncpg.Record) -> Ticket:
+def ticket_from_row(row: Mapping[str, Any] | asyncpg.Record) -> Ticket:
     feedback = row["feedback"]
     return Ticket(
         id=row["id"], incident_id=row["incident_id"], subcentre_id=row["subcentre_id"],
@@ -58,55 +89,59 @@ def ticket_json(ticket: Ticket, incident: JSON, alert: JSON) -> JSON:
     return body
 
 
-async def _next_seqs(connection: Connection, subcentre_ids: Sequence[int]) -> dict[int, int]:
-    """Take each sub-centre's next sequence number, locking rows in id order so that concurrent
-    transactions never deadlock; the lock is held to commit, which keeps numbers in commit order."""
-    rows = await connection.fetch(
-        "WITH locked AS (SELECT id FROM subcentres WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE)"
-        " UPDATE subcentres s SET last_seq = s.last_seq + 1 FROM locked WHERE s.id = locked.id"
-        " RETURNING s.id, s.last_seq", sorted(set(subcentre_ids)))
-    return {r["id"]: r["last_seq"] for r in rows}
+_OPEN_INCIDENT = f"""
+WITH incident AS (
+    INSERT INTO incidents (id, type_code, severity, lon, lat, address, caller_name, caller_phone, description,
+                           flagged, created_by, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)),
+seq AS (  -- locked in id order, so concurrent incidents never deadlock; held to commit, so in commit order
+    UPDATE subcentres s SET last_seq = s.last_seq + 1
+    FROM (SELECT id FROM subcentres WHERE id = ANY($14::int[]) ORDER BY id FOR UPDATE) locked
+    WHERE s.id = locked.id RETURNING s.id, s.last_seq),
+ticket AS (
+    INSERT INTO tickets (id, incident_id, subcentre_id, department, state, created_at, outside_jurisdiction,
+                         distance_m)
+    SELECT t, $1, s, d, 'created', $12, o, m
+    FROM unnest($13::bigint[], $14::int[], $15::text[], $16::bool[], $17::float8[]) AS a(t, s, d, o, m)),
+event AS (
+    INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data)
+    SELECT $1::bigint, NULL::bigint, NULL::int, NULL::bigint, 'incident.created', $11::int, $12::timestamptz,
+           $18::jsonb
+    UNION ALL
+    SELECT $1::bigint, a.t, a.s, seq.last_seq, 'ticket.created', $11::int, $12::timestamptz, a.data
+    FROM unnest($13::bigint[], $14::int[], $19::jsonb[]) AS a(t, s, data) JOIN seq ON seq.id = a.s
+    RETURNING *)
+{_ANNOUNCE}"""
 
 
-async def _record_events(connection: Connection, events: list[EventRow]) -> list[int]:
-    """Insert (incident, ticket, sub-centre, seq, kind, actor, data) rows and announce them on commit."""
-    columns = list(zip(*events, strict=True))
-    rows = await connection.fetch(
-        "INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, data)"
-        " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::bigint[], $5::text[], $6::int[],"
-        " $7::jsonb[]) RETURNING id", *columns)
-    ids = [r["id"] for r in rows]
-    await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, msgspec.json.encode(ids).decode())
-    return ids
+async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mapping[str, Any],
+                        assignments: Sequence[Assignment], actor_id: int | None,
+                        routing: JSON) -> tuple[JSON, list[JSON]]:
+    """Store a new incident with one ticket per assignment, and the events that start its timeline.
 
-
-async def issue_tickets(connection: Connection, incident: JSON, assignments: Sequence[Assignment],
-                        alert: JSON, actor_id: int | None, routing: JSON) -> list[JSON]:
-    """Create one ticket per assignment for a just-inserted incident, inside the caller's transaction.
-
-    Also records the incident's own `incident.created` event, with the routing decision, so the
-    timeline starts with what was decided and why.
+    `fields` are the incident's columns (type_code, severity, lon, lat, address, caller_name,
+    caller_phone, description, flagged). When this returns, all of it is durable.
     """
-    events: list[EventRow] = [
-        (incident["id"], None, None, None, "incident.created", actor_id, {"incident": incident, "routing": routing})]
-    tickets: list[JSON] = []
-    if assignments:
-        seqs = await _next_seqs(connection, [a.subcentre_id for a in assignments])
-        rows = await connection.fetch(
-            f"INSERT INTO tickets (incident_id, subcentre_id, department, state, created_at,"
-            f" outside_jurisdiction, distance_m)"
-            f" SELECT $1, s, d, 'created', $2, o, m FROM unnest($3::int[], $4::text[], $5::bool[], $6::float8[])"
-            f" AS a(s, d, o, m) RETURNING {_TICKET_COLUMNS}",
-            incident["id"], incident["created_at"], [a.subcentre_id for a in assignments],
+    async with pool.acquire() as connection:
+        # Ids first, so the ticket bodies terminals receive are rendered once, here, and stored as sent.
+        (incident_id,) = await ids.incidents.take(connection, 1)
+        ticket_ids = await ids.tickets.take(connection, len(assignments))
+        now = datetime.now(UTC)
+        incident = views.incident({**fields, "id": incident_id, "state": "open", "created_by": actor_id,
+                                   "created_at": now, "closed_at": None})
+        alert = views.alert(incident)
+        tickets = [ticket_json(Ticket(id=ticket_id, incident_id=incident["id"], subcentre_id=a.subcentre_id,
+                                      department=a.department, state=TicketState.CREATED, created_at=now,
+                                      outside_jurisdiction=a.outside_jurisdiction), incident, alert)
+                   for ticket_id, a in zip(ticket_ids, assignments, strict=True)]
+        await connection.execute(
+            _OPEN_INCIDENT, incident["id"], fields["type_code"], fields["severity"], fields["lon"], fields["lat"],
+            fields["address"], fields["caller_name"], fields["caller_phone"], fields["description"],
+            fields["flagged"], actor_id, now, ticket_ids, [a.subcentre_id for a in assignments],
             [a.department for a in assignments], [a.outside_jurisdiction for a in assignments],
-            [a.distance_m for a in assignments])
-        for row in rows:
-            body = ticket_json(ticket_from_row(row), incident, alert)
-            tickets.append(body)
-            events.append((incident["id"], row["id"], row["subcentre_id"], seqs[row["subcentre_id"]],
-                           "ticket.created", actor_id, {"ticket": body}))
-    await _record_events(connection, events)
-    return tickets
+            [a.distance_m for a in assignments], {"incident": incident, "routing": routing},
+            [{"ticket": t} for t in tickets])
+    return incident, tickets
 
 
 class Action(msgspec.Struct, frozen=True):
@@ -132,6 +167,24 @@ def _apply(ticket: Ticket, action: Action, now: datetime) -> Ticket:
     raise ValueError(f"unknown action {action.kind!r}")
 
 
+_CHANGE_TICKET = f"""
+WITH changed AS (
+    UPDATE tickets SET state = $2, delivered_at = $3, acknowledged_at = $4, closed_at = $5, rejected_at = $6,
+                       cancelled_at = $7, reason = $8, feedback = $9
+    WHERE id = $1),
+seq AS (UPDATE subcentres SET last_seq = last_seq + 1 WHERE id = $10 RETURNING last_seq),
+closed AS (UPDATE incidents SET state = 'closed', closed_at = $12 WHERE id = $13 AND $15::bool),
+event AS (
+    INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data)
+    SELECT $13::bigint, $1::bigint, $10::int, seq.last_seq, 'ticket.' || $2::text, $11::int, $12::timestamptz,
+           $14::jsonb FROM seq
+    UNION ALL
+    SELECT $13::bigint, NULL::bigint, NULL::int, NULL::bigint, 'incident.closed', $11::int, $12::timestamptz,
+           $16::jsonb WHERE $15::bool
+    RETURNING *)
+{_ANNOUNCE}"""
+
+
 async def change_ticket(pool: Pool, views: Views, ticket_id: int, action: Action, actor_id: int,
                         actor_subcentre: int | None) -> JSON | None:
     """Apply `action` to a ticket in one transaction; returns the ticket, or None when a repeated
@@ -142,38 +195,37 @@ async def change_ticket(pool: Pool, views: Views, ticket_id: int, action: Action
     async with pool.acquire() as connection, connection.transaction():
         # The incident row lock serialises all changes to one incident's tickets, so two tickets
         # closing at once cannot both miss that the incident is now finished.
-        incident_row = await connection.fetchrow(
-            "SELECT i.*, now() AS now FROM incidents i"
-            " WHERE i.id = (SELECT incident_id FROM tickets WHERE id = $1) FOR UPDATE", ticket_id)
-        if incident_row is None:
+        row = await connection.fetchrow(
+            f"SELECT i.*, now() AS now, (SELECT array_agg(to_jsonb(t)) FROM (SELECT {_TICKET_COLUMNS} FROM tickets"
+            " WHERE incident_id = i.id) t) AS tickets"
+            " FROM incidents i WHERE i.id = (SELECT incident_id FROM tickets WHERE id = $1) FOR UPDATE", ticket_id)
+        if row is None:
             raise TicketNotFound(ticket_id)
-        siblings = {r["id"]: ticket_from_row(r) for r in await connection.fetch(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE incident_id = $1", incident_row["id"])}
-        ticket = siblings.pop(ticket_id)
-        if actor_subcentre is not None and ticket.subcentre_id != actor_subcentre:
+        siblings = {t["id"]: t for t in row["tickets"]}
+        current = siblings.pop(ticket_id)
+        if actor_subcentre is not None and current["subcentre_id"] != actor_subcentre:
             raise NotYourTicket(ticket_id)
-        if action.kind == "deliver" and ticket.state is not TicketState.CREATED:
+        if action.kind == "deliver" and current["state"] != TicketState.CREATED:
             return None  # at-least-once delivery: a second receipt is expected and harmless
-        now: datetime = incident_row["now"]
-        changed = _apply(ticket, action, now)
-        await connection.execute(
-            "UPDATE tickets SET state = $2, delivered_at = $3, acknowledged_at = $4, closed_at = $5,"
-            " rejected_at = $6, cancelled_at = $7, reason = $8, feedback = $9 WHERE id = $1",
-            changed.id, changed.state.value, changed.delivered_at, changed.acknowledged_at, changed.closed_at,
-            changed.rejected_at, changed.cancelled_at, changed.reason,
-            msgspec.to_builtins(changed.feedback) if changed.feedback else None)
-        incident = views.incident(incident_row)
+        now: datetime = row["now"]
+        changed = _apply(_ticket_from_json(current), action, now)
+        finishes_incident = changed.state.finished and all(TicketState(t["state"]).finished
+                                                           for t in siblings.values())
+        incident = views.incident(row)
         body = ticket_json(changed, incident, views.alert(incident))
-        seq = (await _next_seqs(connection, [changed.subcentre_id]))[changed.subcentre_id]
-        events: list[EventRow] = [(changed.incident_id, changed.id, changed.subcentre_id, seq,
-                                   f"ticket.{changed.state.value}", actor_id, {"ticket": body})]
-        if changed.state.finished and all(t.state.finished for t in siblings.values()):
-            await connection.execute(
-                "UPDATE incidents SET state = 'closed', closed_at = $2 WHERE id = $1", changed.incident_id, now)
-            closed = views.incident({**incident_row, "state": "closed", "closed_at": now})
-            events.append((changed.incident_id, None, None, None, "incident.closed", actor_id, {"incident": closed}))
-        await _record_events(connection, events)
+        closed = views.incident({**row, "state": "closed", "closed_at": now}) if finishes_incident else None
+        await connection.execute(
+            _CHANGE_TICKET, changed.id, changed.state.value, changed.delivered_at, changed.acknowledged_at,
+            changed.closed_at, changed.rejected_at, changed.cancelled_at, changed.reason,
+            msgspec.to_builtins(changed.feedback) if changed.feedback else None, changed.subcentre_id, actor_id,
+            now, changed.incident_id, {"ticket": body}, finishes_incident, {"incident": closed})
         return body
+
+
+def _ticket_from_json(row: JSON) -> Ticket:
+    """A ticket read back through to_jsonb: timestamps arrive as text."""
+    times = ("created_at", "delivered_at", "acknowledged_at", "closed_at", "rejected_at", "cancelled_at")
+    return ticket_from_row({**row, **{k: datetime.fromisoformat(row[k]) if row[k] else None for k in times}})
 
 
 async def replay(pool: Pool, subcentre_id: int, after_seq: int, limit: int = 1000) -> list[asyncpg.Record]:
@@ -188,7 +240,8 @@ async def current_seq(pool: Pool, subcentre_id: int) -> int:
     return seq
 
 
-async def events_by_id(pool: Pool, ids: Sequence[int]) -> list[asyncpg.Record]:
-    return await pool.fetch(
+async def events_by_id(pool: Pool, ids: Sequence[int]) -> list[StoredEvent]:
+    rows = await pool.fetch(
         "SELECT id, incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data"
         " FROM events WHERE id = ANY($1::bigint[]) ORDER BY id", list(ids))
+    return [StoredEvent(**dict(r.items())) for r in rows]

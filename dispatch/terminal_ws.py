@@ -12,7 +12,6 @@ import asyncio
 import logging
 from typing import Any
 
-import asyncpg
 import msgspec
 from aiohttp import WSMsgType, web
 
@@ -20,7 +19,7 @@ from command.accounts import Role, User
 from command.errors import RequestError, decode, from_domain
 from command.services import SERVICES, SOCKETS, Services
 from dispatch.protocol import Ack, FeedbackMessage, Hello, Received, TerminalRequest
-from dispatch.store import Action, change_ticket, current_seq, replay
+from dispatch.store import Action, StoredEvent, change_ticket, current_seq, replay
 from dispatch.tickets import Feedback
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ class _Outgoing:
 
     __slots__ = ("event", "message")
 
-    def __init__(self, message: Any = None, event: asyncpg.Record | None = None) -> None:
+    def __init__(self, message: Any = None, event: StoredEvent | None = None) -> None:
         self.message = message
         self.event = event
 
@@ -58,7 +57,7 @@ class TerminalSession:
         self.log = logging.LoggerAdapter(log, {"terminal": f"{user.username}#{id(self):x}"})
 
     # Subscriber protocol (called by the hub; must not block)
-    def offer(self, event: asyncpg.Record) -> None:
+    def offer(self, event: StoredEvent) -> None:
         self._put(_Outgoing(event=event))
 
     def resync(self) -> None:
@@ -85,11 +84,12 @@ class TerminalSession:
             if item is _RESYNC:
                 await self._catch_up()
             elif isinstance(item, _Outgoing) and item.event is not None:
-                seq = item.event["subcentre_seq"]
+                seq = item.event.subcentre_seq
+                assert seq is not None  # only a sub-centre's own ticket events are offered here
                 if seq <= self.last_sent:
                     continue  # already sent (replay and live raced): at-least-once, not twice
                 if seq == self.last_sent + 1:
-                    await self._send_event(seq, item.event["kind"], item.event["data"])
+                    await self._send_event(seq, item.event.kind, item.event.data)
                 else:
                     await self._catch_up()
             elif isinstance(item, _Outgoing):

@@ -151,3 +151,20 @@ async def test_a_second_terminal_of_the_same_sub_centre_stops_ringing_when_one_a
     finally:
         await desk.close()
         await tablet.close()
+
+
+async def test_a_long_report_to_all_six_departments_reaches_every_terminal(liandong: Liandong) -> None:
+    """Six tickets with a 2000-character description exceed what a NOTIFY can carry: the servers
+    fetch the announced events instead, and every sub-centre still hears its ticket."""
+    dangyang = (111.79, 30.82)
+    codes = ["fire-dangyang", "water", "civil-defence", "earthquake", "civil-affairs", "health-dangyang"]
+    terminals = [await liandong.terminal(code) for code in codes]
+    try:
+        quake = await liandong.report("103", 1, *dangyang, description="震" * 2000)
+        assert len(quake["tickets"]) == 6
+        received = [await t.next_ticket() for t in terminals]
+        assert sorted(t["id"] for t in received) == sorted(t["id"] for t in quake["tickets"])
+        assert all(t["incident"]["description"] == "震" * 2000 for t in received)
+    finally:
+        for terminal in terminals:
+            await terminal.close()
