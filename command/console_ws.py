@@ -52,7 +52,7 @@ class ConsoleSession:
 
 async def console_socket(request: web.Request) -> web.WebSocketResponse:
     services = request.app[SERVICES]
-    socket = web.WebSocketResponse(heartbeat=15.0, max_msg_size=64 * 1024)
+    socket = web.WebSocketResponse(heartbeat=15.0, max_msg_size=64 * 1024, compress=False)  # see terminal_ws
     await socket.prepare(request)
     try:
         frame = await socket.receive(timeout=10.0)

@@ -41,7 +41,7 @@ class TerminalClient:
         self._reader: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
-        self._socket = await websockets.connect(self.url, max_size=1 << 20)
+        self._socket = await websockets.connect(self.url, max_size=1 << 20, compression=None)
         await self._socket.send(msgspec.json.encode({"type": "hello", "token": self.token,
                                                      "last_seq": self.last_seq}).decode())
         first = msgspec.json.decode(await self._socket.recv())

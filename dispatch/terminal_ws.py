@@ -164,7 +164,9 @@ async def _authenticate(services: Services, socket: web.WebSocketResponse) -> tu
 
 async def terminal_socket(request: web.Request) -> web.WebSocketResponse:
     services = request.app[SERVICES]
-    socket = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_FRAME_BYTES)
+    # No permessage-deflate: tickets are small JSON on a private network, and each compressor costs
+    # ~300 KB per connection and CPU on the latency path.
+    socket = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_FRAME_BYTES, compress=False)
     await socket.prepare(request)
     authenticated = await _authenticate(services, socket)
     if authenticated is None:
