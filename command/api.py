@@ -207,11 +207,14 @@ async def get_incident(request: web.Request) -> web.Response:
         raise RequestError(404, "not_found", f"incident {incident_id} does not exist", "id")
     incident = services.views.incident(row)
     ticket_rows = await services.pool.fetch("SELECT * FROM tickets WHERE incident_id = $1 ORDER BY id", incident_id)
-    if user.role is Role.OPERATOR and all(t["subcentre_id"] != user.subcentre_id for t in ticket_rows):
-        raise RequestError(403, "forbidden", "this incident has no ticket for your sub-centre", "id")
     events = await services.pool.fetch(
         "SELECT id, ticket_id, subcentre_id, kind, actor_id, at, data FROM events"
         " WHERE incident_id = $1 ORDER BY id", incident_id)
+    if user.role is Role.OPERATOR:  # an operator sees the incident through its own sub-centre's tickets only
+        ticket_rows = [t for t in ticket_rows if t["subcentre_id"] == user.subcentre_id]
+        if not ticket_rows:
+            raise RequestError(403, "forbidden", "this incident has no ticket for your sub-centre", "id")
+        events = [e for e in events if e["subcentre_id"] in (None, user.subcentre_id)]
     alert = services.views.alert(incident)
     tickets = [ticket_json(ticket_from_row(t), incident, alert) for t in ticket_rows]
     for ticket in tickets:

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import msgspec
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from command.accounts import Role
 from command.errors import RequestError, decode
@@ -45,9 +45,15 @@ class ConsoleSession:
             self.queue.put_nowait(None)  # too slow: close; the console reconnects and reloads
 
     async def write_forever(self) -> None:
-        while (message := await self.queue.get()) is not None:
-            await self.socket.send_str(msgspec.json.encode(message).decode())
-        await self.socket.close(code=1013, message=b"too slow")
+        """Send until the connection ends; on any failure close, so the console reconnects and reloads."""
+        try:
+            while (message := await self.queue.get()) is not None:
+                await self.socket.send_str(msgspec.json.encode(message).decode())
+            await self.socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+        except Exception:
+            if not self.socket.closed:
+                log.exception("console writer failed; closing so the console reconnects")
+                await self.socket.close(code=WSCloseCode.INTERNAL_ERROR, message=b"reconnect")
 
 
 async def console_socket(request: web.Request) -> web.WebSocketResponse:

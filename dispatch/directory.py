@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -77,7 +76,3 @@ class Directory:
                 code, name, department, site[0], site[1], shapely.geometry.mapping(area))
             await connection.execute("SELECT pg_notify($1, '')", SUBCENTRES_CHANNEL)
         return subcentre_id
-
-
-def geometry_json(area: BaseGeometry) -> Any:
-    return msgspec.json.decode(shapely.to_geojson(area))

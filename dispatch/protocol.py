@@ -11,7 +11,7 @@ and the alert to sound. Delivery is at least once; the terminal keeps tickets by
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
@@ -54,4 +54,3 @@ class Reject(_Message, tag="reject", frozen=True, forbid_unknown_fields=True):
 
 
 TerminalRequest = Received | Ack | FeedbackMessage | Reject
-ALERT_UNTIL: Literal["acknowledged"] = "acknowledged"

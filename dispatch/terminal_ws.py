@@ -13,12 +13,12 @@ import logging
 from typing import Any
 
 import msgspec
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from command.accounts import Role, User
 from command.errors import RequestError, decode, from_domain
 from command.services import SERVICES, SOCKETS, Services
-from dispatch.protocol import Ack, FeedbackMessage, Hello, Received, TerminalRequest
+from dispatch.protocol import Ack, FeedbackMessage, Hello, Received, Reject, TerminalRequest
 from dispatch.store import Action, StoredEvent, change_ticket, current_seq, replay
 from dispatch.tickets import Feedback
 
@@ -29,6 +29,7 @@ _HELLO_TIMEOUT_S = 10.0
 MAX_FRAME_BYTES = 64 * 1024
 
 _REQUESTS: msgspec.json.Decoder[TerminalRequest] = msgspec.json.Decoder(TerminalRequest)
+_REQUEST_TYPES = frozenset(kind.__struct_config__.tag for kind in (Received, Ack, FeedbackMessage, Reject))
 _RESYNC = object()
 _OVERFLOW = object()
 
@@ -76,10 +77,22 @@ class TerminalSession:
             self.queue.put_nowait(_OVERFLOW)
 
     async def write_forever(self) -> None:
+        """Send until the connection ends. If sending fails for any reason the socket is closed, so
+        the terminal reconnects and replays: a terminal must never stay connected but deaf."""
+        try:
+            await self._write()
+        except Exception:
+            if not self.socket.closed:
+                self.log.exception("terminal writer failed; closing so the terminal reconnects")
+        finally:
+            if not self.socket.closed:
+                await self.socket.close(code=WSCloseCode.INTERNAL_ERROR, message=b"reconnect")
+
+    async def _write(self) -> None:
         while True:
             item = await self.queue.get()
             if item is _OVERFLOW:
-                await self.socket.close(code=1013, message=b"too slow")
+                await self.socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
                 return
             if item is _RESYNC:
                 await self._catch_up()
@@ -184,14 +197,16 @@ async def terminal_socket(request: web.Request) -> web.WebSocketResponse:
     try:
         welcome: dict[str, Any] = {"type": "welcome", "user": user.public(),
                                    "subcentre": subcentre.feature()["properties"] if subcentre else None}
-        if hello.last_seq is None:
+        latest = await current_seq(services.pool, user.subcentre_id)
+        # A terminal that remembers nothing, or more than the database holds (restored from a
+        # backup, re-seeded), starts from the open tickets; any other replays what it missed.
+        if hello.last_seq is None or hello.last_seq > latest:
             seq, tickets = await _snapshot(services, user.subcentre_id)
             session.last_sent = seq
             await socket.send_str(_text({**welcome, "seq": seq, "tickets": tickets}))
         else:
-            await socket.send_str(_text(
-                {**welcome, "seq": await current_seq(services.pool, user.subcentre_id)}))
-            session.resync()  # replay everything after the terminal's last_seq
+            await socket.send_str(_text({**welcome, "seq": latest}))
+            session.resync()
         writer = asyncio.create_task(session.write_forever(), name=f"terminal-writer-{user.username}")
         await _read(services, socket, session, user)
     finally:
@@ -213,10 +228,11 @@ async def _read(services: Services, socket: web.WebSocketResponse, session: Term
             raw = msgspec.json.decode(frame.data)
             if isinstance(raw, dict) and isinstance(raw.get("id"), int):
                 request_id = raw["id"]
-            if isinstance(raw, dict) and raw.get("type") not in ("received", "ack", "feedback", "reject"):
+            if isinstance(raw, dict) and raw.get("type") not in _REQUEST_TYPES:
                 raise RequestError(400, "unknown_type", f"unknown message type {raw.get('type')!r}", "type")
             message = decode(frame.data, _REQUESTS)
-            ticket = await _change(services, message, user)
+            ticket = await change_ticket(services.pool, services.views, message.ticket_id, _action(message),
+                                         user.id, user.subcentre_id)
             session.send({"type": "result", "id": request_id, "ok": True, "changed": ticket is not None})
         except msgspec.DecodeError:
             session.send(_error("malformed_json", "frame is not valid JSON", None, request_id))
@@ -227,8 +243,4 @@ async def _read(services: Services, socket: web.WebSocketResponse, session: Term
                 mapped = RequestError(500, "internal", "the server could not do this; it is logged")
             session.send(_error(mapped.code, mapped.message, mapped.field, request_id))
 
-
-async def _change(services: Services, message: TerminalRequest, user: User) -> Any:
-    return await change_ticket(services.pool, services.views, message.ticket_id, _action(message), user.id,
-                               user.subcentre_id)
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from dispatch.client import TerminalError
+from dispatch.client import TerminalClient, TerminalError
 from tests.helpers import Liandong
 
 XILING = (111.29, 30.70)
@@ -168,3 +168,32 @@ async def test_a_long_report_to_all_six_departments_reaches_every_terminal(liand
     finally:
         for terminal in terminals:
             await terminal.close()
+
+
+async def test_a_terminal_remembering_more_than_the_database_holds_starts_from_the_open_tickets(
+        liandong: Liandong) -> None:
+    """A terminal kept last_seq 5000 while the database was restored to an older state: it must not
+    wait for the numbers to catch up, it gets the open tickets and then every new one."""
+    waiting = await liandong.report("201", 4, *XILING)
+    station = TerminalClient(liandong.terminal_url, await liandong.token("fire-xiling"))
+    station.last_seq = 5000
+    await station.connect()
+    try:
+        assert station.welcome["seq"] < 5000 and "tickets" in station.welcome
+        assert (await station.next_ticket())["id"] == waiting["tickets"][0]["id"]
+        fresh = await liandong.report("201", 4, *XILING)
+        assert (await station.next_ticket())["id"] == fresh["tickets"][0]["id"]
+    finally:
+        await station.close()
+
+
+async def test_an_operator_sees_an_incident_through_its_own_tickets_only(liandong: Liandong) -> None:
+    flood = await liandong.report("101", 1, *XILING)  # water, civil affairs and health
+    seen_by_water = await liandong.incident(flood["id"], as_user="water")
+    assert [t["department"] for t in seen_by_water["tickets"]] == ["water"]
+    water_id = seen_by_water["tickets"][0]["subcentre_id"]
+    assert {e["subcentre_id"] for e in seen_by_water["timeline"]} <= {None, water_id}
+    status, body = await liandong.call("GET", f"/api/incidents/{flood['id']}", as_user="fire-xiling")
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    status, _ = await liandong.call("GET", "/api/incidents", as_user="water")
+    assert status == 403
