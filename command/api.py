@@ -151,7 +151,7 @@ async def preview_routing(request: web.Request) -> web.Response:
     await user_of(request, Role.DISPATCHER)
     query = await body_of(request, RoutingQuery)
     services = services_of(request)
-    return reply(routing_json(services, decide(services, query.type_code, query.severity, query.location)))
+    return reply(routing_json(services, *decide(services, query.type_code, query.severity, query.location)))
 
 
 # --- incidents and tickets --------------------------------------------------------------------

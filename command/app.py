@@ -22,9 +22,10 @@ from command.database import database_url, migrate, open_pool
 from command.demo import seed
 from command.errors import RequestError, from_domain
 from command.hub import Hub
+from command.plan_store import PLANS_CHANNEL, LivePlans
 from command.services import SERVICES, SOCKETS, OpenSockets, Services
 from command.vitals import LoopLag
-from dispatch.directory import Directory
+from dispatch.directory import SUBCENTRES_CHANNEL, Directory
 from dispatch.ids import IdReserves
 from dispatch.routing import Router
 from dispatch.terminal_ws import terminal_socket
@@ -73,7 +74,10 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
             directory = Directory(pool)
             await directory.load()
             hub = Hub(url, pool, config.database.listen_retry_s)
-            hub.on_subcentres_changed(directory.changed)
+            hub.on_change(SUBCENTRES_CHANNEL, directory.load)
+            plans = LivePlans(pool, config.taxonomy)
+            await plans.load()
+            hub.on_change(PLANS_CHANNEL, plans.load)
             listening = asyncio.create_task(hub.run(), name="hub")
             loop_lag = LoopLag()
             watching = asyncio.create_task(loop_lag.run(), name="loop-lag")
@@ -88,6 +92,7 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
                     views=Views(config.taxonomy, AlertPolicy(config.alert.tone_by_severity, config.alert.repeat_s)),
                     loop_lag=loop_lag,
                     ids=IdReserves(),
+                    plans=plans,
                 )
                 # What lives now (configuration, geometry, code) lives for good: freeze it out of the
                 # cyclic garbage collector, so its full collections stay short while tickets are in flight.

@@ -11,21 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import asyncpg
 import msgspec
 
 from command.database import connect
-from dispatch.directory import SUBCENTRES_CHANNEL
 from dispatch.pg import Pool
 from dispatch.store import CHANNEL, Announcement, StoredEvent, events_by_id
 
 log = logging.getLogger(__name__)
 
 _PROBE_EVERY_S = 5.0
-LISTEN_APPLICATION_NAME = "liandong-listen"  # so operators (and tests) can find this connection
+LISTEN_APPLICATION_NAME = "liandong-listen"
+Reload = Callable[[], Awaitable[None]]  # so operators (and tests) can find this connection
 
 
 class Subscriber(Protocol):
@@ -44,7 +44,9 @@ class Hub:
         self._by_subcentre: dict[int, set[Subscriber]] = {}
         self._everything: set[Subscriber] = set()
         self._pending: asyncio.Queue[Announcement] = asyncio.Queue()
-        self._on_subcentres: list[Callable[[], None]] = []
+        self._on_change: dict[str, list[Reload]] = {}
+        self._reloading: dict[Reload, asyncio.Task[None]] = {}  # strong references to running reloads
+        self._again: set[Reload] = set()
         self.connected = asyncio.Event()
 
     def subscribe(self, subscriber: Subscriber, subcentre_id: int | None = None) -> None:
@@ -60,8 +62,31 @@ class Hub:
             if not group:
                 del self._by_subcentre[subcentre_id]
 
-    def on_subcentres_changed(self, callback: Callable[[], None]) -> None:
-        self._on_subcentres.append(callback)
+    def on_change(self, channel: str, reload: Reload) -> None:
+        """Run `reload` when any process announces a change on `channel` (and after a reconnect,
+        since announcements made meanwhile are lost). A burst of announcements runs it at most
+        twice: once now, once more after it finishes."""
+        self._on_change.setdefault(channel, []).append(reload)
+
+    def _schedule(self, reload: Reload) -> None:
+        if reload in self._reloading:
+            self._again.add(reload)
+            return
+        task = asyncio.get_running_loop().create_task(self._run_reload(reload), name=f"reload-{reload}")
+        self._reloading[reload] = task
+
+    async def _run_reload(self, reload: Reload) -> None:
+        try:
+            while True:
+                self._again.discard(reload)
+                try:
+                    await reload()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                    log.warning("reload %s failed (%s); it runs again on the next announcement", reload, error)
+                if reload not in self._again:
+                    return
+        finally:
+            del self._reloading[reload]
 
     async def run(self) -> None:
         """Listen forever (until cancelled), re-opening the connection when it fails."""
@@ -77,9 +102,10 @@ class Hub:
                 self.connected.clear()
                 await asyncio.sleep(self._retry_s)
         finally:
-            distributor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await distributor
+            for task in [distributor, *self._reloading.values()]:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _listen(self, resync: bool) -> None:
         connection = await connect(self._url, LISTEN_APPLICATION_NAME)
@@ -87,11 +113,14 @@ class Hub:
         connection.add_termination_listener(lambda _connection: lost.set())
         try:
             await connection.add_listener(CHANNEL, self._notified)
-            await connection.add_listener(SUBCENTRES_CHANNEL, self._subcentres_changed)
+            for channel in self._on_change:
+                await connection.add_listener(channel, self._changed)
             self.connected.set()
             if resync:
                 self._resync_all()
-                self._subcentres_changed()
+                for reloads in self._on_change.values():
+                    for reload in reloads:
+                        self._schedule(reload)
             while True:
                 # A closed socket is seen at once; a silent network fault only by the probe.
                 with contextlib.suppress(TimeoutError):
@@ -106,9 +135,9 @@ class Hub:
     def _notified(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
         self._pending.put_nowait(msgspec.json.decode(str(payload), type=Announcement))
 
-    def _subcentres_changed(self, *_args: object) -> None:
-        for callback in self._on_subcentres:
-            callback()
+    def _changed(self, _connection: object, _pid: int, channel: str, _payload: object) -> None:
+        for reload in self._on_change.get(channel, []):
+            self._schedule(reload)
 
     def _resync_all(self) -> None:
         for subscriber in [*self._everything, *(s for g in self._by_subcentre.values() for s in g)]:

@@ -8,9 +8,10 @@ import msgspec
 
 from command.accounts import User
 from command.errors import RequestError
+from command.plans import Plan
 from command.services import Services
 from dispatch.routing import RoutingDecision
-from dispatch.store import open_incident
+from dispatch.store import PlanRef, open_incident
 from dispatch.taxonomy import Severity
 
 
@@ -37,17 +38,31 @@ class RoutingQuery(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     location: Location
 
 
-def decide(services: Services, type_code: str, severity: int, location: Location) -> RoutingDecision:
+def decide(services: Services, type_code: str, severity: int,
+           location: Location) -> tuple[RoutingDecision, Plan | None]:
+    """Who acts: the departments of the most specific contingency plan, or, where no plan covers the
+    type and level, the departments responsible for it by configuration."""
     if type_code not in services.config.taxonomy:
         raise RequestError(422, "unknown_type", f"unknown incident type {type_code!r}", "type_code")
-    return services.router.route(services.directory.jurisdictions, type_code, Severity(severity),
-                                 location.lon, location.lat)
+    plan = services.plans.book.select(type_code, Severity(severity))
+    decision = services.router.route(services.directory.jurisdictions, type_code, Severity(severity),
+                                     location.lon, location.lat, plan.department_codes if plan else None)
+    return decision, plan
 
 
-def routing_json(services: Services, decision: RoutingDecision) -> dict[str, Any]:
+def plan_ref(plan: Plan) -> PlanRef:
+    body = plan.body
+    activation = {"plan": {"key": plan.key, "version": plan.version, "name": body.name,
+                           "departments": plan.department_codes, "limits": msgspec.to_builtins(body.limits),
+                           "public_warning": body.public_warning}}
+    return PlanRef(plan.key, plan.version, activation, {d.code: list(d.tasks) for d in body.departments})
+
+
+def routing_json(services: Services, decision: RoutingDecision, plan: Plan | None) -> dict[str, Any]:
     names = services.directory.subcentres
     return {
         "flagged": decision.flagged,
+        "plan": {"key": plan.key, "version": plan.version, "name": plan.body.name} if plan else None,
         "assignments": [
             {"department": a.department, "subcentre_id": a.subcentre_id,
              "subcentre_name": names[a.subcentre_id].name if a.subcentre_id in names else "",
@@ -59,11 +74,11 @@ def routing_json(services: Services, decision: RoutingDecision) -> dict[str, Any
 
 async def record_incident(services: Services, report: IncidentReport, user: User) -> dict[str, Any]:
     """Store the incident and its tickets in one transaction; when this returns they are durable."""
-    decision = decide(services, report.type_code, report.severity, report.location)
+    decision, plan = decide(services, report.type_code, report.severity, report.location)
     fields = {"type_code": report.type_code, "severity": report.severity, "lon": report.location.lon,
               "lat": report.location.lat, "address": report.address, "caller_name": report.caller_name,
               "caller_phone": report.caller_phone, "description": report.description, "flagged": decision.flagged}
-    routing = routing_json(services, decision)
+    routing = routing_json(services, decision, plan)
     incident, tickets = await open_incident(services.pool, services.ids, services.views, fields,
-                                            decision.assignments, user.id, routing)
+                                            decision.assignments, user.id, routing, plan_ref(plan) if plan else None)
     return {**incident, "tickets": tickets, "routing": routing}

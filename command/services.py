@@ -10,6 +10,7 @@ from aiohttp import web
 from command.accounts import Sessions
 from command.config import Config
 from command.hub import Hub
+from command.plan_store import LivePlans
 from command.vitals import LoopLag
 from dispatch.directory import Directory
 from dispatch.ids import IdReserves
@@ -29,6 +30,7 @@ class Services:
     views: Views
     loop_lag: LoopLag
     ids: IdReserves
+    plans: LivePlans
 
 
 SERVICES = web.AppKey("services", Services)

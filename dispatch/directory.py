@@ -46,7 +46,6 @@ class Directory:
         self._pool = pool
         self.subcentres: dict[int, Subcentre] = {}
         self.jurisdictions = Jurisdictions([])
-        self._reload: asyncio.Task[None] | None = None
 
     async def load(self) -> None:
         rows = await self._pool.fetch(
@@ -60,11 +59,6 @@ class Directory:
             Jurisdictions, [Jurisdiction(s.id, s.department, s.area) for s in subcentres.values()])
         self.subcentres, self.jurisdictions = subcentres, index
         log.info("jurisdiction index built: %d sub-centres", len(subcentres))
-
-    def changed(self) -> None:
-        """Schedule a reload (called from the hub when any process announces a change)."""
-        if self._reload is None or self._reload.done():
-            self._reload = asyncio.get_running_loop().create_task(self.load(), name="directory-reload")
 
     async def add(self, code: str, name: str, department: str, site: tuple[float, float],
                   area: BaseGeometry) -> int:

@@ -58,11 +58,13 @@ class Router:
                 chosen.extend(d for d in rule.departments if d not in chosen)
         return chosen
 
-    def route(self, jurisdictions: Jurisdictions, type_code: str, severity: Severity,
-              lon: float, lat: float) -> RoutingDecision:
+    def route(self, jurisdictions: Jurisdictions, type_code: str, severity: Severity, lon: float, lat: float,
+              departments: Sequence[str] | None = None) -> RoutingDecision:
+        """`departments`, when given (a contingency plan's), replace the configured responsibilities."""
         assignments: list[Assignment] = []
         missing: list[str] = []
-        for department in self.departments_for(type_code, severity):
+        chosen = self.departments_for(type_code, severity) if departments is None else departments
+        for department in chosen:
             placement = jurisdictions.locate(department, lon, lat)
             if placement is None:
                 missing.append(department)

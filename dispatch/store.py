@@ -28,7 +28,7 @@ JSON = dict[str, Any]
 CHANNEL = "liandong_events"
 
 _TICKET_COLUMNS = ("id, incident_id, subcentre_id, department, state, created_at, delivered_at, acknowledged_at,"
-                   " closed_at, rejected_at, cancelled_at, reason, feedback, outside_jurisdiction, distance_m")
+                   " closed_at, rejected_at, cancelled_at, reason, feedback, outside_jurisdiction, distance_m, tasks")
 
 # Appended to a statement whose CTE `event` inserted events RETURNING *: announce them on commit.
 _ANNOUNCE = f"""
@@ -77,7 +77,7 @@ def ticket_from_row(row: Mapping[str, Any] | asyncpg.Record) -> Ticket:
         delivered_at=row["delivered_at"], acknowledged_at=row["acknowledged_at"], closed_at=row["closed_at"],
         rejected_at=row["rejected_at"], cancelled_at=row["cancelled_at"], reason=row["reason"],
         feedback=msgspec.convert(feedback, Feedback) if feedback is not None else None,
-        outside_jurisdiction=row["outside_jurisdiction"],
+        outside_jurisdiction=row["outside_jurisdiction"], tasks=tuple(row["tasks"]),
     )
 
 
@@ -92,17 +92,18 @@ def ticket_json(ticket: Ticket, incident: JSON, alert: JSON) -> JSON:
 _OPEN_INCIDENT = f"""
 WITH incident AS (
     INSERT INTO incidents (id, type_code, severity, lon, lat, address, caller_name, caller_phone, description,
-                           flagged, created_by, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)),
+                           flagged, created_by, created_at, plan_key, plan_version)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $20, $21)),
 seq AS (  -- locked in id order, so concurrent incidents never deadlock; held to commit, so in commit order
     UPDATE subcentres s SET last_seq = s.last_seq + 1
     FROM (SELECT id FROM subcentres WHERE id = ANY($14::int[]) ORDER BY id FOR UPDATE) locked
     WHERE s.id = locked.id RETURNING s.id, s.last_seq),
 ticket AS (
     INSERT INTO tickets (id, incident_id, subcentre_id, department, state, created_at, outside_jurisdiction,
-                         distance_m)
-    SELECT t, $1, s, d, 'created', $12, o, m
-    FROM unnest($13::bigint[], $14::int[], $15::text[], $16::bool[], $17::float8[]) AS a(t, s, d, o, m)),
+                         distance_m, tasks)
+    SELECT t, $1, s, d, 'created', $12, o, m, k::jsonb  -- checklists travel as JSON text: nested lists would
+    FROM unnest($13::bigint[], $14::int[], $15::text[], $16::bool[], $17::float8[], $22::text[])  -- be read
+        AS a(t, s, d, o, m, k)),                                                       -- as a 2-D array
 event AS (
     INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data)
     SELECT $1::bigint, NULL::bigint, NULL::int, NULL::bigint, 'incident.created', $11::int, $12::timestamptz,
@@ -110,29 +111,45 @@ event AS (
     UNION ALL
     SELECT $1::bigint, a.t, a.s, seq.last_seq, 'ticket.created', $11::int, $12::timestamptz, a.data
     FROM unnest($13::bigint[], $14::int[], $19::jsonb[]) AS a(t, s, data) JOIN seq ON seq.id = a.s
+    UNION ALL
+    SELECT $1::bigint, NULL::bigint, NULL::int, NULL::bigint, 'plan.activated', $11::int, $12::timestamptz,
+           $23::jsonb WHERE $23::jsonb IS NOT NULL
     RETURNING *)
 {_ANNOUNCE}"""
 
 
+class PlanRef(msgspec.Struct, frozen=True):
+    """The contingency plan an incident runs under, as the store needs it."""
+
+    key: str
+    version: int
+    activation: JSON  # the plan.activated event's data
+    tasks: dict[str, list[str]]  # checklist by department
+
+
 async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mapping[str, Any],
-                        assignments: Sequence[Assignment], actor_id: int | None,
-                        routing: JSON) -> tuple[JSON, list[JSON]]:
+                        assignments: Sequence[Assignment], actor_id: int | None, routing: JSON,
+                        plan: PlanRef | None) -> tuple[JSON, list[JSON]]:
     """Store a new incident with one ticket per assignment, and the events that start its timeline.
 
     `fields` are the incident's columns (type_code, severity, lon, lat, address, caller_name,
     caller_phone, description, flagged). When this returns, all of it is durable.
     """
+    tasks = plan.tasks if plan else {}
     async with pool.acquire() as connection:
         # Ids first, so the ticket bodies terminals receive are rendered once, here, and stored as sent.
         (incident_id,) = await ids.incidents.take(connection, 1)
         ticket_ids = await ids.tickets.take(connection, len(assignments))
         now = datetime.now(UTC)
         incident = views.incident({**fields, "id": incident_id, "state": "open", "created_by": actor_id,
-                                   "created_at": now, "closed_at": None})
+                                   "created_at": now, "closed_at": None,
+                                   "plan_key": plan.key if plan else None,
+                                   "plan_version": plan.version if plan else None})
         alert = views.alert(incident)
         tickets = [ticket_json(Ticket(id=ticket_id, incident_id=incident["id"], subcentre_id=a.subcentre_id,
                                       department=a.department, state=TicketState.CREATED, created_at=now,
-                                      outside_jurisdiction=a.outside_jurisdiction), incident, alert)
+                                      outside_jurisdiction=a.outside_jurisdiction,
+                                      tasks=tuple(tasks.get(a.department, ()))), incident, alert)
                    for ticket_id, a in zip(ticket_ids, assignments, strict=True)]
         await connection.execute(
             _OPEN_INCIDENT, incident["id"], fields["type_code"], fields["severity"], fields["lon"], fields["lat"],
@@ -140,7 +157,9 @@ async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mappi
             fields["flagged"], actor_id, now, ticket_ids, [a.subcentre_id for a in assignments],
             [a.department for a in assignments], [a.outside_jurisdiction for a in assignments],
             [a.distance_m for a in assignments], {"incident": incident, "routing": routing},
-            [{"ticket": t} for t in tickets])
+            [{"ticket": t} for t in tickets], plan.key if plan else None, plan.version if plan else None,
+            [msgspec.json.encode(tasks.get(a.department, [])).decode() for a in assignments],
+            plan.activation if plan else None)
     return incident, tickets
 
 

@@ -76,6 +76,7 @@ class Ticket:
     reason: str = ""  # why it was rejected or cancelled
     feedback: Feedback | None = None
     outside_jurisdiction: bool = False
+    tasks: tuple[str, ...] = ()  # the plan's checklist for this department
 
     def _to(self, target: TicketState, **changes: object) -> Ticket:
         if target not in _ALLOWED[self.state]:

@@ -29,6 +29,7 @@ class Views:
             "caller_name": row["caller_name"], "caller_phone": row["caller_phone"],
             "description": row["description"], "state": row["state"], "flagged": row["flagged"],
             "created_at": row["created_at"], "closed_at": row["closed_at"],
+            "plan": {"key": row["plan_key"], "version": row["plan_version"]} if row["plan_key"] else None,
         }
 
     def alert(self, incident: Mapping[str, Any]) -> JSON:

@@ -1,0 +1,73 @@
+"""Plans in PostgreSQL: load the current versions, save a new version, retire a plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from command.plans import Plan, PlanBody, PlanBook, PlanProblem, check
+from dispatch.pg import Connection, Pool
+from dispatch.taxonomy import Taxonomy
+
+PLANS_CHANNEL = "liandong_plans"
+_SAVE_LOCK = 727002  # serialises saves, so two edits cannot each miss the ambiguity the other creates
+
+
+async def current_plans(connection: Connection | Pool) -> list[Plan]:
+    rows = await connection.fetch(
+        "SELECT DISTINCT ON (key) key, version, body, retired FROM plans ORDER BY key, version DESC")
+    return [Plan(r["key"], r["version"], msgspec.convert(r["body"], PlanBody)) for r in rows if not r["retired"]]
+
+
+async def save_plan(pool: Pool, taxonomy: Taxonomy, departments: list[str], key: str, body: PlanBody,
+                    actor_id: int | None) -> Plan:
+    """Store `body` as the next version of plan `key`; raises PlanProblem if it is invalid or ambiguous."""
+    check(body, taxonomy, departments)
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _SAVE_LOCK)
+        book = PlanBook(taxonomy, await current_plans(connection))
+        if problem := book.ambiguity(key, body):
+            raise PlanProblem("types", problem)
+        version: int = await connection.fetchval(
+            "INSERT INTO plans (key, version, body, created_by)"
+            " SELECT $1, coalesce(max(version), 0) + 1, $2, $3 FROM plans WHERE key = $1 RETURNING version",
+            key, msgspec.to_builtins(body), actor_id)
+        await connection.execute("SELECT pg_notify($1, $2)", PLANS_CHANNEL, key)
+    return Plan(key, version, body)
+
+
+async def retire_plan(pool: Pool, key: str, actor_id: int | None) -> int | None:
+    """Add a retired version; running incidents keep theirs. None if there is no such plan."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _SAVE_LOCK)
+        version: int | None = await connection.fetchval(
+            "INSERT INTO plans (key, version, body, retired, created_by)"
+            " SELECT key, version + 1, body, true, $2 FROM plans WHERE key = $1 AND NOT retired"
+            " AND version = (SELECT max(version) FROM plans WHERE key = $1) RETURNING version", key, actor_id)
+        if version is not None:
+            await connection.execute("SELECT pg_notify($1, $2)", PLANS_CHANNEL, key)
+    return version
+
+
+async def plan_versions(pool: Pool, key: str) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT version, body, retired, created_by, created_at FROM plans WHERE key = $1 ORDER BY version", key)
+    return [dict(r.items()) for r in rows]
+
+
+async def plan_version(connection: Connection | Pool, key: str, version: int) -> Plan | None:
+    body = await connection.fetchval("SELECT body FROM plans WHERE key = $1 AND version = $2", key, version)
+    return Plan(key, version, msgspec.convert(body, PlanBody)) if body is not None else None
+
+
+class LivePlans:
+    """The plan book every request reads, replaced whole when any process announces a change."""
+
+    def __init__(self, pool: Pool, taxonomy: Taxonomy) -> None:
+        self._pool = pool
+        self._taxonomy = taxonomy
+        self.book = PlanBook(taxonomy)
+
+    async def load(self) -> None:
+        self.book = PlanBook(self._taxonomy, await current_plans(self._pool))
