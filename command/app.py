@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import WSCloseCode, web
 
 from alerts.tones import AlertPolicy
-from command import api, openapi
+from command import api, openapi, plans_api
 from command.accounts import Sessions
 from command.config import Config
 from command.console_ws import console_socket
@@ -132,6 +132,7 @@ def build_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_services_context(config))
     app.on_shutdown.append(_close_sockets)
     app.add_routes(api.routes)
+    app.add_routes(plans_api.routes)
     app.router.add_get("/api/openapi.json", _openapi)
     app.router.add_get("/ws/terminal", terminal_socket)
     app.router.add_get("/ws/console", console_socket)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import msgspec
 import shapely
 from shapely.geometry.base import BaseGeometry
 
 from command.accounts import Role, create_user
+from command.plans import DepartmentOrder, PlanBody, Recipient, StageLimits
 from dispatch.pg import Pool
 from gis.boundaries import city_area, yichang_districts
 from gis.partition import voronoi_cells
@@ -53,6 +55,49 @@ CITY_WIDE = [
 ]
 
 
+def _plan(name: str, types: list[str], levels: list[int], departments: dict[str, list[str]],
+          deliver_s: int = 30, acknowledge_s: int = 60, feedback_s: int = 4 * 3600, public_warning: bool = False,
+          notify: list[Recipient] | None = None) -> PlanBody:
+    return PlanBody(name=name, types=types, levels=levels,
+                    departments=[DepartmentOrder(code, tasks) for code, tasks in departments.items()],
+                    limits=StageLimits(deliver_s, acknowledge_s, feedback_s), notify=notify or [],
+                    public_warning=public_warning)
+
+
+_LEADER = Recipient("分管副市长 deputy mayor on duty", "sms", "13800000001")
+_DUTY_OFFICE = Recipient("市应急管理局值班室 duty office", "email", "duty@yichang-emergency.example")
+
+# Plans for the six sub-centres. Types without a plan go to the departments config.toml makes
+# responsible for them.
+DEMO_PLANS: dict[str, PlanBody] = {
+    "fire": _plan("火灾事故处置预案", ["201", "105"], [1, 2, 3, 4], {
+        "fire": ["出动灭火救援力量", "核实被困人员", "设置警戒区"]}, deliver_s=15, acknowledge_s=45),
+    "fire-major": _plan("重大火灾事故处置预案", ["201"], [1, 2], {
+        "fire": ["出动灭火救援力量", "核实被困人员", "设置警戒区", "请求增援"],
+        "health": ["派出急救力量", "通知定点医院"], "civil_affairs": ["临时安置受灾群众"]},
+        deliver_s=15, acknowledge_s=30, notify=[_LEADER]),
+    "traffic": _plan("交通事故处置预案", ["202"], [1, 2, 3, 4], {
+        "fire": ["破拆救援被困人员"], "health": ["现场急救", "转运伤员"]}),
+    "hazmat": _plan("危险化学品事故处置预案", ["203"], [1, 2, 3, 4], {
+        "fire": ["侦检泄漏物", "堵漏洗消"], "health": ["中毒人员救治"], "civil_defence": ["防化侦检", "人员疏散"]},
+        deliver_s=15, acknowledge_s=30),
+    "flood": _plan("洪涝灾害处置预案", ["101"], [3, 4], {"water": ["巡查堤防", "组织排涝"]}),
+    "flood-severe": _plan("重大洪涝灾害处置预案", ["101"], [1, 2], {
+        "water": ["巡查堤防", "组织排涝", "调度水库泄洪"],
+        "civil_defence": ["启用人防工程避险", "启动防空警报设施预警"],
+        "civil_affairs": ["开放应急避难场所", "调拨救灾物资"], "health": ["派出医疗防疫队"]},
+        deliver_s=15, acknowledge_s=30, public_warning=True, notify=[_LEADER, _DUTY_OFFICE]),
+    "quake": _plan("一般地震处置预案", ["103"], [3, 4], {"earthquake": ["速报震情", "开展灾情调查"]}),
+    "quake-major": _plan("重大地震灾害处置预案", ["103"], [1, 2], {
+        "earthquake": ["速报震情", "组织余震监测"], "fire": ["搜救被困人员"], "water": ["排查水库大坝险情"],
+        "civil_defence": ["启用人防工程避险"], "civil_affairs": ["开放应急避难场所", "调拨救灾物资"],
+        "health": ["派出医疗队", "启动伤员救治"]},
+        deliver_s=15, acknowledge_s=30, public_warning=True, notify=[_LEADER, _DUTY_OFFICE]),
+    "public-health": _plan("突发公共卫生事件处置预案", ["3"], [1, 2, 3, 4], {
+        "health": ["流行病学调查", "救治患者", "报告疫情"]}),
+}
+
+
 @dataclass(frozen=True)
 class DemoSubcentre:
     code: str
@@ -89,6 +134,9 @@ async def seed(pool: Pool) -> bool:
                 row.code, row.name, row.department, *row.site, shapely.geometry.mapping(row.area))
             await create_user(connection, row.code, f"{row.name}值班员", DEMO_PASSWORD, Role.OPERATOR, subcentre_id)
         await create_user(connection, "dispatcher", "指挥中心调度员", DEMO_PASSWORD, Role.DISPATCHER)
+        for key, body in DEMO_PLANS.items():
+            await connection.execute("INSERT INTO plans (key, version, body) VALUES ($1, 1, $2)",
+                                     key, msgspec.to_builtins(body))
         await create_user(connection, "supervisor", "监控中心值班长", DEMO_PASSWORD, Role.SUPERVISOR)
-    log.info("demo data loaded: %d sub-centres and their operator accounts", len(rows))
+    log.info("demo data loaded: %d sub-centres, their operator accounts, %d plans", len(rows), len(DEMO_PLANS))
     return True

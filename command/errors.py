@@ -62,6 +62,7 @@ def decode(raw: bytes | str, kind: type[T] | msgspec.json.Decoder[T]) -> T:
 
 def from_domain(error: Exception) -> RequestError | None:
     """Map a domain exception to the error a client sees; None for anything unexpected."""
+    from command.plans import AmbiguousPlan, PlanProblem
     from dispatch.store import NotYourTicket, TicketNotFound
     from dispatch.tickets import IllegalTransition
 
@@ -71,6 +72,10 @@ def from_domain(error: Exception) -> RequestError | None:
         return RequestError(409, "illegal_transition", str(error), "ticket_id")
     if isinstance(error, NotYourTicket):
         return RequestError(403, "forbidden", str(error), "ticket_id")
+    if isinstance(error, AmbiguousPlan):
+        return RequestError(409, "ambiguous_plan", str(error), error.field)
+    if isinstance(error, PlanProblem):
+        return RequestError(422, "invalid_plan", str(error), error.field)
     if isinstance(error, TicketNotFound):
         return RequestError(404, "not_found", str(error), "ticket_id")
     return None

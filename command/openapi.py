@@ -11,10 +11,12 @@ import msgspec
 
 from command import api
 from command.intake import IncidentReport, RoutingQuery
+from command.plans import PlanBody
+from command.plans_api import SeverityChange
 from dispatch.protocol import Ack, FeedbackMessage, Hello, Received, Reject
 
 _BODIES: list[type] = [api.Credentials, IncidentReport, RoutingQuery, api.NewSubcentre, api.Reason,
-                       api.FeedbackBody, Hello, Received, Ack, FeedbackMessage, Reject]
+                       api.FeedbackBody, PlanBody, SeverityChange, Hello, Received, Ack, FeedbackMessage, Reject]
 
 _ERRORS = {"400": "malformed request", "401": "not logged in", "403": "not allowed for this account",
            "404": "no such resource", "409": "conflicts with the current state", "413": "body too large",
@@ -43,6 +45,14 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str | None, int, str | None]] = {
                                              "operator"),
     ("post", "/api/tickets/{id}/reject"): ("Reject a ticket with a reason", "Reason", 200, "operator"),
     ("post", "/api/tickets/{id}/cancel"): ("Cancel a ticket", "Reason", 200, "dispatcher"),
+    ("get", "/api/plans"): ("Current contingency plans", None, 200, "any"),
+    ("get", "/api/plans/{key}"): ("Every version of one plan", None, 200, "any"),
+    ("put", "/api/plans/{key}"): ("Save a new version of a plan (running incidents keep theirs)", "PlanBody", 200,
+                                  "dispatcher"),
+    ("delete", "/api/plans/{key}"): ("Retire a plan", None, 200, "dispatcher"),
+    ("post", "/api/incidents/{id}/severity"): ("Raise an incident's severity: activates the larger plan and"
+                                               " dispatches the departments it adds", "SeverityChange", 200,
+                                               "dispatcher"),
     ("get", "/api/openapi.json"): ("This document", None, 200, None),
     ("get", "/healthz"): ("Database and LISTEN connection health", None, 200, None),
     ("get", "/ws/terminal"): ("Sub-centre terminal WebSocket: send Hello first, then Received, Ack,"
@@ -58,13 +68,16 @@ def document() -> dict[str, Any]:
     for (method, path), (summary, body, status, roles) in OPERATIONS.items():
         operation: dict[str, Any] = {"summary": summary, "responses": {
             str(status): {"description": "switching protocols" if status == 101 else "success"},
-            **({k: {"description": v} for k, v in _ERRORS.items()} if method == "post" else {})}}
+            **({k: {"description": v} for k, v in _ERRORS.items()} if method in ("post", "put") else {})}}
         if roles:
             operation["security"] = [{"bearer": []}]
             operation["description"] = f"Roles: {roles}."
         if "{id}" in path:
             operation["parameters"] = [{"name": "id", "in": "path", "required": True,
                                         "schema": {"type": "integer", "minimum": 1}}]
+        if "{key}" in path:
+            operation["parameters"] = [{"name": "key", "in": "path", "required": True,
+                                        "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}}]
         if body and status != 101:  # a WebSocket's first message is documented, not sent as a body
             operation["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{body}"}}}}

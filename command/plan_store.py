@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from command.plans import Plan, PlanBody, PlanBook, PlanProblem, check
+from command.plans import AmbiguousPlan, Plan, PlanBody, PlanBook, check
 from dispatch.pg import Connection, Pool
 from dispatch.taxonomy import Taxonomy
 
@@ -28,7 +28,7 @@ async def save_plan(pool: Pool, taxonomy: Taxonomy, departments: list[str], key:
         await connection.execute("SELECT pg_advisory_xact_lock($1)", _SAVE_LOCK)
         book = PlanBook(taxonomy, await current_plans(connection))
         if problem := book.ambiguity(key, body):
-            raise PlanProblem("types", problem)
+            raise AmbiguousPlan("types", problem)
         version: int = await connection.fetchval(
             "INSERT INTO plans (key, version, body, created_by)"
             " SELECT $1, coalesce(max(version), 0) + 1, $2, $3 FROM plans WHERE key = $1 RETURNING version",

@@ -68,6 +68,10 @@ class PlanProblem(Exception):
         self.field = field
 
 
+class AmbiguousPlan(PlanProblem):
+    """Saving the plan would leave two plans equally specific for some type and level."""
+
+
 def _specificity(plan: PlanBody, type_code: str) -> tuple[int, int]:
     """Higher is more specific: (names the subtype itself, -number of levels)."""
     return (1 if type_code in plan.types else 0, -len(set(plan.levels)))

@@ -18,7 +18,7 @@ import asyncpg
 import msgspec
 
 from dispatch.ids import IdReserves
-from dispatch.pg import Pool
+from dispatch.pg import Connection, Pool
 from dispatch.routing import Assignment
 from dispatch.tickets import Feedback, Ticket, TicketState
 from dispatch.views import Views
@@ -104,16 +104,17 @@ ticket AS (
     SELECT t, $1, s, d, 'created', $12, o, m, k::jsonb  -- checklists travel as JSON text: nested lists would
     FROM unnest($13::bigint[], $14::int[], $15::text[], $16::bool[], $17::float8[], $22::text[])  -- be read
         AS a(t, s, d, o, m, k)),                                                       -- as a 2-D array
-event AS (
+event AS (  -- in timeline order: the report, the plan it activated, then the tickets
     INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data)
-    SELECT $1::bigint, NULL::bigint, NULL::int, NULL::bigint, 'incident.created', $11::int, $12::timestamptz,
-           $18::jsonb
-    UNION ALL
-    SELECT $1::bigint, a.t, a.s, seq.last_seq, 'ticket.created', $11::int, $12::timestamptz, a.data
-    FROM unnest($13::bigint[], $14::int[], $19::jsonb[]) AS a(t, s, data) JOIN seq ON seq.id = a.s
-    UNION ALL
-    SELECT $1::bigint, NULL::bigint, NULL::int, NULL::bigint, 'plan.activated', $11::int, $12::timestamptz,
-           $23::jsonb WHERE $23::jsonb IS NOT NULL
+    SELECT $1::bigint, t, s, q, k, $11::int, $12::timestamptz, d FROM (
+        SELECT 0 AS o, NULL::bigint AS t, NULL::int AS s, NULL::bigint AS q, 'incident.created' AS k, $18::jsonb AS d
+        UNION ALL
+        SELECT 1, NULL, NULL, NULL, 'plan.activated', $23::jsonb WHERE $23::jsonb IS NOT NULL
+        UNION ALL
+        SELECT 2, a.t, a.s, seq.last_seq, 'ticket.created', a.data
+        FROM unnest($13::bigint[], $14::int[], $19::jsonb[]) WITH ORDINALITY AS a(t, s, data, n)
+        JOIN seq ON seq.id = a.s) ordered
+    ORDER BY o, t
     RETURNING *)
 {_ANNOUNCE}"""
 
@@ -239,6 +240,45 @@ async def change_ticket(pool: Pool, views: Views, ticket_id: int, action: Action
             msgspec.to_builtins(changed.feedback) if changed.feedback else None, changed.subcentre_id, actor_id,
             now, changed.incident_id, {"ticket": body}, finishes_incident, {"incident": closed})
         return body
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    """An event to record; ticket events name their sub-centre and are numbered in its stream."""
+
+    incident_id: int
+    kind: str
+    at: datetime
+    data: JSON
+    ticket_id: int | None = None
+    subcentre_id: int | None = None
+    actor_id: int | None = None
+
+
+_RECORD_EVENTS = f"""
+WITH seq AS (
+    UPDATE subcentres s SET last_seq = s.last_seq + 1
+    FROM (SELECT id FROM subcentres WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE) locked
+    WHERE s.id = locked.id RETURNING s.id, s.last_seq),
+event AS (
+    INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data)
+    SELECT e.i, e.t, e.s, seq.last_seq, e.k, e.a, e.w, e.d::jsonb
+    FROM unnest($2::bigint[], $3::bigint[], $4::int[], $5::text[], $6::int[], $7::timestamptz[], $8::text[])
+        WITH ORDINALITY AS e(i, t, s, k, a, w, d, n)
+    LEFT JOIN seq ON seq.id = e.s
+    ORDER BY e.n
+    RETURNING *)
+{_ANNOUNCE}"""
+
+
+async def record_events(connection: Connection, events: Sequence[NewEvent]) -> None:
+    """Record events (inside the caller's transaction) and announce them on commit. For the rarer
+    changes (severity raised, escalations); each sub-centre may appear once per call."""
+    subcentres = [e.subcentre_id for e in events if e.subcentre_id is not None]
+    assert len(subcentres) == len(set(subcentres)), "one event per sub-centre per call keeps seqs simple"
+    await connection.execute(
+        _RECORD_EVENTS, subcentres, [e.incident_id for e in events], [e.ticket_id for e in events],
+        [e.subcentre_id for e in events], [e.kind for e in events], [e.actor_id for e in events],
+        [e.at for e in events], [msgspec.json.encode(e.data).decode() for e in events])
 
 
 def _ticket_from_json(row: JSON) -> Ticket:

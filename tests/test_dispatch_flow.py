@@ -38,17 +38,19 @@ async def test_a_fire_in_xiling_reaches_the_xiling_station_which_acknowledges_an
         assert closed["delivered_at"] and closed["acknowledged_at"] and closed["closed_at"]
         assert closed["feedback"]["outcome"] == "明火已扑灭"
         assert [e["kind"] for e in stored["timeline"]] == [
-            "incident.created", "ticket.created", "ticket.delivered", "ticket.acknowledged", "ticket.closed",
-            "incident.closed"]
+            "incident.created", "plan.activated", "ticket.created", "ticket.delivered", "ticket.acknowledged",
+            "ticket.closed", "incident.closed"]
+        assert stored["plan"] == {"key": "fire", "version": 1}
+        assert closed["tasks"] == ["出动灭火救援力量", "核实被困人员", "设置警戒区"]
     finally:
         await station.close()
         await elsewhere.close()
 
 
 async def test_the_incident_stays_open_until_every_ticket_is_closed_or_cancelled(liandong: Liandong) -> None:
-    flood = await liandong.report("101", 1, *XILING)  # severe flood: water, civil affairs, health
+    flood = await liandong.report("101", 1, *XILING)  # the severe-flood plan: four departments
     by_department = {t["department"]: t for t in flood["tickets"]}
-    assert set(by_department) == {"water", "civil_affairs", "health"}
+    assert set(by_department) == {"water", "civil_defence", "civil_affairs", "health"}
     water = await liandong.terminal("water")
     try:
         await water.acknowledge(by_department["water"]["id"])
@@ -56,9 +58,10 @@ async def test_the_incident_stays_open_until_every_ticket_is_closed_or_cancelled
     finally:
         await water.close()
     assert (await liandong.incident(flood["id"]))["state"] == "open"
-    status, _ = await liandong.call("POST", f"/api/tickets/{by_department['health']['id']}/cancel",
-                                    {"reason": "no casualties"}, as_user="dispatcher")
-    assert status == 200
+    for department in ("health", "civil_defence"):
+        status, _ = await liandong.call("POST", f"/api/tickets/{by_department[department]['id']}/cancel",
+                                        {"reason": "not needed"}, as_user="dispatcher")
+        assert status == 200
     assert (await liandong.incident(flood["id"]))["state"] == "open"
     affairs = await liandong.terminal("civil-affairs")
     try:

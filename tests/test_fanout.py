@@ -153,7 +153,7 @@ async def test_the_console_hears_incidents_and_ticket_changes_live(liandong: Lia
         while not any(e["kind"] == "ticket.acknowledged" for e in events):
             events.append(await console.receive_json(timeout=5))
     kinds = [e["kind"] for e in events]
-    assert kinds[:2] == ["incident.created", "ticket.created"]
+    assert kinds[:3] == ["incident.created", "plan.activated", "ticket.created"]
     assert "ticket.delivered" in kinds
     assert all(e["incident_id"] == incident["id"] for e in events)
 

@@ -1,0 +1,69 @@
+"""Raising an incident's severity: the larger plan is activated and the departments it adds are
+dispatched, without a second ticket to any sub-centre that already has one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from command.accounts import User
+from command.errors import RequestError
+from command.intake import Location, decide, plan_ref
+from command.services import Services
+from dispatch.store import NewEvent, record_events, ticket_from_row, ticket_json
+from dispatch.taxonomy import Severity
+from dispatch.tickets import Ticket, TicketState
+
+
+async def raise_severity(services: Services, incident_id: int, severity: int, user: User) -> dict[str, Any]:
+    async with services.pool.acquire() as connection, connection.transaction():
+        row = await connection.fetchrow("SELECT *, now() AS now FROM incidents WHERE id = $1 FOR UPDATE", incident_id)
+        if row is None:
+            raise RequestError(404, "not_found", f"incident {incident_id} does not exist", "id")
+        if row["state"] != "open":
+            raise RequestError(409, "closed", "the incident is closed", "id")
+        old, new = Severity(row["severity"]), Severity(severity)
+        if new >= old:
+            raise RequestError(422, "not_more_severe", f"level {new.name} is not more severe than the current"
+                               f" {old.name} (I is the gravest); only raising is allowed", "severity")
+        decision, plan = decide(services, row["type_code"], severity, Location(row["lon"], row["lat"]))
+        existing = [ticket_from_row(t) for t in await connection.fetch(
+            "SELECT * FROM tickets WHERE incident_id = $1 ORDER BY id", incident_id)]
+        ticketed = {t.subcentre_id for t in existing}
+        added = [a for a in decision.assignments if a.subcentre_id not in ticketed]
+        plan_key, plan_version = (plan.key, plan.version) if plan else (row["plan_key"], row["plan_version"])
+        flagged = row["flagged"] or decision.flagged
+        await connection.execute(
+            "UPDATE incidents SET severity = $2, plan_key = $3, plan_version = $4, flagged = $5 WHERE id = $1",
+            incident_id, severity, plan_key, plan_version, flagged)
+        now = row["now"]
+        incident = services.views.incident({**row, "severity": severity, "plan_key": plan_key,
+                                            "plan_version": plan_version, "flagged": flagged})
+        alert = services.views.alert(incident)
+        tasks = plan_ref(plan).tasks if plan else {}
+        ids = await services.ids.tickets.take(connection, len(added))
+        fresh = [Ticket(id=i, incident_id=incident_id, subcentre_id=a.subcentre_id, department=a.department,
+                        state=TicketState.CREATED, created_at=now, outside_jurisdiction=a.outside_jurisdiction,
+                        tasks=tuple(tasks.get(a.department, ()))) for i, a in zip(ids, added, strict=True)]
+        await connection.execute(
+            "INSERT INTO tickets (id, incident_id, subcentre_id, department, state, created_at, outside_jurisdiction,"
+            " distance_m, tasks) SELECT t, $1, s, d, 'created', $2, o, m, k::jsonb"
+            " FROM unnest($3::bigint[], $4::int[], $5::text[], $6::bool[], $7::float8[], $8::text[])"
+            " AS a(t, s, d, o, m, k)",
+            incident_id, now, [t.id for t in fresh], [t.subcentre_id for t in fresh], [t.department for t in fresh],
+            [t.outside_jurisdiction for t in fresh], [a.distance_m for a in added],
+            [msgspec.json.encode(list(t.tasks)).decode() for t in fresh])
+        events = [NewEvent(incident_id, "incident.severity_raised", now,
+                           {"incident": incident, "from": old.value, "to": new.value}, actor_id=user.id)]
+        if plan and (plan.key, plan.version) != (row["plan_key"], row["plan_version"]):
+            events.append(NewEvent(incident_id, "plan.activated", now, plan_ref(plan).activation, actor_id=user.id))
+        added_bodies = [ticket_json(t, incident, alert) for t in fresh]
+        events += [NewEvent(incident_id, "ticket.created", now, {"ticket": body}, body["id"], body["subcentre_id"],
+                            user.id) for body in added_bodies]
+        # Tickets already out learn the new level (and sound its tone); finished ones are left alone.
+        events += [NewEvent(incident_id, "ticket.updated", now, {"ticket": ticket_json(t, incident, alert)}, t.id,
+                            t.subcentre_id, user.id)
+                   for t in existing if not t.state.finished and t.state is not TicketState.REJECTED]
+        await record_events(connection, events)
+    return {**incident, "added_tickets": added_bodies}
