@@ -55,6 +55,23 @@ class AlertConfig(_Section, frozen=True, forbid_unknown_fields=True):
     repeat_s: Positive = 2.0
 
 
+class RecipientConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    name: str
+    channel: Annotated[str, msgspec.Meta(pattern=r"^(sms|email|webhook)$")]
+    address: Annotated[str, msgspec.Meta(min_length=1)]
+
+
+Limit = Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 3600)]
+
+
+class EscalationConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    deliver_s: Limit = 30
+    acknowledge_s: Limit = 60
+    feedback_s: Limit = 14400
+    poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
+    supervisor: RecipientConfig = RecipientConfig("指挥中心值班长", "sms", "13800000000")
+
+
 class SubtypeConfig(_Section, frozen=True, forbid_unknown_fields=True):
     code: Code
     name: str
@@ -87,6 +104,7 @@ class _RawConfig(_Section, frozen=True, forbid_unknown_fields=True):
     auth: AuthConfig = AuthConfig()
     demo: DemoConfig = DemoConfig()
     alert: AlertConfig = AlertConfig()
+    escalation: EscalationConfig = EscalationConfig()
     incident_types: list[CategoryConfig] = []
     departments: list[DepartmentConfig] = []
     severity_rules: list[SeverityRuleConfig] = []
@@ -102,6 +120,7 @@ class Config:
     auth: AuthConfig
     demo: DemoConfig
     alert: AlertConfig
+    escalation: EscalationConfig
     taxonomy: Taxonomy
     departments: dict[str, Department]
     severity_rules: tuple[SeverityRule, ...]
@@ -196,4 +215,5 @@ def _build(raw: _RawConfig, path: Path) -> Config:
             raise fail("alert.tone_by_severity", f"unknown severity {level!r}; use I, II, III or IV")
 
     return Config(path=path, server=raw.server, database=raw.database, auth=raw.auth, demo=raw.demo,
-                  alert=raw.alert, taxonomy=taxonomy, departments=departments, severity_rules=tuple(rules))
+                  alert=raw.alert, escalation=raw.escalation, taxonomy=taxonomy, departments=departments,
+                  severity_rules=tuple(rules))

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from alerts.escalation import Limits
 from command.accounts import User
 from command.errors import RequestError
 from command.plans import Plan
@@ -50,6 +51,12 @@ def decide(services: Services, type_code: str, severity: int,
     return decision, plan
 
 
+def stage_limits(services: Services, plan: Plan | None) -> Limits:
+    """The plan's stage limits, or the configured defaults where no plan covers the incident."""
+    source = plan.body.limits if plan else services.config.escalation
+    return Limits(source.deliver_s, source.acknowledge_s, source.feedback_s)
+
+
 def plan_ref(plan: Plan) -> PlanRef:
     body = plan.body
     activation = {"plan": {"key": plan.key, "version": plan.version, "name": body.name,
@@ -80,5 +87,6 @@ async def record_incident(services: Services, report: IncidentReport, user: User
               "caller_phone": report.caller_phone, "description": report.description, "flagged": decision.flagged}
     routing = routing_json(services, decision, plan)
     incident, tickets = await open_incident(services.pool, services.ids, services.views, fields,
-                                            decision.assignments, user.id, routing, plan_ref(plan) if plan else None)
+                                            decision.assignments, user.id, routing, plan_ref(plan) if plan else None,
+                                            stage_limits(services, plan))
     return {**incident, "tickets": tickets, "routing": routing}

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from command.accounts import User
 from command.errors import RequestError
-from command.intake import Location, decide, plan_ref
+from command.intake import Location, decide, plan_ref, stage_limits
 from command.services import Services
-from dispatch.store import NewEvent, record_events, ticket_from_row, ticket_json
+from dispatch.store import NewEvent, add_tickets, record_events, ticket_from_row, ticket_json
 from dispatch.taxonomy import Severity
-from dispatch.tickets import Ticket, TicketState
+from dispatch.tickets import TicketState
 
 
 async def raise_severity(services: Services, incident_id: int, severity: int, user: User) -> dict[str, Any]:
@@ -41,24 +39,12 @@ async def raise_severity(services: Services, incident_id: int, severity: int, us
         incident = services.views.incident({**row, "severity": severity, "plan_key": plan_key,
                                             "plan_version": plan_version, "flagged": flagged})
         alert = services.views.alert(incident)
-        tasks = plan_ref(plan).tasks if plan else {}
-        ids = await services.ids.tickets.take(connection, len(added))
-        fresh = [Ticket(id=i, incident_id=incident_id, subcentre_id=a.subcentre_id, department=a.department,
-                        state=TicketState.CREATED, created_at=now, outside_jurisdiction=a.outside_jurisdiction,
-                        tasks=tuple(tasks.get(a.department, ()))) for i, a in zip(ids, added, strict=True)]
-        await connection.execute(
-            "INSERT INTO tickets (id, incident_id, subcentre_id, department, state, created_at, outside_jurisdiction,"
-            " distance_m, tasks) SELECT t, $1, s, d, 'created', $2, o, m, k::jsonb"
-            " FROM unnest($3::bigint[], $4::int[], $5::text[], $6::bool[], $7::float8[], $8::text[])"
-            " AS a(t, s, d, o, m, k)",
-            incident_id, now, [t.id for t in fresh], [t.subcentre_id for t in fresh], [t.department for t in fresh],
-            [t.outside_jurisdiction for t in fresh], [a.distance_m for a in added],
-            [msgspec.json.encode(list(t.tasks)).decode() for t in fresh])
+        added_bodies = await add_tickets(connection, services.ids, incident, alert, added,
+                                         plan_ref(plan).tasks if plan else {}, stage_limits(services, plan), now)
         events = [NewEvent(incident_id, "incident.severity_raised", now,
                            {"incident": incident, "from": old.value, "to": new.value}, actor_id=user.id)]
         if plan and (plan.key, plan.version) != (row["plan_key"], row["plan_version"]):
             events.append(NewEvent(incident_id, "plan.activated", now, plan_ref(plan).activation, actor_id=user.id))
-        added_bodies = [ticket_json(t, incident, alert) for t in fresh]
         events += [NewEvent(incident_id, "ticket.created", now, {"ticket": body}, body["id"], body["subcentre_id"],
                             user.id) for body in added_bodies]
         # Tickets already out learn the new level (and sound its tone); finished ones are left alone.

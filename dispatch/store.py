@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from alerts.escalation import Limits, first_deadlines
 from dispatch.ids import IdReserves
 from dispatch.pg import Connection, Pool
 from dispatch.routing import Assignment
@@ -28,7 +29,8 @@ JSON = dict[str, Any]
 CHANNEL = "liandong_events"
 
 _TICKET_COLUMNS = ("id, incident_id, subcentre_id, department, state, created_at, delivered_at, acknowledged_at,"
-                   " closed_at, rejected_at, cancelled_at, reason, feedback, outside_jurisdiction, distance_m, tasks")
+                   " closed_at, rejected_at, cancelled_at, reason, feedback, outside_jurisdiction, distance_m, tasks,"
+                   " limits")
 
 # Appended to a statement whose CTE `event` inserted events RETURNING *: announce them on commit.
 _ANNOUNCE = f"""
@@ -100,10 +102,14 @@ seq AS (  -- locked in id order, so concurrent incidents never deadlock; held to
     WHERE s.id = locked.id RETURNING s.id, s.last_seq),
 ticket AS (
     INSERT INTO tickets (id, incident_id, subcentre_id, department, state, created_at, outside_jurisdiction,
-                         distance_m, tasks)
-    SELECT t, $1, s, d, 'created', $12, o, m, k::jsonb  -- checklists travel as JSON text: nested lists would
-    FROM unnest($13::bigint[], $14::int[], $15::text[], $16::bool[], $17::float8[], $22::text[])  -- be read
-        AS a(t, s, d, o, m, k)),                                                       -- as a 2-D array
+                         distance_m, tasks, limits)
+    SELECT t, $1, s, d, 'created', $12, o, m, k::jsonb, $24::jsonb  -- checklists travel as JSON text: nested
+    FROM unnest($13::bigint[], $14::int[], $15::text[], $16::bool[], $17::float8[], $22::text[])  -- lists would
+        AS a(t, s, d, o, m, k)),                                                  -- be read as a 2-D array
+deadline AS (
+    INSERT INTO deadlines (ticket_id, stage, due_at)
+    SELECT t, f.stage, $12::timestamptz + make_interval(secs => f.secs)
+    FROM unnest($13::bigint[]) AS t CROSS JOIN unnest($25::text[], $26::float8[]) AS f(stage, secs)),
 event AS (  -- in timeline order: the report, the plan it activated, then the tickets
     INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data)
     SELECT $1::bigint, t, s, q, k, $11::int, $12::timestamptz, d FROM (
@@ -130,7 +136,7 @@ class PlanRef(msgspec.Struct, frozen=True):
 
 async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mapping[str, Any],
                         assignments: Sequence[Assignment], actor_id: int | None, routing: JSON,
-                        plan: PlanRef | None) -> tuple[JSON, list[JSON]]:
+                        plan: PlanRef | None, limits: Limits) -> tuple[JSON, list[JSON]]:
     """Store a new incident with one ticket per assignment, and the events that start its timeline.
 
     `fields` are the incident's columns (type_code, severity, lon, lat, address, caller_name,
@@ -160,7 +166,8 @@ async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mappi
             [a.distance_m for a in assignments], {"incident": incident, "routing": routing},
             [{"ticket": t} for t in tickets], plan.key if plan else None, plan.version if plan else None,
             [msgspec.json.encode(tasks.get(a.department, [])).decode() for a in assignments],
-            plan.activation if plan else None)
+            plan.activation if plan else None, msgspec.to_builtins(limits),
+            [stage.value for stage, _ in first_deadlines(limits)], [float(s) for _, s in first_deadlines(limits)])
     return incident, tickets
 
 
@@ -194,6 +201,9 @@ WITH changed AS (
     WHERE id = $1),
 seq AS (UPDATE subcentres SET last_seq = last_seq + 1 WHERE id = $10 RETURNING last_seq),
 closed AS (UPDATE incidents SET state = 'closed', closed_at = $12 WHERE id = $13 AND $15::bool),
+deadline AS (  -- once a person has acknowledged, the clock runs for their feedback
+    INSERT INTO deadlines (ticket_id, stage, due_at)
+    SELECT $1, 'feedback', $12::timestamptz + make_interval(secs => $17::float8) WHERE $17::float8 IS NOT NULL),
 event AS (
     INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data)
     SELECT $13::bigint, $1::bigint, $10::int, seq.last_seq, 'ticket.' || $2::text, $11::int, $12::timestamptz,
@@ -234,12 +244,40 @@ async def change_ticket(pool: Pool, views: Views, ticket_id: int, action: Action
         incident = views.incident(row)
         body = ticket_json(changed, incident, views.alert(incident))
         closed = views.incident({**row, "state": "closed", "closed_at": now}) if finishes_incident else None
+        acknowledged = changed.state is TicketState.ACKNOWLEDGED
+        feedback_s = float(current["limits"].get("feedback_s", 0)) if acknowledged and current["limits"] else None
         await connection.execute(
             _CHANGE_TICKET, changed.id, changed.state.value, changed.delivered_at, changed.acknowledged_at,
             changed.closed_at, changed.rejected_at, changed.cancelled_at, changed.reason,
             msgspec.to_builtins(changed.feedback) if changed.feedback else None, changed.subcentre_id, actor_id,
-            now, changed.incident_id, {"ticket": body}, finishes_incident, {"incident": closed})
+            now, changed.incident_id, {"ticket": body}, finishes_incident, {"incident": closed}, feedback_s)
         return body
+
+
+async def add_tickets(connection: Connection, ids: IdReserves, incident: JSON, alert: JSON,
+                      assignments: Sequence[Assignment], tasks: Mapping[str, list[str]], limits: Limits,
+                      now: datetime) -> list[JSON]:
+    """Add tickets, with their first deadlines, to a running incident inside the caller's transaction;
+    returns their bodies. The caller records their `ticket.created` events (see record_events)."""
+    ticket_ids = await ids.tickets.take(connection, len(assignments))
+    fresh = [Ticket(id=i, incident_id=incident["id"], subcentre_id=a.subcentre_id, department=a.department,
+                    state=TicketState.CREATED, created_at=now, outside_jurisdiction=a.outside_jurisdiction,
+                    tasks=tuple(tasks.get(a.department, ()))) for i, a in zip(ticket_ids, assignments, strict=True)]
+    await connection.execute(
+        "INSERT INTO tickets (id, incident_id, subcentre_id, department, state, created_at, outside_jurisdiction,"
+        " distance_m, tasks, limits) SELECT t, $1, s, d, 'created', $2, o, m, k::jsonb, $9::jsonb"
+        " FROM unnest($3::bigint[], $4::int[], $5::text[], $6::bool[], $7::float8[], $8::text[])"
+        " AS a(t, s, d, o, m, k)",
+        incident["id"], now, [t.id for t in fresh], [t.subcentre_id for t in fresh], [t.department for t in fresh],
+        [t.outside_jurisdiction for t in fresh], [a.distance_m for a in assignments],
+        [msgspec.json.encode(list(t.tasks)).decode() for t in fresh], msgspec.to_builtins(limits))
+    first = first_deadlines(limits)
+    await connection.execute(
+        "INSERT INTO deadlines (ticket_id, stage, due_at) SELECT t, f.stage, $2::timestamptz"
+        " + make_interval(secs => f.secs) FROM unnest($1::bigint[]) AS t"
+        " CROSS JOIN unnest($3::text[], $4::float8[]) AS f(stage, secs)",
+        [t.id for t in fresh], now, [s.value for s, _ in first], [float(secs) for _, secs in first])
+    return [ticket_json(t, incident, alert) for t in fresh]
 
 
 class NewEvent(msgspec.Struct, frozen=True):
