@@ -13,9 +13,14 @@ class Alert:
     tone: str  # "siren" | "urgent" | "chime"; the terminal page synthesises each
     repeat_s: float
     until: str = "acknowledged"  # the tone repeats until a person acknowledges the ticket
+    escalated: bool = False
 
     def payload(self) -> dict[str, object]:
-        return {"tone": self.tone, "repeat_s": self.repeat_s, "until": self.until}
+        return {"tone": self.tone, "repeat_s": self.repeat_s, "until": self.until, "escalated": self.escalated}
+
+    def louder(self) -> Alert:
+        """The re-alert for a ticket nobody acknowledged in time: the siren, twice as often."""
+        return Alert("siren", max(0.5, self.repeat_s / 2), self.until, escalated=True)
 
 
 class AlertPolicy:
@@ -24,4 +29,5 @@ class AlertPolicy:
         self._repeat_s = repeat_s
 
     def for_severity(self, severity: Severity) -> Alert:
+        """The alert a ticket of this severity carries to its terminal."""
         return Alert(self._tones.get(severity, "urgent"), self._repeat_s)

@@ -219,9 +219,11 @@ async def get_incident(request: web.Request) -> web.Response:
     tickets = [ticket_json(ticket_from_row(t), incident, alert) for t in ticket_rows]
     for ticket in tickets:
         ticket.pop("incident")
+    # Each step with what it decided (routing, plan, escalation, severity); the bodies are in `tickets`.
     timeline = [{"id": e["id"], "kind": e["kind"], "at": e["at"], "ticket_id": e["ticket_id"],
                  "subcentre_id": e["subcentre_id"], "actor_id": e["actor_id"],
-                 **({"routing": e["data"]["routing"]} if "routing" in e["data"] else {})} for e in events]
+                 "detail": {k: v for k, v in e["data"].items() if k not in ("ticket", "incident")}}
+                for e in events]
     return reply({**incident, "tickets": tickets, "timeline": timeline})
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import msgspec
 from aiohttp import WSCloseCode, web
 
+from alerts.escalation import Limits
+from alerts.escalator import Escalator
 from alerts.tones import AlertPolicy
 from command import api, openapi, plans_api
 from command.accounts import Sessions
@@ -81,6 +83,14 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
             listening = asyncio.create_task(hub.run(), name="hub")
             loop_lag = LoopLag()
             watching = asyncio.create_task(loop_lag.run(), name="loop-lag")
+            ids = IdReserves()
+            views = Views(config.taxonomy, AlertPolicy(config.alert.tone_by_severity, config.alert.repeat_s))
+            escalation = config.escalation
+            escalator = Escalator(pool, ids, views, (escalation.supervisor.name, escalation.supervisor.channel,
+                                                     escalation.supervisor.address),
+                                  Limits(escalation.deliver_s, escalation.acknowledge_s, escalation.feedback_s),
+                                  escalation.poll_s)
+            escalating = asyncio.create_task(escalator.run(), name="escalator")
             try:
                 # Serve only once events can reach this process's terminals.
                 await asyncio.wait_for(hub.connected.wait(), _LISTEN_READY_S)
@@ -89,17 +99,18 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
                     sessions=Sessions(pool, timedelta(hours=config.auth.session_hours)),
                     directory=directory,
                     router=Router(config.taxonomy, config.departments, config.severity_rules),
-                    views=Views(config.taxonomy, AlertPolicy(config.alert.tone_by_severity, config.alert.repeat_s)),
+                    views=views,
                     loop_lag=loop_lag,
-                    ids=IdReserves(),
+                    ids=ids,
                     plans=plans,
+                    escalator=escalator,
                 )
                 # What lives now (configuration, geometry, code) lives for good: freeze it out of the
                 # cyclic garbage collector, so its full collections stay short while tickets are in flight.
                 gc.freeze()
                 yield
             finally:
-                for task in (listening, watching):
+                for task in (listening, watching, escalating):
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task

@@ -119,6 +119,16 @@ def demo_subcentres() -> list[DemoSubcentre]:
     return subcentres
 
 
+def backups(subcentres: list[DemoSubcentre]) -> dict[str, str]:
+    """Each station's backup: the nearest other sub-centre of its department (none if it is alone)."""
+    chosen: dict[str, str] = {}
+    for s in subcentres:
+        others = [o for o in subcentres if o.department == s.department and o.code != s.code]
+        if others:
+            chosen[s.code] = min(others, key=lambda o: (o.site[0] - s.site[0]) ** 2 + (o.site[1] - s.site[1]) ** 2).code
+    return chosen
+
+
 async def seed(pool: Pool) -> bool:
     """Load the demo data if there are no sub-centres yet; True if it did."""
     rows = demo_subcentres()
@@ -127,12 +137,19 @@ async def seed(pool: Pool) -> bool:
         await connection.execute("LOCK TABLE subcentres IN EXCLUSIVE MODE")  # two servers starting at once
         if await connection.fetchval("SELECT count(*) FROM subcentres"):
             return False
-        for row in rows:
-            subcentre_id = await connection.fetchval(
-                "INSERT INTO subcentres (code, name, department, site_lon, site_lat, jurisdiction)"
-                " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                row.code, row.name, row.department, *row.site, shapely.geometry.mapping(row.area))
-            await create_user(connection, row.code, f"{row.name}值班员", DEMO_PASSWORD, Role.OPERATOR, subcentre_id)
+        ids: dict[str, int] = {}
+        for n, row in enumerate(rows):
+            # Demo contacts: numbers in the 138 0717 block, mail under example (RFC 2606).
+            ids[row.code] = await connection.fetchval(
+                "INSERT INTO subcentres (code, name, department, site_lon, site_lat, jurisdiction, duty_phone,"
+                " leader_name, leader_phone, leader_email) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                " RETURNING id",
+                row.code, row.name, row.department, *row.site, shapely.geometry.mapping(row.area),
+                f"1380717{n:04d}", f"{row.name}负责人", f"1380717{5000 + n:04d}", f"{row.code}@yichang.example")
+            await create_user(connection, row.code, f"{row.name}值班员", DEMO_PASSWORD, Role.OPERATOR, ids[row.code])
+        for code, backup in backups(rows).items():
+            await connection.execute("UPDATE subcentres SET backup_subcentre_id = $2 WHERE id = $1",
+                                     ids[code], ids[backup])
         await create_user(connection, "dispatcher", "指挥中心调度员", DEMO_PASSWORD, Role.DISPATCHER)
         for key, body in DEMO_PLANS.items():
             await connection.execute("INSERT INTO plans (key, version, body) VALUES ($1, 1, $2)",

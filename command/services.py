@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from alerts.escalator import Escalator
 from command.accounts import Sessions
 from command.config import Config
 from command.hub import Hub
@@ -31,6 +32,7 @@ class Services:
     loop_lag: LoopLag
     ids: IdReserves
     plans: LivePlans
+    escalator: Escalator
 
 
 SERVICES = web.AppKey("services", Services)

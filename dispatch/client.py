@@ -34,6 +34,7 @@ class TerminalClient:
         self.tickets: dict[int, dict[str, Any]] = {}
         self.new_tickets: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.repeats = 0  # a ticket offered again (at-least-once delivery), not shown again
+        self.heard: list[tuple[str, int]] = []  # (event, ticket id) in the order they arrived
         self.welcome: dict[str, Any] = {}
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -91,6 +92,7 @@ class TerminalClient:
                 kind = message.get("type")
                 if kind == "ticket":
                     self.last_seq = message["seq"]
+                    self.heard.append((message["event"], message["ticket"]["id"]))
                     if self._see(message["ticket"], message["event"]):
                         await self._receipt(socket, message["ticket"])
                 elif kind in ("result", "error") and message.get("id") in self._pending:

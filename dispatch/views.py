@@ -32,5 +32,6 @@ class Views:
             "plan": {"key": row["plan_key"], "version": row["plan_version"]} if row["plan_key"] else None,
         }
 
-    def alert(self, incident: Mapping[str, Any]) -> JSON:
-        return self._alerts.for_severity(Severity(incident["severity"])).payload()
+    def alert(self, incident: Mapping[str, Any], escalated: bool = False) -> JSON:
+        alert = self._alerts.for_severity(Severity(incident["severity"]))
+        return (alert.louder() if escalated else alert).payload()

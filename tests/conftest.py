@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
@@ -18,6 +24,7 @@ from command.database import start_embedded
 from tests.helpers import Liandong
 
 _numbers = itertools.count(1)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def with_database(url: str, name: str) -> str:
@@ -59,6 +66,57 @@ async def liandong(config: Config) -> AsyncIterator[Liandong]:
     """The server as users meet it: real HTTP and WebSocket on a local port, demo data loaded."""
     server = TestServer(build_app(config), host="127.0.0.1")
     await server.start_server()
-    async with Liandong(str(server.make_url("/"))) as client:
+    async with Liandong(str(server.make_url("/")), server.app) as client:
         yield client
     await server.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_server(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LIANDONG_DATABASE_URL": database_url, "LIANDONG_LISTEN": f"127.0.0.1:{port}"}
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "command.cli", "serve"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def read(log: Path) -> str:
+    return log.read_text(errors="replace")
+
+
+async def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, read(log)
+            try:
+                async with http.get(base + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.2)
+    pytest.fail(f"server did not become healthy:\n{read(log)}")
+
+
+@pytest.fixture
+async def two_servers(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Liandong, Liandong]]:
+    ports = free_port(), free_port()
+    logs = [tmp_path / f"server-{i}.log" for i in (1, 2)]
+    processes = [start_server(database_url, port, log) for port, log in zip(ports, logs, strict=True)]
+    try:
+        for port, process, log in zip(ports, processes, logs, strict=True):
+            await wait_healthy(f"http://127.0.0.1:{port}", process, log)
+        async with Liandong(f"http://127.0.0.1:{ports[0]}") as a, Liandong(f"http://127.0.0.1:{ports[1]}") as b:
+            yield a, b
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+

@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
+from alerts.escalator import Escalator
+from command.services import SERVICES
 from dispatch.client import TerminalClient
 
 PASSWORD = "liandong"  # the demo accounts' password
 
 
 class Liandong:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, app: web.Application | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.app = app  # set when the server runs in the test's own process
         self.http = aiohttp.ClientSession()
         self.tokens: dict[str, str] = {}
 
@@ -60,6 +64,12 @@ class Liandong:
         status, body = await self.call("GET", "/api/subcentres", as_user="dispatcher")
         assert status == 200
         return next(int(f["id"]) for f in body["features"] if f["properties"]["code"] == code)
+
+    @property
+    def escalator(self) -> Escalator:
+        """The in-process server's escalator: tests fire deadlines by naming the time."""
+        assert self.app is not None, "the server runs in another process"
+        return self.app[SERVICES].escalator
 
     @property
     def terminal_url(self) -> str:

@@ -24,7 +24,7 @@ async def test_a_fire_in_xiling_reaches_the_xiling_station_which_acknowledges_an
         ticket = await station.next_ticket()
         assert ticket["id"] == incident["tickets"][0]["id"]
         assert ticket["incident"]["description"] == "居民楼三层起火"
-        assert ticket["alert"] == {"tone": "chime", "repeat_s": 2.0, "until": "acknowledged"}
+        assert ticket["alert"] == {"tone": "chime", "repeat_s": 2.0, "until": "acknowledged", "escalated": False}
         with pytest.raises(asyncio.TimeoutError):
             await elsewhere.next_ticket(wait_s=0.3)
 

@@ -4,74 +4,16 @@ LISTEN connection heals itself, and the dispatchers' console hears every change.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import msgspec
-import pytest
 
 from tests.helpers import Liandong
 
-ROOT = Path(__file__).resolve().parent.parent
 XILING = (111.29, 30.70)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start_server(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LIANDONG_DATABASE_URL": database_url, "LIANDONG_LISTEN": f"127.0.0.1:{port}"}
-    with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "command.cli", "serve"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-
-
-def read(log: Path) -> str:
-    return log.read_text(errors="replace")
-
-
-async def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, read(log)
-            try:
-                async with http.get(base + "/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.2)
-    pytest.fail(f"server did not become healthy:\n{read(log)}")
-
-
-@pytest.fixture
-async def two_servers(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Liandong, Liandong]]:
-    ports = free_port(), free_port()
-    logs = [tmp_path / f"server-{i}.log" for i in (1, 2)]
-    processes = [start_server(database_url, port, log) for port, log in zip(ports, logs, strict=True)]
-    try:
-        for port, process, log in zip(ports, processes, logs, strict=True):
-            await wait_healthy(f"http://127.0.0.1:{port}", process, log)
-        async with Liandong(f"http://127.0.0.1:{ports[0]}") as a, Liandong(f"http://127.0.0.1:{ports[1]}") as b:
-            yield a, b
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
 
 
 async def test_a_ticket_created_through_one_server_reaches_a_terminal_on_another(
