@@ -6,15 +6,19 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import msgspec
 from aiohttp import WSCloseCode, web
 
+from alerts.channels import Channel, Email, SmsGateway, Webhook
 from alerts.escalation import Limits
 from alerts.escalator import Escalator
+from alerts.sender import Sender
 from alerts.tones import AlertPolicy
 from command import api, openapi, plans_api
 from command.accounts import Sessions
@@ -65,55 +69,77 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return _error_response(mapped)
 
 
+def _background(stack: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None], name: str) -> None:
+    """Run `work` for as long as the application does; cancelled and awaited on the way out."""
+    task = asyncio.create_task(work, name=name)
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    stack.push_async_callback(stop)
+
+
+@contextlib.asynccontextmanager
+async def open_channels(config: Config) -> AsyncIterator[dict[str, Channel]]:
+    """The notification channels the configuration enables; the others are reported now, at start-up."""
+    c = config.channels
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=c.webhook.timeout_s)) as webhook_http, \
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=c.sms.timeout_s)) as sms_http:
+        channels: dict[str, Channel] = {"webhook": Webhook(webhook_http)}
+        if c.email.host:
+            channels["email"] = Email(c.email.host, c.email.port, c.email.sender, c.email.starttls,
+                                      c.email.username, c.email.password, c.email.timeout_s)
+        if c.sms.url:
+            channels["sms"] = SmsGateway(sms_http, c.sms.url, c.sms.body_template, c.sms.content_type)
+        for name in sorted({"email", "sms"} - set(channels)):
+            log.warning("notification channel %s is not configured: its messages will fail (see [channels.%s])",
+                        name, name)
+        if config.escalation.supervisor.channel not in channels:
+            log.error("escalation.supervisor uses the %s channel, which is not configured: the supervisor will"
+                      " not be reached", config.escalation.supervisor.channel)
+        yield channels
+
+
 def _services_context(config: Config) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def services(app: web.Application) -> AsyncIterator[None]:
         url = await asyncio.to_thread(database_url, config)
-        async with open_pool(url, config.database.pool_min, config.database.pool_max) as pool:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await stack.enter_async_context(
+                open_pool(url, config.database.pool_min, config.database.pool_max))
             await migrate(pool)
             if config.demo.seed:
                 await seed(pool)
             directory = Directory(pool)
             await directory.load()
-            hub = Hub(url, pool, config.database.listen_retry_s)
-            hub.on_change(SUBCENTRES_CHANNEL, directory.load)
             plans = LivePlans(pool, config.taxonomy)
             await plans.load()
+            hub = Hub(url, pool, config.database.listen_retry_s)
+            hub.on_change(SUBCENTRES_CHANNEL, directory.load)
             hub.on_change(PLANS_CHANNEL, plans.load)
-            listening = asyncio.create_task(hub.run(), name="hub")
+            _background(stack, hub.run(), "hub")
             loop_lag = LoopLag()
-            watching = asyncio.create_task(loop_lag.run(), name="loop-lag")
+            _background(stack, loop_lag.run(), "loop-lag")
             ids = IdReserves()
             views = Views(config.taxonomy, AlertPolicy(config.alert.tone_by_severity, config.alert.repeat_s))
-            escalation = config.escalation
-            escalator = Escalator(pool, ids, views, (escalation.supervisor.name, escalation.supervisor.channel,
-                                                     escalation.supervisor.address),
-                                  Limits(escalation.deliver_s, escalation.acknowledge_s, escalation.feedback_s),
-                                  escalation.poll_s)
-            escalating = asyncio.create_task(escalator.run(), name="escalator")
-            try:
-                # Serve only once events can reach this process's terminals.
-                await asyncio.wait_for(hub.connected.wait(), _LISTEN_READY_S)
-                app[SERVICES] = Services(
-                    config=config, pool=pool, hub=hub,
-                    sessions=Sessions(pool, timedelta(hours=config.auth.session_hours)),
-                    directory=directory,
-                    router=Router(config.taxonomy, config.departments, config.severity_rules),
-                    views=views,
-                    loop_lag=loop_lag,
-                    ids=ids,
-                    plans=plans,
-                    escalator=escalator,
-                )
-                # What lives now (configuration, geometry, code) lives for good: freeze it out of the
-                # cyclic garbage collector, so its full collections stay short while tickets are in flight.
-                gc.freeze()
-                yield
-            finally:
-                for task in (listening, watching, escalating):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            e = config.escalation
+            escalator = Escalator(pool, ids, views, (e.supervisor.name, e.supervisor.channel, e.supervisor.address),
+                                  Limits(e.deliver_s, e.acknowledge_s, e.feedback_s), e.poll_s)
+            _background(stack, escalator.run(), "escalator")
+            channels = await stack.enter_async_context(open_channels(config))
+            sender = Sender(pool, channels, config.notifications.max_attempts, config.notifications.poll_s)
+            _background(stack, sender.run(), "notifications")
+            # Serve only once events can reach this process's terminals.
+            await asyncio.wait_for(hub.connected.wait(), _LISTEN_READY_S)
+            app[SERVICES] = Services(
+                config=config, pool=pool, hub=hub, sessions=Sessions(pool, timedelta(hours=config.auth.session_hours)),
+                directory=directory, router=Router(config.taxonomy, config.departments, config.severity_rules),
+                views=views, loop_lag=loop_lag, ids=ids, plans=plans, escalator=escalator, sender=sender)
+            # What lives now (configuration, geometry, code) lives for good: freeze it out of the
+            # cyclic garbage collector, so its full collections stay short while tickets are in flight.
+            gc.freeze()
+            yield
     return services
 
 

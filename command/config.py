@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -72,6 +73,44 @@ class EscalationConfig(_Section, frozen=True, forbid_unknown_fields=True):
     supervisor: RecipientConfig = RecipientConfig("指挥中心值班长", "sms", "13800000000")
 
 
+class NotificationsConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=50)] = 6
+    poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
+
+
+Timeout = Annotated[float, msgspec.Meta(gt=0, le=120)]
+
+
+class WebhookConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    timeout_s: Timeout = 5.0
+
+
+class EmailConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    host: str = ""
+    port: Port = 25
+    sender: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+$")] = "liandong@localhost"
+    starttls: bool = False
+    username: str = ""
+    password: str = ""
+    timeout_s: Timeout = 10.0
+
+
+class SmsConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    url: Annotated[str, msgspec.Meta(pattern=r"^(https?://\S+)?$")] = ""
+    body_template: str = '{"to": "{to}", "text": "{text}"}'
+    content_type: str = "application/json"
+    timeout_s: Timeout = 5.0
+
+
+class ChannelsConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    webhook: WebhookConfig = WebhookConfig()
+    email: EmailConfig = EmailConfig()
+    sms: SmsConfig = SmsConfig()
+
+    def enabled(self) -> frozenset[str]:
+        return frozenset({"webhook"} | ({"email"} if self.email.host else set()) | ({"sms"} if self.sms.url else set()))
+
+
 class SubtypeConfig(_Section, frozen=True, forbid_unknown_fields=True):
     code: Code
     name: str
@@ -105,6 +144,8 @@ class _RawConfig(_Section, frozen=True, forbid_unknown_fields=True):
     demo: DemoConfig = DemoConfig()
     alert: AlertConfig = AlertConfig()
     escalation: EscalationConfig = EscalationConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
+    channels: ChannelsConfig = ChannelsConfig()
     incident_types: list[CategoryConfig] = []
     departments: list[DepartmentConfig] = []
     severity_rules: list[SeverityRuleConfig] = []
@@ -121,6 +162,8 @@ class Config:
     demo: DemoConfig
     alert: AlertConfig
     escalation: EscalationConfig
+    notifications: NotificationsConfig
+    channels: ChannelsConfig
     taxonomy: Taxonomy
     departments: dict[str, Department]
     severity_rules: tuple[SeverityRule, ...]
@@ -210,10 +253,20 @@ def _build(raw: _RawConfig, path: Path) -> Config:
         rules.append(SeverityRule(frozenset(rule.types), frozenset(Severity[lv] for lv in rule.levels),
                                   tuple(rule.departments)))
 
+    sms = raw.channels.sms
+    if sms.url and not ("{to}" in sms.body_template and "{text}" in sms.body_template):
+        raise fail("channels.sms.body_template", "must contain both {to} and {text}")
+    if sms.url and "json" in sms.content_type:
+        try:
+            json.loads(sms.body_template.replace("{to}", "x").replace("{text}", "x"))
+        except ValueError as error:
+            raise fail("channels.sms.body_template", f"is not JSON once filled in: {error}") from None
+
     for level in raw.alert.tone_by_severity:
         if level not in Severity.__members__:
             raise fail("alert.tone_by_severity", f"unknown severity {level!r}; use I, II, III or IV")
 
     return Config(path=path, server=raw.server, database=raw.database, auth=raw.auth, demo=raw.demo,
-                  alert=raw.alert, escalation=raw.escalation, taxonomy=taxonomy, departments=departments,
+                  alert=raw.alert, escalation=raw.escalation,
+                  notifications=raw.notifications, channels=raw.channels, taxonomy=taxonomy, departments=departments,
                   severity_rules=tuple(rules))

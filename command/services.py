@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from alerts.escalator import Escalator
+from alerts.sender import Sender
 from command.accounts import Sessions
 from command.config import Config
 from command.hub import Hub
@@ -33,6 +34,7 @@ class Services:
     ids: IdReserves
     plans: LivePlans
     escalator: Escalator
+    sender: Sender
 
 
 SERVICES = web.AppKey("services", Services)

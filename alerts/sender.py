@@ -1,0 +1,78 @@
+"""Delivers queued notifications, retrying with backoff; every outcome stays visible per incident.
+
+A batch is claimed by pushing its rows' next attempt a lease into the future (committed at once),
+so no transaction stays open across network calls and a crashed sender's claims simply fall due
+again. Delivery is therefore at least once: a crash right after sending can repeat a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from alerts.channels import Channel, DeliveryFailed, Outgoing, Unconfigured
+from dispatch.pg import Pool
+
+log = logging.getLogger(__name__)
+
+_LEASE_S = 120.0
+_BATCH = 20
+_MAX_BACKOFF_S = 600
+
+
+def backoff_s(attempts: int) -> int:
+    """Seconds before attempt n+1: 2, 4, 8, ... up to ten minutes."""
+    return int(min(_MAX_BACKOFF_S, 2 ** attempts))
+
+
+class Sender:
+    def __init__(self, pool: Pool, channels: Mapping[str, Channel], max_attempts: int, poll_s: float) -> None:
+        self._pool = pool
+        self._channels = channels
+        self._max_attempts = max_attempts
+        self._poll_s = poll_s
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.deliver_due():
+                    pass
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("notification pass failed (%s); retrying", error)
+            await asyncio.sleep(self._poll_s)
+
+    async def deliver_due(self, now: datetime | None = None) -> int:
+        """Try every notification due at `now` (default: the database's clock); how many were tried."""
+        claimed = await self._pool.fetch(
+            "UPDATE notifications SET attempts = attempts + 1,"
+            " next_attempt_at = coalesce($1::timestamptz, now()) + make_interval(secs => $2)"
+            " WHERE id IN (SELECT id FROM notifications WHERE status = 'pending'"
+            " AND next_attempt_at <= coalesce($1::timestamptz, now()) ORDER BY next_attempt_at, id LIMIT $3"
+            " FOR UPDATE SKIP LOCKED)"
+            " RETURNING id, incident_id, ticket_id, reason, channel, recipient, address, subject, body, attempts,"
+            " coalesce($1::timestamptz, now()) AS now", now, _LEASE_S, _BATCH)
+        await asyncio.gather(*(self._deliver(row) for row in claimed))
+        return len(claimed)
+
+    async def _deliver(self, row: asyncpg.Record) -> None:
+        message = Outgoing(row["id"], row["incident_id"], row["ticket_id"], row["reason"], row["recipient"],
+                           row["address"], row["subject"], row["body"])
+        channel = self._channels.get(row["channel"], Unconfigured(row["channel"]))
+        try:
+            await channel.send(message)
+        except DeliveryFailed as error:
+            final = row["attempts"] >= self._max_attempts or isinstance(channel, Unconfigured)
+            retry_at: datetime = row["now"] + timedelta(seconds=backoff_s(row["attempts"]))
+            await self._pool.execute(
+                "UPDATE notifications SET status = $2, next_attempt_at = $3, last_error = $4 WHERE id = $1",
+                row["id"], "failed" if final else "pending", retry_at, str(error)[:1000])
+            log.warning("notification %d to %s by %s failed (attempt %d%s): %s", row["id"], row["recipient"],
+                        row["channel"], row["attempts"], ", giving up" if final else "", error)
+            return
+        await self._pool.execute(
+            "UPDATE notifications SET status = 'sent', sent_at = $2, last_error = '' WHERE id = $1",
+            row["id"], row["now"])
