@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dispatch.pg import Connection
 
@@ -19,6 +20,16 @@ class Message:
     address: str
     subject: str
     body: str
+
+
+def plan_activated(incident: dict[str, Any], plan_name: str,
+                   recipients: Sequence[tuple[str, str, str]]) -> list[Message]:
+    """What a plan's notification list (leaders, duty phones) receives when the plan is activated."""
+    subject = f"启动{plan_name}"
+    summary = f"{incident['type_name']} {incident['severity_level']}级 {incident['address']}".strip()
+    body = f"【联动应急】{subject}：{summary}。{incident['description']}".strip()
+    return [Message(incident["id"], None, "plan", channel, name, address, subject, body)
+            for channel, name, address in recipients]
 
 
 async def queue(connection: Connection, messages: Sequence[Message]) -> None:

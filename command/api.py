@@ -227,6 +227,16 @@ async def get_incident(request: web.Request) -> web.Response:
     return reply({**incident, "tickets": tickets, "timeline": timeline})
 
 
+@routes.get("/api/incidents/{id}/notifications")
+async def incident_notifications(request: web.Request) -> web.Response:
+    """Every message sent (or still trying) about an incident: to whom, how, and what became of it."""
+    await user_of(request, Role.DISPATCHER, Role.SUPERVISOR)
+    rows = await services_of(request).pool.fetch(
+        "SELECT id, ticket_id, reason, channel, recipient, address, subject, status, attempts, last_error,"
+        " created_at, sent_at FROM notifications WHERE incident_id = $1 ORDER BY id", path_id(request))
+    return reply([dict(r.items()) for r in rows])
+
+
 class Reason(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 

@@ -213,6 +213,15 @@ def _build(raw: _RawConfig, path: Path) -> Config:
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: {problem}")
 
+    sms = raw.channels.sms
+    if sms.url and not ("{to}" in sms.body_template and "{text}" in sms.body_template):
+        raise fail("channels.sms.body_template", "must contain both {to} and {text}")
+    if sms.url and "json" in sms.content_type:
+        try:
+            json.loads(sms.body_template.replace("{to}", "x").replace("{text}", "x"))
+        except ValueError as error:
+            raise fail("channels.sms.body_template", f"is not JSON once filled in: {error}") from None
+
     if raw.database.pool_min > raw.database.pool_max:
         raise fail("database.pool_min", "must not exceed database.pool_max")
     types: list[IncidentType] = []
@@ -252,15 +261,6 @@ def _build(raw: _RawConfig, path: Path) -> Config:
                 raise fail(f"severity_rules[{i}].departments", f"unknown department {code!r}")
         rules.append(SeverityRule(frozenset(rule.types), frozenset(Severity[lv] for lv in rule.levels),
                                   tuple(rule.departments)))
-
-    sms = raw.channels.sms
-    if sms.url and not ("{to}" in sms.body_template and "{text}" in sms.body_template):
-        raise fail("channels.sms.body_template", "must contain both {to} and {text}")
-    if sms.url and "json" in sms.content_type:
-        try:
-            json.loads(sms.body_template.replace("{to}", "x").replace("{text}", "x"))
-        except ValueError as error:
-            raise fail("channels.sms.body_template", f"is not JSON once filled in: {error}") from None
 
     for level in raw.alert.tone_by_severity:
         if level not in Severity.__members__:

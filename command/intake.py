@@ -62,7 +62,8 @@ def plan_ref(plan: Plan) -> PlanRef:
     activation = {"plan": {"key": plan.key, "version": plan.version, "name": body.name,
                            "departments": plan.department_codes, "limits": msgspec.to_builtins(body.limits),
                            "public_warning": body.public_warning}}
-    return PlanRef(plan.key, plan.version, activation, {d.code: list(d.tasks) for d in body.departments})
+    return PlanRef(plan.key, plan.version, activation, {d.code: list(d.tasks) for d in body.departments},
+                   body.name, [(r.channel, r.name, r.address) for r in body.notify])
 
 
 def routing_json(services: Services, decision: RoutingDecision, plan: Plan | None) -> dict[str, Any]:

@@ -45,6 +45,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str | None, int, str | None]] = {
                                              "operator"),
     ("post", "/api/tickets/{id}/reject"): ("Reject a ticket with a reason", "Reason", 200, "operator"),
     ("post", "/api/tickets/{id}/cancel"): ("Cancel a ticket", "Reason", 200, "dispatcher"),
+    ("get", "/api/incidents/{id}/notifications"): ("Messages sent about an incident and their outcome", None, 200,
+                                                   "dispatcher, supervisor"),
     ("get", "/api/plans"): ("Current contingency plans", None, 200, "any"),
     ("get", "/api/plans/{key}"): ("Every version of one plan", None, 200, "any"),
     ("put", "/api/plans/{key}"): ("Save a new version of a plan (running incidents keep theirs)", "PlanBody", 200,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from alerts.outbox import plan_activated, queue
 from command.accounts import User
 from command.errors import RequestError
 from command.intake import Location, decide, plan_ref, stage_limits
@@ -45,6 +46,8 @@ async def raise_severity(services: Services, incident_id: int, severity: int, us
                            {"incident": incident, "from": old.value, "to": new.value}, actor_id=user.id)]
         if plan and (plan.key, plan.version) != (row["plan_key"], row["plan_version"]):
             events.append(NewEvent(incident_id, "plan.activated", now, plan_ref(plan).activation, actor_id=user.id))
+            await queue(connection, plan_activated(incident, plan.body.name,
+                                                   [(r.channel, r.name, r.address) for r in plan.body.notify]))
         events += [NewEvent(incident_id, "ticket.created", now, {"ticket": body}, body["id"], body["subcentre_id"],
                             user.id) for body in added_bodies]
         # Tickets already out learn the new level (and sound its tone); finished ones are left alone.

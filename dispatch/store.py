@@ -18,6 +18,7 @@ import asyncpg
 import msgspec
 
 from alerts.escalation import Limits, first_deadlines
+from alerts.outbox import plan_activated
 from dispatch.ids import IdReserves
 from dispatch.pg import Connection, Pool
 from dispatch.routing import Assignment
@@ -110,6 +111,9 @@ deadline AS (
     INSERT INTO deadlines (ticket_id, stage, due_at)
     SELECT t, f.stage, $12::timestamptz + make_interval(secs => f.secs)
     FROM unnest($13::bigint[]) AS t CROSS JOIN unnest($25::text[], $26::float8[]) AS f(stage, secs)),
+notice AS (  -- the plan's notification list, queued in the same commit as the incident
+    INSERT INTO notifications (incident_id, reason, channel, recipient, address, subject, body)
+    SELECT $1, 'plan', n.c, n.r, n.a, $30, $31 FROM unnest($27::text[], $28::text[], $29::text[]) AS n(c, r, a)),
 event AS (  -- in timeline order: the report, the plan it activated, then the tickets
     INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data)
     SELECT $1::bigint, t, s, q, k, $11::int, $12::timestamptz, d FROM (
@@ -132,6 +136,8 @@ class PlanRef(msgspec.Struct, frozen=True):
     version: int
     activation: JSON  # the plan.activated event's data
     tasks: dict[str, list[str]]  # checklist by department
+    name: str = ""
+    notify: list[tuple[str, str, str]] = []  # (channel, name, address) told when the plan is activated
 
 
 async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mapping[str, Any],
@@ -153,6 +159,7 @@ async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mappi
                                    "plan_key": plan.key if plan else None,
                                    "plan_version": plan.version if plan else None})
         alert = views.alert(incident)
+        notices = plan_activated(incident, plan.name, plan.notify) if plan else []
         tickets = [ticket_json(Ticket(id=ticket_id, incident_id=incident["id"], subcentre_id=a.subcentre_id,
                                       department=a.department, state=TicketState.CREATED, created_at=now,
                                       outside_jurisdiction=a.outside_jurisdiction,
@@ -167,7 +174,9 @@ async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mappi
             [{"ticket": t} for t in tickets], plan.key if plan else None, plan.version if plan else None,
             [msgspec.json.encode(tasks.get(a.department, [])).decode() for a in assignments],
             plan.activation if plan else None, msgspec.to_builtins(limits),
-            [stage.value for stage, _ in first_deadlines(limits)], [float(s) for _, s in first_deadlines(limits)])
+            [stage.value for stage, _ in first_deadlines(limits)], [float(s) for _, s in first_deadlines(limits)],
+            [m.channel for m in notices], [m.recipient for m in notices], [m.address for m in notices],
+            notices[0].subject if notices else "", notices[0].body if notices else "")
     return incident, tickets
 
 

@@ -7,8 +7,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from alerts.escalator import Escalator
-from command.services import SERVICES
+from command.services import SERVICES, Services
 from dispatch.client import TerminalClient
 
 PASSWORD = "liandong"  # the demo accounts' password
@@ -66,10 +65,10 @@ class Liandong:
         return next(int(f["id"]) for f in body["features"] if f["properties"]["code"] == code)
 
     @property
-    def escalator(self) -> Escalator:
-        """The in-process server's escalator: tests fire deadlines by naming the time."""
+    def services(self) -> Services:
+        """The in-process server's parts: tests fire deadlines and deliveries by naming the time."""
         assert self.app is not None, "the server runs in another process"
-        return self.app[SERVICES].escalator
+        return self.app[SERVICES]
 
     @property
     def terminal_url(self) -> str:

@@ -60,7 +60,7 @@ async def test_a_ticket_nobody_answers_climbs_every_step_once(liandong: Liandong
     def at(seconds: int) -> datetime:  # the test's clock
         return t0 + timedelta(seconds=seconds)
 
-    escalator = liandong.escalator
+    escalator = liandong.services.escalator
 
     assert await escalator.tick(at(10)) == 0
     assert await escalator.tick(at(16)) == 1  # not delivered in 15 s: offline, and the duty phone gets it
@@ -103,20 +103,20 @@ async def test_an_answered_ticket_is_left_alone_and_a_late_report_is_chased(lian
         ticket = await station.next_ticket()
         await station.acknowledge(ticket["id"])
         t0 = datetime.fromisoformat(incident["created_at"])
-        assert await liandong.escalator.tick(t0 + timedelta(seconds=60)) == 2  # both deadlines: satisfied
+        assert await liandong.services.escalator.tick(t0 + timedelta(seconds=60)) == 2  # both deadlines: satisfied
         stored = await liandong.incident(incident["id"])
         assert escalations(stored["timeline"], ticket["id"]) == []
 
         acknowledged = datetime.fromisoformat(stored["tickets"][0]["acknowledged_at"])
-        assert await liandong.escalator.tick(acknowledged + timedelta(hours=4, seconds=1)) == 1  # reminder
+        assert await liandong.services.escalator.tick(acknowledged + timedelta(hours=4, seconds=1)) == 1  # reminder
         for _ in range(100):
             if ("reminder", ticket["id"]) in station.heard:
                 break
             await asyncio.sleep(0.02)
         assert ("reminder", ticket["id"]) in station.heard  # the terminal was reminded
-        assert await liandong.escalator.tick(acknowledged + timedelta(hours=8, seconds=2)) == 1  # supervisor
+        assert await liandong.services.escalator.tick(acknowledged + timedelta(hours=8, seconds=2)) == 1  # supervisor
         await station.report_back(ticket["id"], "已处置")
-        assert await liandong.escalator.tick(acknowledged + timedelta(days=2)) == 0
+        assert await liandong.services.escalator.tick(acknowledged + timedelta(days=2)) == 0
     finally:
         await station.close()
     timeline = (await liandong.incident(incident["id"]))["timeline"]

@@ -28,10 +28,14 @@ def test_a_subtype_plan_beats_its_category_and_an_exact_level_beats_a_range() ->
         Plan("flood", 1, body(["101"], [1, 2, 3, 4], ["water"])),
         Plan("flood-worst", 1, body(["101"], [1], ["water", "health"])),
     ])
-    assert book.select("102", Severity.III).key == "nature"  # type: ignore[union-attr]
-    assert book.select("101", Severity.III).key == "flood"  # type: ignore[union-attr]
-    assert book.select("101", Severity.I).key == "flood-worst"  # type: ignore[union-attr]
-    assert book.select("201", Severity.I) is None
+    def chosen(type_code: str, severity: Severity) -> str | None:
+        plan = book.select(type_code, severity)
+        return plan.key if plan else None
+
+    assert chosen("102", Severity.III) == "nature"
+    assert chosen("101", Severity.III) == "flood"
+    assert chosen("101", Severity.I) == "flood-worst"
+    assert chosen("201", Severity.I) is None
 
 
 def test_two_equally_specific_plans_for_the_same_type_and_level_are_ambiguous() -> None:
