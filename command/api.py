@@ -180,8 +180,8 @@ def _timestamp(request: web.Request, name: str) -> datetime | None:
 async def list_incidents(request: web.Request) -> web.Response:
     await user_of(request, Role.DISPATCHER, Role.SUPERVISOR)
     state = request.query.get("state")
-    if state not in (None, "open", "closed"):
-        raise RequestError(400, "invalid", "state is open or closed", "state")
+    if state not in (None, "pending", "open", "closed"):
+        raise RequestError(400, "invalid", "state is pending, open or closed", "state")
     limit_raw = request.query.get("limit", "100")
     if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
         raise RequestError(400, "invalid", "limit is a whole number from 1 to 1000", "limit")
@@ -192,7 +192,10 @@ async def list_incidents(request: web.Request) -> web.Response:
         " 'department', t.department, 'state', t.state) ORDER BY t.id), '[]') FROM tickets t"
         " WHERE t.incident_id = i.id) AS tickets FROM incidents i"
         " WHERE ($1::text IS NULL OR i.state = $1) AND i.created_at >= coalesce($2::timestamptz, '-infinity')"
-        " AND i.created_at < coalesce($3::timestamptz, 'infinity') ORDER BY i.created_at DESC, i.id DESC LIMIT $4",
+        " AND i.created_at < coalesce($3::timestamptz, 'infinity')"
+        # The pending queue is worked gravest first, then longest waiting; everything else newest first.
+        " ORDER BY CASE WHEN $1 = 'pending' THEN i.severity END, CASE WHEN $1 = 'pending' THEN i.created_at END,"
+        " i.created_at DESC, i.id DESC LIMIT $4",
         state, since, until, int(limit_raw))
     return reply([{**services.views.incident(r), "tickets": r["tickets"]} for r in rows])
 

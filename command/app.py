@@ -20,7 +20,7 @@ from alerts.escalation import Limits
 from alerts.escalator import Escalator
 from alerts.sender import Sender
 from alerts.tones import AlertPolicy
-from command import api, openapi, plans_api
+from command import api, openapi, plans_api, surge_api
 from command.accounts import Sessions
 from command.config import Config
 from command.console_ws import console_socket
@@ -170,6 +170,7 @@ def build_app(config: Config) -> web.Application:
     app.on_shutdown.append(_close_sockets)
     app.add_routes(api.routes)
     app.add_routes(plans_api.routes)
+    app.add_routes(surge_api.routes)
     app.router.add_get("/api/openapi.json", _openapi)
     app.router.add_get("/ws/terminal", terminal_socket)
     app.router.add_get("/ws/console", console_socket)

@@ -73,6 +73,11 @@ class EscalationConfig(_Section, frozen=True, forbid_unknown_fields=True):
     supervisor: RecipientConfig = RecipientConfig("指挥中心值班长", "sms", "13800000000")
 
 
+class SurgeConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    duplicate_radius_m: Annotated[float, msgspec.Meta(gt=0, le=100_000)] = 500.0
+    duplicate_window_min: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 120.0
+
+
 class NotificationsConfig(_Section, frozen=True, forbid_unknown_fields=True):
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=50)] = 6
     poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
@@ -145,6 +150,7 @@ class _RawConfig(_Section, frozen=True, forbid_unknown_fields=True):
     alert: AlertConfig = AlertConfig()
     escalation: EscalationConfig = EscalationConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    surge: SurgeConfig = SurgeConfig()
     channels: ChannelsConfig = ChannelsConfig()
     incident_types: list[CategoryConfig] = []
     departments: list[DepartmentConfig] = []
@@ -163,6 +169,7 @@ class Config:
     alert: AlertConfig
     escalation: EscalationConfig
     notifications: NotificationsConfig
+    surge: SurgeConfig
     channels: ChannelsConfig
     taxonomy: Taxonomy
     departments: dict[str, Department]
@@ -267,6 +274,5 @@ def _build(raw: _RawConfig, path: Path) -> Config:
             raise fail("alert.tone_by_severity", f"unknown severity {level!r}; use I, II, III or IV")
 
     return Config(path=path, server=raw.server, database=raw.database, auth=raw.auth, demo=raw.demo,
-                  alert=raw.alert, escalation=raw.escalation,
-                  notifications=raw.notifications, channels=raw.channels, taxonomy=taxonomy, departments=departments,
-                  severity_rules=tuple(rules))
+                  alert=raw.alert, escalation=raw.escalation, notifications=raw.notifications, surge=raw.surge,
+                  channels=raw.channels, taxonomy=taxonomy, departments=departments, severity_rules=tuple(rules))

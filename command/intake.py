@@ -31,6 +31,8 @@ class IncidentReport(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     caller_name: Annotated[str, msgspec.Meta(max_length=100)] = ""
     caller_phone: Annotated[str, msgspec.Meta(max_length=32, pattern=r"^[0-9+\-() ]*$")] = ""
     description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    # False: queue the report as pending (surge triage) instead of dispatching it at once.
+    dispatch: bool = True
 
 
 class RoutingQuery(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -87,6 +89,10 @@ async def record_incident(services: Services, report: IncidentReport, user: User
               "lat": report.location.lat, "address": report.address, "caller_name": report.caller_name,
               "caller_phone": report.caller_phone, "description": report.description, "flagged": decision.flagged}
     routing = routing_json(services, decision, plan)
+    if not report.dispatch:  # stored and queued; routing is what dispatching now would do
+        incident, tickets = await open_incident(services.pool, services.ids, services.views, fields, [], user.id,
+                                                routing, None, stage_limits(services, None), pending=True)
+        return {**incident, "tickets": tickets, "routing": routing}
     incident, tickets = await open_incident(services.pool, services.ids, services.views, fields,
                                             decision.assignments, user.id, routing, plan_ref(plan) if plan else None,
                                             stage_limits(services, plan))

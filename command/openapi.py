@@ -13,10 +13,12 @@ from command import api
 from command.intake import IncidentReport, RoutingQuery
 from command.plans import PlanBody
 from command.plans_api import SeverityChange
+from command.surge_api import DuplicateQuery, MergeRequest
 from dispatch.protocol import Ack, FeedbackMessage, Hello, Received, Reject
 
 _BODIES: list[type] = [api.Credentials, IncidentReport, RoutingQuery, api.NewSubcentre, api.Reason,
-                       api.FeedbackBody, PlanBody, SeverityChange, Hello, Received, Ack, FeedbackMessage, Reject]
+                       api.FeedbackBody, PlanBody, SeverityChange, DuplicateQuery, MergeRequest, Hello, Received, Ack,
+                       FeedbackMessage, Reject]
 
 _ERRORS = {"400": "malformed request", "401": "not logged in", "403": "not allowed for this account",
            "404": "no such resource", "409": "conflicts with the current state", "413": "body too large",
@@ -47,6 +49,14 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str | None, int, str | None]] = {
     ("post", "/api/tickets/{id}/cancel"): ("Cancel a ticket", "Reason", 200, "dispatcher"),
     ("get", "/api/incidents/{id}/notifications"): ("Messages sent about an incident and their outcome", None, 200,
                                                    "dispatcher, supervisor"),
+    ("post", "/api/duplicates"): ("Likely duplicates of a report about to be recorded", "DuplicateQuery", 200,
+                                  "dispatcher"),
+    ("get", "/api/incidents/{id}/duplicates"): ("Likely duplicates of an incident", None, 200,
+                                                "dispatcher, supervisor"),
+    ("post", "/api/incidents/{id}/dispatch"): ("Dispatch a pending report", None, 200, "dispatcher"),
+    ("post", "/api/incidents/{id}/merge"): ("Merge a pending report into the incident it repeats: no new ticket,"
+                                            " the caller kept on that incident's timeline", "MergeRequest", 200,
+                                            "dispatcher"),
     ("get", "/api/plans"): ("Current contingency plans", None, 200, "any"),
     ("get", "/api/plans/{key}"): ("Every version of one plan", None, 200, "any"),
     ("put", "/api/plans/{key}"): ("Save a new version of a plan (running incidents keep theirs)", "PlanBody", 200,

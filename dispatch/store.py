@@ -95,8 +95,8 @@ def ticket_json(ticket: Ticket, incident: JSON, alert: JSON) -> JSON:
 _OPEN_INCIDENT = f"""
 WITH incident AS (
     INSERT INTO incidents (id, type_code, severity, lon, lat, address, caller_name, caller_phone, description,
-                           flagged, created_by, created_at, plan_key, plan_version)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $20, $21)),
+                           flagged, created_by, created_at, plan_key, plan_version, state)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $20, $21, $32)),
 seq AS (  -- locked in id order, so concurrent incidents never deadlock; held to commit, so in commit order
     UPDATE subcentres s SET last_seq = s.last_seq + 1
     FROM (SELECT id FROM subcentres WHERE id = ANY($14::int[]) ORDER BY id FOR UPDATE) locked
@@ -142,19 +142,22 @@ class PlanRef(msgspec.Struct, frozen=True):
 
 async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mapping[str, Any],
                         assignments: Sequence[Assignment], actor_id: int | None, routing: JSON,
-                        plan: PlanRef | None, limits: Limits) -> tuple[JSON, list[JSON]]:
+                        plan: PlanRef | None, limits: Limits, pending: bool = False) -> tuple[JSON, list[JSON]]:
     """Store a new incident with one ticket per assignment, and the events that start its timeline.
 
     `fields` are the incident's columns (type_code, severity, lon, lat, address, caller_name,
-    caller_phone, description, flagged). When this returns, all of it is durable.
+    caller_phone, description, flagged). A `pending` report is stored without tickets, to be
+    dispatched or merged by a dispatcher. When this returns, all of it is durable.
     """
+    assert not (pending and (assignments or plan)), "a pending report has no tickets and no plan yet"
     tasks = plan.tasks if plan else {}
     async with pool.acquire() as connection:
         # Ids first, so the ticket bodies terminals receive are rendered once, here, and stored as sent.
         (incident_id,) = await ids.incidents.take(connection, 1)
         ticket_ids = await ids.tickets.take(connection, len(assignments))
         now = datetime.now(UTC)
-        incident = views.incident({**fields, "id": incident_id, "state": "open", "created_by": actor_id,
+        incident = views.incident({**fields, "id": incident_id, "state": "pending" if pending else "open",
+                                   "created_by": actor_id,
                                    "created_at": now, "closed_at": None,
                                    "plan_key": plan.key if plan else None,
                                    "plan_version": plan.version if plan else None})
@@ -176,7 +179,7 @@ async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mappi
             plan.activation if plan else None, msgspec.to_builtins(limits),
             [stage.value for stage, _ in first_deadlines(limits)], [float(s) for _, s in first_deadlines(limits)],
             [m.channel for m in notices], [m.recipient for m in notices], [m.address for m in notices],
-            notices[0].subject if notices else "", notices[0].body if notices else "")
+            notices[0].subject if notices else "", notices[0].body if notices else "", incident["state"])
     return incident, tickets
 
 

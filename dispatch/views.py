@@ -30,6 +30,7 @@ class Views:
             "description": row["description"], "state": row["state"], "flagged": row["flagged"],
             "created_at": row["created_at"], "closed_at": row["closed_at"],
             "plan": {"key": row["plan_key"], "version": row["plan_version"]} if row["plan_key"] else None,
+            "merged_into": row.get("merged_into"),
         }
 
     def alert(self, incident: Mapping[str, Any], escalated: bool = False) -> JSON:
