@@ -15,12 +15,14 @@ import aiohttp
 import msgspec
 from aiohttp import WSCloseCode, web
 
+from alerts.cap import Sender as CapSender
+from alerts.cap_publisher import CapPublisher
 from alerts.channels import Channel, Email, SmsGateway, Webhook
 from alerts.escalation import Limits
 from alerts.escalator import Escalator
 from alerts.sender import Sender
 from alerts.tones import AlertPolicy
-from command import api, openapi, plans_api, surge_api
+from command import api, cap_api, openapi, plans_api, surge_api
 from command.accounts import Sessions
 from command.config import Config
 from command.console_ws import console_socket
@@ -130,12 +132,15 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
             channels = await stack.enter_async_context(open_channels(config))
             sender = Sender(pool, channels, config.notifications.max_attempts, config.notifications.poll_s)
             _background(stack, sender.run(), "notifications")
+            c = config.cap
+            cap = CapPublisher(pool, views, CapSender(c.sender, c.sender_name, c.offset, c.radius_km), c.poll_s)
+            _background(stack, cap.run(), "cap")
             # Serve only once events can reach this process's terminals.
             await asyncio.wait_for(hub.connected.wait(), _LISTEN_READY_S)
             app[SERVICES] = Services(
                 config=config, pool=pool, hub=hub, sessions=Sessions(pool, timedelta(hours=config.auth.session_hours)),
                 directory=directory, router=Router(config.taxonomy, config.departments, config.severity_rules),
-                views=views, loop_lag=loop_lag, ids=ids, plans=plans, escalator=escalator, sender=sender)
+                views=views, loop_lag=loop_lag, ids=ids, plans=plans, escalator=escalator, sender=sender, cap=cap)
             # What lives now (configuration, geometry, code) lives for good: freeze it out of the
             # cyclic garbage collector, so its full collections stay short while tickets are in flight.
             gc.freeze()
@@ -171,6 +176,7 @@ def build_app(config: Config) -> web.Application:
     app.add_routes(api.routes)
     app.add_routes(plans_api.routes)
     app.add_routes(surge_api.routes)
+    app.add_routes(cap_api.routes)
     app.router.add_get("/api/openapi.json", _openapi)
     app.router.add_get("/ws/terminal", terminal_socket)
     app.router.add_get("/ws/console", console_socket)

@@ -6,6 +6,7 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -76,6 +77,20 @@ class EscalationConfig(_Section, frozen=True, forbid_unknown_fields=True):
 class SurgeConfig(_Section, frozen=True, forbid_unknown_fields=True):
     duplicate_radius_m: Annotated[float, msgspec.Meta(gt=0, le=100_000)] = 500.0
     duplicate_window_min: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 120.0
+
+
+class CapConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    sender: Annotated[str, msgspec.Meta(pattern=r"^[^\s,<&]+$")] = "warning@liandong.example"
+    sender_name: str = "Liandong"
+    utc_offset: Annotated[str, msgspec.Meta(pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$")] = "+08:00"
+    radius_km: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 3.0
+    poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
+
+    @property
+    def offset(self) -> timedelta:
+        sign = -1 if self.utc_offset.startswith("-") else 1
+        hours, minutes = self.utc_offset[1:].split(":")
+        return sign * timedelta(hours=int(hours), minutes=int(minutes))
 
 
 class NotificationsConfig(_Section, frozen=True, forbid_unknown_fields=True):
@@ -151,6 +166,7 @@ class _RawConfig(_Section, frozen=True, forbid_unknown_fields=True):
     escalation: EscalationConfig = EscalationConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     surge: SurgeConfig = SurgeConfig()
+    cap: CapConfig = CapConfig()
     channels: ChannelsConfig = ChannelsConfig()
     incident_types: list[CategoryConfig] = []
     departments: list[DepartmentConfig] = []
@@ -170,6 +186,7 @@ class Config:
     escalation: EscalationConfig
     notifications: NotificationsConfig
     surge: SurgeConfig
+    cap: CapConfig
     channels: ChannelsConfig
     taxonomy: Taxonomy
     departments: dict[str, Department]
@@ -275,4 +292,5 @@ def _build(raw: _RawConfig, path: Path) -> Config:
 
     return Config(path=path, server=raw.server, database=raw.database, auth=raw.auth, demo=raw.demo,
                   alert=raw.alert, escalation=raw.escalation, notifications=raw.notifications, surge=raw.surge,
-                  channels=raw.channels, taxonomy=taxonomy, departments=departments, severity_rules=tuple(rules))
+                  cap=raw.cap, channels=raw.channels, taxonomy=taxonomy, departments=departments,
+                  severity_rules=tuple(rules))

@@ -57,6 +57,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str | None, int, str | None]] = {
     ("post", "/api/incidents/{id}/merge"): ("Merge a pending report into the incident it repeats: no new ticket,"
                                             " the caller kept on that incident's timeline", "MergeRequest", 200,
                                             "dispatcher"),
+    ("get", "/api/cap/feed"): ("Atom feed of the public warnings (CAP 1.2) in force", None, 200, None),
+    ("get", "/api/cap/{identifier}"): ("One CAP 1.2 message (Alert, Update or Cancel)", None, 200, None),
     ("get", "/api/plans"): ("Current contingency plans", None, 200, "any"),
     ("get", "/api/plans/{key}"): ("Every version of one plan", None, 200, "any"),
     ("put", "/api/plans/{key}"): ("Save a new version of a plan (running incidents keep theirs)", "PlanBody", 200,
@@ -87,6 +89,9 @@ def document() -> dict[str, Any]:
         if "{id}" in path:
             operation["parameters"] = [{"name": "id", "in": "path", "required": True,
                                         "schema": {"type": "integer", "minimum": 1}}]
+        if "{identifier}" in path:
+            operation["parameters"] = [{"name": "identifier", "in": "path", "required": True,
+                                        "schema": {"type": "string"}}]
         if "{key}" in path:
             operation["parameters"] = [{"name": "key", "in": "path", "required": True,
                                         "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}}]

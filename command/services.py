@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from alerts.cap_publisher import CapPublisher
 from alerts.escalator import Escalator
 from alerts.sender import Sender
 from command.accounts import Sessions
@@ -35,6 +36,7 @@ class Services:
     plans: LivePlans
     escalator: Escalator
     sender: Sender
+    cap: CapPublisher
 
 
 SERVICES = web.AppKey("services", Services)
