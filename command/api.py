@@ -163,7 +163,7 @@ async def create_incident(request: web.Request) -> web.Response:
     return reply(await record_incident(services_of(request), report, user), status=201)
 
 
-def _timestamp(request: web.Request, name: str) -> datetime | None:
+def timestamp_param(request: web.Request, name: str) -> datetime | None:
     raw = request.query.get(name)
     if raw is None:
         return None
@@ -185,7 +185,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     limit_raw = request.query.get("limit", "100")
     if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
         raise RequestError(400, "invalid", "limit is a whole number from 1 to 1000", "limit")
-    since, until = _timestamp(request, "since"), _timestamp(request, "until")
+    since, until = timestamp_param(request, "since"), timestamp_param(request, "until")
     services = services_of(request)
     rows = await services.pool.fetch(
         "SELECT i.*, (SELECT coalesce(jsonb_agg(jsonb_build_object('id', t.id, 'subcentre_id', t.subcentre_id,"

@@ -22,7 +22,7 @@ from alerts.escalation import Limits
 from alerts.escalator import Escalator
 from alerts.sender import Sender
 from alerts.tones import AlertPolicy
-from command import api, cap_api, openapi, plans_api, surge_api
+from command import api, cap_api, decision_api, openapi, plans_api, surge_api
 from command.accounts import Sessions
 from command.config import Config
 from command.console_ws import console_socket
@@ -38,6 +38,7 @@ from dispatch.ids import IdReserves
 from dispatch.routing import Router
 from dispatch.terminal_ws import terminal_socket
 from dispatch.views import Views
+from gis.areas import Facilities
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent / "web"
@@ -133,14 +134,16 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
             sender = Sender(pool, channels, config.notifications.max_attempts, config.notifications.poll_s)
             _background(stack, sender.run(), "notifications")
             c = config.cap
-            cap = CapPublisher(pool, views, CapSender(c.sender, c.sender_name, c.offset, c.radius_km), c.poll_s)
+            cap = CapPublisher(pool, views, CapSender(c.sender, c.sender_name, config.server.offset, c.radius_km),
+                               c.poll_s)
             _background(stack, cap.run(), "cap")
             # Serve only once events can reach this process's terminals.
             await asyncio.wait_for(hub.connected.wait(), _LISTEN_READY_S)
             app[SERVICES] = Services(
                 config=config, pool=pool, hub=hub, sessions=Sessions(pool, timedelta(hours=config.auth.session_hours)),
                 directory=directory, router=Router(config.taxonomy, config.departments, config.severity_rules),
-                views=views, loop_lag=loop_lag, ids=ids, plans=plans, escalator=escalator, sender=sender, cap=cap)
+                views=views, loop_lag=loop_lag, ids=ids, plans=plans, escalator=escalator, sender=sender, cap=cap,
+                facilities=Facilities.load(config.facilities_path))
             # What lives now (configuration, geometry, code) lives for good: freeze it out of the
             # cyclic garbage collector, so its full collections stay short while tickets are in flight.
             gc.freeze()
@@ -177,6 +180,7 @@ def build_app(config: Config) -> web.Application:
     app.add_routes(plans_api.routes)
     app.add_routes(surge_api.routes)
     app.add_routes(cap_api.routes)
+    app.add_routes(decision_api.routes)
     app.router.add_get("/api/openapi.json", _openapi)
     app.router.add_get("/ws/terminal", terminal_socket)
     app.router.add_get("/ws/console", console_socket)

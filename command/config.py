@@ -33,6 +33,13 @@ class ServerConfig(_Section, frozen=True, forbid_unknown_fields=True):
     port: Port = 8080
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 65536
     data_dir: str = "var"
+    utc_offset: Annotated[str, msgspec.Meta(pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$")] = "+08:00"
+
+    @property
+    def offset(self) -> timedelta:
+        sign = -1 if self.utc_offset.startswith("-") else 1
+        hours, minutes = self.utc_offset[1:].split(":")
+        return sign * timedelta(hours=int(hours), minutes=int(minutes))
 
 
 class DatabaseConfig(_Section, frozen=True, forbid_unknown_fields=True):
@@ -82,15 +89,16 @@ class SurgeConfig(_Section, frozen=True, forbid_unknown_fields=True):
 class CapConfig(_Section, frozen=True, forbid_unknown_fields=True):
     sender: Annotated[str, msgspec.Meta(pattern=r"^[^\s,<&]+$")] = "warning@liandong.example"
     sender_name: str = "Liandong"
-    utc_offset: Annotated[str, msgspec.Meta(pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$")] = "+08:00"
     radius_km: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 3.0
     poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
 
-    @property
-    def offset(self) -> timedelta:
-        sign = -1 if self.utc_offset.startswith("-") else 1
-        hours, minutes = self.utc_offset[1:].split(":")
-        return sign * timedelta(hours=int(hours), minutes=int(minutes))
+
+class DecisionConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    facilities: str = ""
+    affected_radius_m: dict[str, Annotated[float, msgspec.Meta(gt=0, le=200_000)]] = msgspec.field(
+        default_factory=lambda: {"I": 5000.0, "II": 3000.0, "III": 1500.0, "IV": 500.0})
+    similar_radius_m: Annotated[float, msgspec.Meta(gt=0, le=200_000)] = 2000.0
+    similar_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
 
 
 class NotificationsConfig(_Section, frozen=True, forbid_unknown_fields=True):
@@ -167,6 +175,7 @@ class _RawConfig(_Section, frozen=True, forbid_unknown_fields=True):
     notifications: NotificationsConfig = NotificationsConfig()
     surge: SurgeConfig = SurgeConfig()
     cap: CapConfig = CapConfig()
+    decision: DecisionConfig = DecisionConfig()
     channels: ChannelsConfig = ChannelsConfig()
     incident_types: list[CategoryConfig] = []
     departments: list[DepartmentConfig] = []
@@ -187,7 +196,12 @@ class Config:
     notifications: NotificationsConfig
     surge: SurgeConfig
     cap: CapConfig
+    decision: DecisionConfig
     channels: ChannelsConfig
+
+    @property
+    def facilities_path(self) -> Path | None:
+        return (self.path.parent / self.decision.facilities).resolve() if self.decision.facilities else None
     taxonomy: Taxonomy
     departments: dict[str, Department]
     severity_rules: tuple[SeverityRule, ...]
@@ -286,11 +300,14 @@ def _build(raw: _RawConfig, path: Path) -> Config:
         rules.append(SeverityRule(frozenset(rule.types), frozenset(Severity[lv] for lv in rule.levels),
                                   tuple(rule.departments)))
 
+    if set(raw.decision.affected_radius_m) != set(Severity.__members__):
+        raise fail("decision.affected_radius_m", "give a radius for each of I, II, III and IV")
+
     for level in raw.alert.tone_by_severity:
         if level not in Severity.__members__:
             raise fail("alert.tone_by_severity", f"unknown severity {level!r}; use I, II, III or IV")
 
     return Config(path=path, server=raw.server, database=raw.database, auth=raw.auth, demo=raw.demo,
                   alert=raw.alert, escalation=raw.escalation, notifications=raw.notifications, surge=raw.surge,
-                  cap=raw.cap, channels=raw.channels, taxonomy=taxonomy, departments=departments,
+                  cap=raw.cap, decision=raw.decision, channels=raw.channels, taxonomy=taxonomy, departments=departments,
                   severity_rules=tuple(rules))

@@ -59,6 +59,15 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str | None, int, str | None]] = {
                                             "dispatcher"),
     ("get", "/api/cap/feed"): ("Atom feed of the public warnings (CAP 1.2) in force", None, 200, None),
     ("get", "/api/cap/{identifier}"): ("One CAP 1.2 message (Alert, Update or Cancel)", None, 200, None),
+    ("get", "/api/incidents/{id}/decision-support"): ("Nearest sub-centres, the affected area and the facilities"
+                                                      " in it, similar incidents nearby", None, 200,
+                                                      "dispatcher, supervisor"),
+    ("get", "/api/statistics"): ("Incidents by type, district and day; response-interval percentiles per"
+                                 " sub-centre (query: since, until)", None, 200, "dispatcher, supervisor"),
+    ("get", "/api/statistics/tickets.csv"): ("One row per ticket with its response intervals (CSV)", None, 200,
+                                             "dispatcher, supervisor"),
+    ("get", "/api/statistics/chart.png"): ("A chart of the statistics (query: kind=by_day|response)", None, 200,
+                                           "dispatcher, supervisor"),
     ("get", "/api/plans"): ("Current contingency plans", None, 200, "any"),
     ("get", "/api/plans/{key}"): ("Every version of one plan", None, 200, "any"),
     ("put", "/api/plans/{key}"): ("Save a new version of a plan (running incidents keep theirs)", "PlanBody", 200,

@@ -20,6 +20,7 @@ from dispatch.ids import IdReserves
 from dispatch.pg import Pool
 from dispatch.routing import Router
 from dispatch.views import Views
+from gis.areas import Facilities
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Services:
     escalator: Escalator
     sender: Sender
     cap: CapPublisher
+    facilities: Facilities
 
 
 SERVICES = web.AppKey("services", Services)
