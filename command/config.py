@@ -300,6 +300,8 @@ def _build(raw: _RawConfig, path: Path) -> Config:
         rules.append(SeverityRule(frozenset(rule.types), frozenset(Severity[lv] for lv in rule.levels),
                                   tuple(rule.departments)))
 
+    if raw.decision.facilities and not (path.parent / raw.decision.facilities).is_file():
+        raise fail("decision.facilities", f"no such file: {(path.parent / raw.decision.facilities).resolve()}")
     if set(raw.decision.affected_radius_m) != set(Severity.__members__):
         raise fail("decision.affected_radius_m", "give a radius for each of I, II, III and IV")
 

@@ -44,6 +44,13 @@ def test_a_bad_setting_is_refused_naming_the_key(tmp_path: Path, text: str, on_s
     assert names in str(refused.value)
 
 
+def test_a_missing_facilities_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(DEFAULT_PATH.read_text(encoding="utf-8"), encoding="utf-8")  # data files left behind
+    with pytest.raises(ConfigError, match=r"decision\.facilities: no such file"):
+        load(path, environ={})
+
+
 def test_a_subtype_must_sit_under_its_category(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[[incident_types]]\ncode = "2"\nname = "事故灾难"\nsubtypes = [{ code = "301", name = "x" }]\n',

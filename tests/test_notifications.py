@@ -80,6 +80,7 @@ async def wired(database_url: str, tmp_path: Path, receiver: tuple[Receiver, str
     text = text.replace("max_attempts = 6\n# How often each server looks for notifications to send, in seconds.\n"
                         "poll_s = 1.0", "max_attempts = 3\npoll_s = 60")
     text = text.replace("poll_s = 0.5", "poll_s = 60")
+    text = text.replace('facilities = "gis/data/', f'facilities = "{DEFAULT_PATH.parent}/gis/data/')
     text = text.replace('supervisor = { name = "指挥中心值班长", channel = "sms", address = "13800000000" }',
                         f'supervisor = {{ name = "指挥中心值班长", channel = "webhook", address = "{base}/hook" }}')
     path = tmp_path / "config.toml"
