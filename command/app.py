@@ -39,6 +39,8 @@ from dispatch.routing import Router
 from dispatch.terminal_ws import terminal_socket
 from dispatch.views import Views
 from gis.areas import Facilities
+from video import api as video_api
+from video.registry import sync_from_config
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent / "web"
@@ -114,6 +116,7 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
             await migrate(pool)
             if config.demo.seed:
                 await seed(pool)
+            await sync_from_config(pool, config.cameras)
             directory = Directory(pool)
             await directory.load()
             plans = LivePlans(pool, config.taxonomy)
@@ -181,6 +184,7 @@ def build_app(config: Config) -> web.Application:
     app.add_routes(surge_api.routes)
     app.add_routes(cap_api.routes)
     app.add_routes(decision_api.routes)
+    app.add_routes(video_api.routes)
     app.router.add_get("/api/openapi.json", _openapi)
     app.router.add_get("/ws/terminal", terminal_socket)
     app.router.add_get("/ws/console", console_socket)

@@ -15,6 +15,8 @@ import msgspec
 from command.errors import field_of
 from dispatch.routing import SeverityRule
 from dispatch.taxonomy import Department, IncidentType, Severity, Taxonomy
+from video.cameras import CameraProblem, CameraSpec
+from video.cameras import check as check_camera
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "config.toml"
 
@@ -98,7 +100,12 @@ class DecisionConfig(_Section, frozen=True, forbid_unknown_fields=True):
     affected_radius_m: dict[str, Annotated[float, msgspec.Meta(gt=0, le=200_000)]] = msgspec.field(
         default_factory=lambda: {"I": 5000.0, "II": 3000.0, "III": 1500.0, "IV": 500.0})
     similar_radius_m: Annotated[float, msgspec.Meta(gt=0, le=200_000)] = 2000.0
+    camera_radius_m: Annotated[float, msgspec.Meta(gt=0, le=200_000)] = 1000.0
     similar_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+
+
+class VideoConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    media_dir: str = "var/media"
 
 
 class NotificationsConfig(_Section, frozen=True, forbid_unknown_fields=True):
@@ -176,6 +183,8 @@ class _RawConfig(_Section, frozen=True, forbid_unknown_fields=True):
     surge: SurgeConfig = SurgeConfig()
     cap: CapConfig = CapConfig()
     decision: DecisionConfig = DecisionConfig()
+    video: VideoConfig = VideoConfig()
+    cameras: list[CameraSpec] = []
     channels: ChannelsConfig = ChannelsConfig()
     incident_types: list[CategoryConfig] = []
     departments: list[DepartmentConfig] = []
@@ -197,7 +206,13 @@ class Config:
     surge: SurgeConfig
     cap: CapConfig
     decision: DecisionConfig
+    video: VideoConfig
+    cameras: tuple[CameraSpec, ...]
     channels: ChannelsConfig
+
+    @property
+    def media_dir(self) -> Path:
+        return (self.path.parent / self.video.media_dir).resolve()
 
     @property
     def facilities_path(self) -> Path | None:
@@ -302,6 +317,13 @@ def _build(raw: _RawConfig, path: Path) -> Config:
 
     if raw.decision.facilities and not (path.parent / raw.decision.facilities).is_file():
         raise fail("decision.facilities", f"no such file: {(path.parent / raw.decision.facilities).resolve()}")
+    for i, camera in enumerate(raw.cameras):
+        try:
+            check_camera(camera, (path.parent / raw.video.media_dir).resolve())
+        except CameraProblem as problem:
+            raise fail(f"cameras[{i}].{problem.field}", str(problem)) from None
+    if len({c.code for c in raw.cameras}) != len(raw.cameras):
+        raise fail("cameras", "two cameras share a code")
     if set(raw.decision.affected_radius_m) != set(Severity.__members__):
         raise fail("decision.affected_radius_m", "give a radius for each of I, II, III and IV")
 
@@ -311,5 +333,6 @@ def _build(raw: _RawConfig, path: Path) -> Config:
 
     return Config(path=path, server=raw.server, database=raw.database, auth=raw.auth, demo=raw.demo,
                   alert=raw.alert, escalation=raw.escalation, notifications=raw.notifications, surge=raw.surge,
-                  cap=raw.cap, decision=raw.decision, channels=raw.channels, taxonomy=taxonomy, departments=departments,
+                  cap=raw.cap, decision=raw.decision, video=raw.video, cameras=tuple(raw.cameras),
+                  channels=raw.channels, taxonomy=taxonomy, departments=departments,
                   severity_rules=tuple(rules))

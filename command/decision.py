@@ -51,8 +51,18 @@ async def support(services: Services, incident_id: int) -> dict[str, Any]:
         if distance <= decision.similar_radius_m:
             similar.append({**services.views.incident(other), "distance_m": round(distance, 1)})
 
+    d_lon, d_lat = degrees_around(lat, decision.camera_radius_m)
+    nearby = await services.pool.fetch(
+        "SELECT id, code, name, department, window_label, lon, lat FROM cameras"
+        " WHERE lon BETWEEN $1 AND $2 AND lat BETWEEN $3 AND $4", lon - d_lon, lon + d_lon, lat - d_lat, lat + d_lat)
+    cameras = sorted(({"id": c["id"], "code": c["code"], "name": c["name"], "department": c["department"],
+                       "window": c["window_label"], "location": {"lon": c["lon"], "lat": c["lat"]},
+                       "distance_m": round(metres(lon, lat, c["lon"], c["lat"]), 1)} for c in nearby),
+                     key=lambda c: c["distance_m"])
+
     return {
         "incident": services.views.incident(row),
+        "cameras": [c for c in cameras if c["distance_m"] <= decision.camera_radius_m],
         "nearest_subcentres": nearest,
         "affected_area": {"radius_m": radius, "geometry": shapely.geometry.mapping(circle(lon, lat, radius)),
                           "facilities": inside},

@@ -15,10 +15,11 @@ from command.plans import PlanBody
 from command.plans_api import SeverityChange
 from command.surge_api import DuplicateQuery, MergeRequest
 from dispatch.protocol import Ack, FeedbackMessage, Hello, Received, Reject
+from video.cameras import CameraSpec
 
 _BODIES: list[type] = [api.Credentials, IncidentReport, RoutingQuery, api.NewSubcentre, api.Reason,
-                       api.FeedbackBody, PlanBody, SeverityChange, DuplicateQuery, MergeRequest, Hello, Received, Ack,
-                       FeedbackMessage, Reject]
+                       api.FeedbackBody, PlanBody, SeverityChange, DuplicateQuery, MergeRequest, CameraSpec, Hello,
+                       Received, Ack, FeedbackMessage, Reject]
 
 _ERRORS = {"400": "malformed request", "401": "not logged in", "403": "not allowed for this account",
            "404": "no such resource", "409": "conflicts with the current state", "413": "body too large",
@@ -68,6 +69,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str | None, int, str | None]] = {
                                              "dispatcher, supervisor"),
     ("get", "/api/statistics/chart.png"): ("A chart of the statistics (query: kind=by_day|response)", None, 200,
                                            "dispatcher, supervisor"),
+    ("get", "/api/cameras"): ("Window cameras (stream credentials removed)", None, 200, "dispatcher, supervisor"),
+    ("get", "/api/cameras/{id}"): ("One camera", None, 200, "dispatcher, supervisor"),
+    ("post", "/api/cameras"): ("Register, or re-register by code, a window camera", "CameraSpec", 201,
+                               "supervisor, dispatcher"),
     ("get", "/api/plans"): ("Current contingency plans", None, 200, "any"),
     ("get", "/api/plans/{key}"): ("Every version of one plan", None, 200, "any"),
     ("put", "/api/plans/{key}"): ("Save a new version of a plan (running incidents keep theirs)", "PlanBody", 200,
