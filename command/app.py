@@ -40,6 +40,8 @@ from dispatch.terminal_ws import terminal_socket
 from dispatch.views import Views
 from gis.areas import Facilities
 from video import api as video_api
+from video import ffmpeg
+from video.recordings import RecordingSupervisor
 from video.registry import sync_from_config
 
 log = logging.getLogger(__name__)
@@ -140,6 +142,10 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
             cap = CapPublisher(pool, views, CapSender(c.sender, c.sender_name, config.server.offset, c.radius_km),
                                c.poll_s)
             _background(stack, cap.run(), "cap")
+            if config.video.record:
+                recording = RecordingSupervisor(pool, url, ffmpeg.binary(config.video.ffmpeg), config.recordings_dir,
+                                                config.video.segment_s)
+                _background(stack, recording.run(), "recording")
             # Serve only once events can reach this process's terminals.
             await asyncio.wait_for(hub.connected.wait(), _LISTEN_READY_S)
             app[SERVICES] = Services(

@@ -106,6 +106,10 @@ class DecisionConfig(_Section, frozen=True, forbid_unknown_fields=True):
 
 class VideoConfig(_Section, frozen=True, forbid_unknown_fields=True):
     media_dir: str = "var/media"
+    record: bool = True
+    segment_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 10
+    recordings_dir: str = "var/recordings"
+    ffmpeg: str = ""
 
 
 class NotificationsConfig(_Section, frozen=True, forbid_unknown_fields=True):
@@ -213,6 +217,10 @@ class Config:
     @property
     def media_dir(self) -> Path:
         return (self.path.parent / self.video.media_dir).resolve()
+
+    @property
+    def recordings_dir(self) -> Path:
+        return (self.path.parent / self.video.recordings_dir).resolve()
 
     @property
     def facilities_path(self) -> Path | None:
