@@ -41,8 +41,10 @@ from dispatch.views import Views
 from gis.areas import Facilities
 from video import api as video_api
 from video import ffmpeg
+from video.evidence import signing_key
 from video.recordings import RecordingSupervisor
 from video.registry import sync_from_config
+from video.retention import Policy, Retention
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent / "web"
@@ -146,13 +148,17 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
                 recording = RecordingSupervisor(pool, url, ffmpeg.binary(config.video.ffmpeg), config.recordings_dir,
                                                 config.video.segment_s)
                 _background(stack, recording.run(), "recording")
+                retention = Retention(pool, Policy(config.video.retention_days,
+                                                   int(config.video.disk_quota_gb * 2**30), config.recordings_dir))
+                _background(stack, retention.run(), "retention")
             # Serve only once events can reach this process's terminals.
             await asyncio.wait_for(hub.connected.wait(), _LISTEN_READY_S)
             app[SERVICES] = Services(
                 config=config, pool=pool, hub=hub, sessions=Sessions(pool, timedelta(hours=config.auth.session_hours)),
                 directory=directory, router=Router(config.taxonomy, config.departments, config.severity_rules),
                 views=views, loop_lag=loop_lag, ids=ids, plans=plans, escalator=escalator, sender=sender, cap=cap,
-                facilities=Facilities.load(config.facilities_path))
+                facilities=Facilities.load(config.facilities_path),
+                evidence_key=signing_key(config.data_dir / "keys" / "evidence-signing.pem"))
             # What lives now (configuration, geometry, code) lives for good: freeze it out of the
             # cyclic garbage collector, so its full collections stay short while tickets are in flight.
             gc.freeze()

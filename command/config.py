@@ -110,6 +110,8 @@ class VideoConfig(_Section, frozen=True, forbid_unknown_fields=True):
     segment_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 10
     recordings_dir: str = "var/recordings"
     ffmpeg: str = ""
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+    disk_quota_gb: Annotated[float, msgspec.Meta(gt=0)] = 50.0
 
 
 class NotificationsConfig(_Section, frozen=True, forbid_unknown_fields=True):

@@ -15,11 +15,13 @@ from command.plans import PlanBody
 from command.plans_api import SeverityChange
 from command.surge_api import DuplicateQuery, MergeRequest
 from dispatch.protocol import Ack, FeedbackMessage, Hello, Received, Reject
+from video.api import ExportRequest
 from video.cameras import CameraSpec
 
-_BODIES: list[type] = [api.Credentials, IncidentReport, RoutingQuery, api.NewSubcentre, api.Reason,
-                       api.FeedbackBody, PlanBody, SeverityChange, DuplicateQuery, MergeRequest, CameraSpec, Hello,
-                       Received, Ack, FeedbackMessage, Reject]
+_BODIES: list[type] = [
+    api.Credentials, IncidentReport, RoutingQuery, api.NewSubcentre, api.Reason, api.FeedbackBody, PlanBody,
+    SeverityChange, DuplicateQuery, MergeRequest, CameraSpec, ExportRequest,
+    Hello, Received, Ack, FeedbackMessage, Reject]
 
 _ERRORS = {"400": "malformed request", "401": "not logged in", "403": "not allowed for this account",
            "404": "no such resource", "409": "conflicts with the current state", "413": "body too large",
@@ -73,6 +75,11 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str | None, int, str | None]] = {
     ("get", "/api/cameras/{id}"): ("One camera", None, 200, "dispatcher, supervisor"),
     ("post", "/api/cameras"): ("Register, or re-register by code, a window camera", "CameraSpec", 201,
                                "supervisor, dispatcher"),
+    ("get", "/api/cameras/{id}/playback"): ("A camera's recording between since and until (at most 24 h), one MP4"
+                                            " joined without re-encoding", None, 200, "supervisor, dispatcher"),
+    ("post", "/api/cameras/{id}/exports"): ("A signed evidence export (zip: segments, SHA-256 manifest,"
+                                            " Ed25519 signature)", "ExportRequest", 200, "supervisor"),
+    ("get", "/api/video/signing-key"): ("The public key evidence exports are signed with", None, 200, None),
     ("get", "/api/plans"): ("Current contingency plans", None, 200, "any"),
     ("get", "/api/plans/{key}"): ("Every version of one plan", None, 200, "any"),
     ("put", "/api/plans/{key}"): ("Save a new version of a plan (running incidents keep theirs)", "PlanBody", 200,

@@ -6,6 +6,7 @@ import weakref
 from dataclasses import dataclass
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from alerts.cap_publisher import CapPublisher
 from alerts.escalator import Escalator
@@ -39,6 +40,7 @@ class Services:
     sender: Sender
     cap: CapPublisher
     facilities: Facilities
+    evidence_key: Ed25519PrivateKey  # signs video evidence exports
 
 
 SERVICES = web.AppKey("services", Services)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import socket
 import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ from command.config import DEFAULT_PATH, load
 from tests.conftest import ROOT, free_port
 from tests.helpers import Liandong
 from video import ffmpeg
+from video.retention import Policy, Retention
 
 SEGMENT_S = 2
 HALL = {"lon": 111.2905, "lat": 30.7008}
@@ -95,6 +100,10 @@ async def wait_until(check: Any, seconds: float) -> Any:
             return result
         await asyncio.sleep(0.25)
     pytest.fail(f"not reached within {seconds} s")
+
+
+def exists(path: str) -> bool:
+    return Path(path).exists()
 
 
 def probe(path: str) -> tuple[list[str], float]:
@@ -174,3 +183,96 @@ async def test_an_unreachable_camera_and_one_that_is_no_stream_are_recorded_as_g
         assert "pw-1234" not in gap["reason"]
     assert not await query(database_url, "SELECT 1 FROM segments WHERE camera_id = ANY($1::int[])",
                            [unreachable, not_a_stream])
+
+
+async def _recorded(liandong: Liandong, media: Path, database_url: str, count: int) -> tuple[int, list[Any]]:
+    make_clip(media / "window.mp4")
+    camera_id = await register(liandong, "evidence-window", f"file://{media / 'window.mp4'}")
+    return camera_id, await wait_until(lambda: _segments(database_url, camera_id, count), 40)
+
+
+async def test_playback_joins_segments_and_a_signed_export_tells_when_it_was_altered(
+        recording: tuple[Liandong, Path], database_url: str, tmp_path: Path) -> None:
+    liandong, media = recording
+    camera_id, segments = await _recorded(liandong, media, database_url, 3)
+    since, until = segments[0]["started_at"], segments[2]["ended_at"]
+    window = f"since={since.isoformat().replace('+', '%2B')}&until={until.isoformat().replace('+', '%2B')}"
+    headers = {"Authorization": f"Bearer {await liandong.token('supervisor')}"}
+    async with liandong.http.get(f"{liandong.base_url}/api/cameras/{camera_id}/playback?{window}",
+                                 headers=headers) as response:
+        assert response.status == 200 and response.content_type == "video/mp4"
+        (tmp_path / "played.mp4").write_bytes(await response.read())
+    codecs, duration = probe(str(tmp_path / "played.mp4"))
+    assert codecs == ["h264", "aac"] and abs(duration - (until - since).total_seconds()) < 1.0
+
+    async with liandong.http.post(f"{liandong.base_url}/api/cameras/{camera_id}/exports", headers=headers,
+                                  json={"since": since.isoformat(), "until": until.isoformat()}) as response:
+        assert response.status == 200 and response.content_type == "application/zip"
+        (tmp_path / "export.zip").write_bytes(await response.read())
+    async with liandong.http.get(f"{liandong.base_url}/api/video/signing-key") as response:
+        (tmp_path / "key.pem").write_bytes(await response.read())
+
+    def verify(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "command.cli", "video", "verify", str(path), "--key",
+                               str(tmp_path / "key.pem")], capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+    intact = verify(tmp_path / "export.zip")
+    assert intact.returncode == 0 and "intact" in intact.stdout
+    with zipfile.ZipFile(tmp_path / "export.zip") as original:
+        entries = {name: original.read(name) for name in original.namelist()}
+    first_segment = next(name for name in entries if name.startswith("segments/"))
+    def flip_last_bit(data: bytes) -> bytes:
+        return data[:-1] + bytes([data[-1] ^ 1])
+
+    def pad_a_key(data: bytes) -> bytes:
+        return data.replace(b'"since"', b'"since" ', 1)
+
+    for tampered_name, change in ((first_segment, flip_last_bit), ("manifest.json", pad_a_key)):
+        tampered = tmp_path / f"tampered-{tampered_name.replace('/', '-')}.zip"
+        with zipfile.ZipFile(tampered, "w") as out:
+            for name, data in entries.items():
+                out.writestr(name, change(data) if name == tampered_name else data)
+        result = verify(tampered)
+        assert result.returncode == 1 and "ALTERED" in result.stdout, result.stdout
+
+
+async def test_bad_playback_and_export_ranges_are_refused(recording: tuple[Liandong, Path], database_url: str) -> None:
+    liandong, media = recording
+    camera_id, segments = await _recorded(liandong, media, database_url, 1)
+    start = segments[0]["started_at"]
+    cases = [({"since": start.isoformat(), "until": (start - timedelta(hours=1)).isoformat()}, 400, "until"),
+             ({"since": start.isoformat(), "until": (start + timedelta(days=730)).isoformat()}, 400, "until"),
+             ({"since": "2026-11-23T08:00:00", "until": "2026-11-23T09:00:00"}, 422, "since"),
+             ({"since": (start - timedelta(days=3)).isoformat(), "until": (start - timedelta(days=2)).isoformat()},
+              404, "since")]
+    for body, status, field in cases:
+        got, answer = await liandong.call("POST", f"/api/cameras/{camera_id}/exports", body, as_user="supervisor")
+        assert (got, answer["error"]["field"]) == (status, field), (body, answer)
+    got, answer = await liandong.call("POST", "/api/cameras/9999/exports", cases[0][0], as_user="supervisor")
+    assert got == 404
+    got, answer = await liandong.call("POST", f"/api/cameras/{camera_id}/exports", cases[0][0], as_user="dispatcher")
+    assert got == 403
+
+
+async def test_retention_removes_what_is_too_old_and_keeps_under_the_quota_with_an_alert(
+        recording: tuple[Liandong, Path], database_url: str, tmp_path: Path) -> None:
+    liandong, media = recording
+    camera_id, segments = await _recorded(liandong, media, database_url, 4)
+    sizes = [s["bytes"] for s in segments]
+    pool = liandong.services.pool
+    tight = Retention(pool, Policy(default_days=30, quota_bytes=sum(sizes[:2]) + 1000, root=tmp_path))
+    outcome = await tight.enforce()
+    assert outcome is not None and outcome.over_quota >= 1 and outcome.used_bytes <= sum(sizes[:2]) + 1000
+    assert not exists(segments[0]["path"])  # the oldest went first
+    (alert,) = await query(database_url, "SELECT * FROM supervision_alerts WHERE kind = 'storage'")
+    assert alert["closed_at"] is None and json.loads(alert["detail"])["share"] >= 0.9
+
+    await query(database_url, "UPDATE segments SET started_at = started_at - interval '40 days',"
+                              " ended_at = ended_at - interval '40 days' WHERE camera_id = $1", camera_id)
+    roomy = Retention(pool, Policy(default_days=30, quota_bytes=10 * 2**30, root=tmp_path))
+    outcome = await roomy.enforce()
+    assert outcome is not None and outcome.expired >= 1
+    remaining = await query(database_url, "SELECT path FROM segments WHERE ended_at < now() - interval '30 days'")
+    assert remaining == []
+    (alert,) = await query(database_url, "SELECT * FROM supervision_alerts WHERE kind = 'storage'")
+    assert alert["closed_at"] is not None  # well under the quota now

@@ -60,6 +60,7 @@ class CameraSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     roi: RegionOfInterest = RegionOfInterest(0.25, 0.25, 0.5, 0.5)
     opening_hours: OpeningHours = OpeningHours()
     thresholds: Thresholds = Thresholds()
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None  # None: video.retention_days
 
 
 class CameraProblem(Exception):

@@ -12,22 +12,23 @@ import msgspec
 from dispatch.pg import Connection, Pool
 from video.cameras import CameraSpec, redact
 
-_COLUMNS = "code, name, department, window_label, lon, lat, main_url, sub_url, roi, opening_hours, thresholds"
+_COLUMNS = ("code, name, department, window_label, lon, lat, main_url, sub_url, roi, opening_hours, thresholds,"
+            " retention_days")
 
 
 def _values(spec: CameraSpec) -> tuple[Any, ...]:
     return (spec.code, spec.name, spec.department, spec.window, spec.location.lon, spec.location.lat, spec.main_url,
             spec.sub_url, msgspec.to_builtins(spec.roi), msgspec.to_builtins(spec.opening_hours),
-            msgspec.to_builtins(spec.thresholds))
+            msgspec.to_builtins(spec.thresholds), spec.retention_days)
 
 
 async def register(connection: Connection | Pool, spec: CameraSpec, from_config: bool = False) -> int:
     """Insert, or update a camera of the same code; its id."""
     camera_id: int = await connection.fetchval(
-        f"INSERT INTO cameras ({_COLUMNS}, from_config) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        " ON CONFLICT (code) DO UPDATE SET name = $2, department = $3, window_label = $4, lon = $5, lat = $6,"
-        " main_url = $7, sub_url = $8, roi = $9, opening_hours = $10, thresholds = $11, from_config = $12"
-        " RETURNING id", *_values(spec), from_config)
+        f"INSERT INTO cameras ({_COLUMNS}, from_config) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+        " $13) ON CONFLICT (code) DO UPDATE SET name = $2, department = $3, window_label = $4, lon = $5, lat = $6,"
+        " main_url = $7, sub_url = $8, roi = $9, opening_hours = $10, thresholds = $11, retention_days = $12,"
+        " from_config = $13 RETURNING id", *_values(spec), from_config)
     return camera_id
 
 
@@ -42,7 +43,8 @@ def public(row: asyncpg.Record) -> dict[str, Any]:
     return {"id": row["id"], "code": row["code"], "name": row["name"], "department": row["department"],
             "window": row["window_label"], "location": {"lon": row["lon"], "lat": row["lat"]},
             "main_url": redact(row["main_url"]), "sub_url": redact(row["sub_url"]), "roi": row["roi"],
-            "opening_hours": row["opening_hours"], "thresholds": row["thresholds"]}
+            "opening_hours": row["opening_hours"], "thresholds": row["thresholds"],
+            "retention_days": row["retention_days"]}
 
 
 async def cameras(pool: Pool) -> list[asyncpg.Record]:

@@ -1,0 +1,107 @@
+"""Evidence export: recordings of one camera over a time range, with a manifest holding the SHA-256
+of every segment, signed with the centre's Ed25519 key. Anyone holding the public key
+(GET /api/video/signing-key) can tell whether an exported clip was altered: `liandong video verify`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+MANIFEST, SIGNATURE, PUBLIC_KEY = "manifest.json", "manifest.sig", "signing-key.pem"
+
+
+def signing_key(path: Path) -> Ed25519PrivateKey:
+    """The centre's signing key, created on first use; the private half never leaves this file."""
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        assert isinstance(key, Ed25519PrivateKey)
+        return key
+    key = Ed25519PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    return key
+
+
+def public_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass(frozen=True)
+class Piece:
+    path: Path
+    started_at: datetime
+    ended_at: datetime
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export(pieces: Sequence[Piece], camera: dict[str, Any], since: datetime, until: datetime,
+           key: Ed25519PrivateKey, exported_at: datetime) -> bytes:
+    """A zip: the segments as recorded, the manifest, its signature and the public key."""
+    manifest: dict[str, Any] = {
+        "format": "liandong-evidence/1", "camera": camera, "since": since.isoformat(), "until": until.isoformat(),
+        "exported_at": exported_at.isoformat(),
+        "segments": [{"file": f"segments/{p.path.name}", "sha256": _sha256(p.path), "bytes": p.path.stat().st_size,
+                      "started_at": p.started_at.isoformat(), "ended_at": p.ended_at.isoformat()} for p in pieces],
+    }
+    body = json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:  # video does not compress
+        archive.writestr(MANIFEST, body)
+        archive.writestr(SIGNATURE, base64.b64encode(key.sign(body)))
+        archive.writestr(PUBLIC_KEY, public_pem(key))
+        for piece, entry in zip(pieces, manifest["segments"], strict=True):
+            archive.write(piece.path, entry["file"])
+    return out.getvalue()
+
+
+def verify(archive_path: Path, public_key_pem: bytes | None = None) -> list[str]:
+    """What is wrong with an export ([] when it is intact). Without a key, the one inside the export is
+    used, which proves the files match the manifest but not who signed it."""
+    problems: list[str] = []
+    with zipfile.ZipFile(archive_path) as archive:
+        names = set(archive.namelist())
+        for required in (MANIFEST, SIGNATURE):
+            if required not in names:
+                return [f"{required} is missing"]
+        body = archive.read(MANIFEST)
+        key = serialization.load_pem_public_key(public_key_pem or archive.read(PUBLIC_KEY))
+        assert isinstance(key, Ed25519PublicKey)
+        try:
+            key.verify(base64.b64decode(archive.read(SIGNATURE)), body)
+        except (InvalidSignature, ValueError):
+            problems.append("the manifest's signature does not match: the manifest was altered or signed by"
+                            " another key")
+        manifest = json.loads(body)
+        listed = {s["file"] for s in manifest["segments"]}
+        for segment in manifest["segments"]:
+            if segment["file"] not in names:
+                problems.append(f"{segment['file']} is missing")
+            elif hashlib.sha256(archive.read(segment["file"])).hexdigest() != segment["sha256"]:
+                problems.append(f"{segment['file']} was altered (SHA-256 differs)")
+        problems += [f"{name} is not in the manifest" for name in sorted(names - listed - {MANIFEST, SIGNATURE,
+                                                                                             PUBLIC_KEY})]
+    return problems
