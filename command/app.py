@@ -40,7 +40,7 @@ from dispatch.terminal_ws import terminal_socket
 from dispatch.views import Views
 from gis.areas import Facilities
 from video import api as video_api
-from video import ffmpeg
+from video import demo, ffmpeg
 from video.evidence import signing_key
 from video.recordings import RecordingSupervisor
 from video.registry import sync_from_config
@@ -120,7 +120,9 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
             await migrate(pool)
             if config.demo.seed:
                 await seed(pool)
-            await sync_from_config(pool, config.cameras)
+            demo_cameras = await asyncio.to_thread(
+                demo.cameras, config.media_dir, ffmpeg.binary(config.video.ffmpeg), config.demo.cameras)
+            await sync_from_config(pool, [*config.cameras, *demo_cameras])
             directory = Directory(pool)
             await directory.load()
             plans = LivePlans(pool, config.taxonomy)

@@ -57,6 +57,7 @@ class AuthConfig(_Section, frozen=True, forbid_unknown_fields=True):
 
 class DemoConfig(_Section, frozen=True, forbid_unknown_fields=True):
     seed: bool = True
+    cameras: Annotated[int, msgspec.Meta(ge=0, le=64)] = 4
 
 
 class AlertConfig(_Section, frozen=True, forbid_unknown_fields=True):

@@ -55,10 +55,19 @@ async def database_url(postgres: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+def test_config_text(text: str | None = None) -> str:
+    """The shipped configuration as the tests run it: no simulated cameras (a test registers the
+    cameras it needs), data files named by absolute path so the file can live anywhere."""
+    text = text or (ROOT / "config.toml").read_text(encoding="utf-8")
+    text = text.replace("cameras = 4", "cameras = 0")
+    return text.replace('facilities = "gis/data/', f'facilities = "{ROOT}/gis/data/')
+
+
 @pytest.fixture
-def config(database_url: str) -> Config:
-    return load(Path(__file__).resolve().parent.parent / "config.toml",
-                environ={"LIANDONG_DATABASE_URL": database_url})
+def config(database_url: str, tmp_path: Path) -> Config:
+    path = tmp_path / "liandong.toml"
+    path.write_text(test_config_text(), encoding="utf-8")
+    return load(path, environ={"LIANDONG_DATABASE_URL": database_url})
 
 
 @pytest.fixture
@@ -79,7 +88,10 @@ def free_port() -> int:
 
 
 def start_server(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LIANDONG_DATABASE_URL": database_url, "LIANDONG_LISTEN": f"127.0.0.1:{port}"}
+    config = log.with_suffix(".toml")
+    config.write_text(test_config_text(), encoding="utf-8")
+    env = {**os.environ, "LIANDONG_DATABASE_URL": database_url, "LIANDONG_LISTEN": f"127.0.0.1:{port}",
+           "LIANDONG_CONFIG": str(config)}
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, "-m", "command.cli", "serve"], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)

@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestServer
 from aiosmtpd.controller import Controller
 
 from command.app import build_app
-from command.config import DEFAULT_PATH, ConfigError, load
-from tests.conftest import free_port
+from command.config import ConfigError, load
+from tests.conftest import free_port, test_config_text
 from tests.helpers import Liandong
 
 XILING = (111.29, 30.70)
@@ -74,13 +74,12 @@ async def wired(database_url: str, tmp_path: Path, receiver: tuple[Receiver, str
     so the test alone decides when deliveries and escalations happen."""
     _, base = receiver
     _, smtp_port = mailbox
-    text = DEFAULT_PATH.read_text(encoding="utf-8")
+    text = test_config_text()
     text = text.replace('url = ""\nbody_template', f'url = "{base}/sms"\nbody_template')
     text = text.replace('host = ""\nport = 25', f'host = "127.0.0.1"\nport = {smtp_port}')
     text = text.replace("max_attempts = 6\n# How often each server looks for notifications to send, in seconds.\n"
                         "poll_s = 1.0", "max_attempts = 3\npoll_s = 60")
     text = text.replace("poll_s = 0.5", "poll_s = 60")
-    text = text.replace('facilities = "gis/data/', f'facilities = "{DEFAULT_PATH.parent}/gis/data/')
     text = text.replace('supervisor = { name = "指挥中心值班长", channel = "sms", address = "13800000000" }',
                         f'supervisor = {{ name = "指挥中心值班长", channel = "webhook", address = "{base}/hook" }}')
     path = tmp_path / "config.toml"

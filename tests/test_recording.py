@@ -22,8 +22,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from command.app import build_app
-from command.config import DEFAULT_PATH, load
-from tests.conftest import ROOT, free_port
+from command.config import load
+from tests.conftest import ROOT, free_port, test_config_text
 from tests.helpers import Liandong
 from video import ffmpeg
 from video.retention import Policy, Retention
@@ -37,8 +37,7 @@ async def recording(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Li
     """The server recording in 2-second segments, with its media folder in the test's own folder."""
     media = tmp_path / "media"
     media.mkdir()
-    text = DEFAULT_PATH.read_text(encoding="utf-8")
-    text = text.replace('facilities = "gis/data/', f'facilities = "{DEFAULT_PATH.parent}/gis/data/')
+    text = test_config_text()
     text = text.replace('media_dir = "var/media"', f'media_dir = "{media}"')
     text = text.replace('recordings_dir = "var/recordings"', f'recordings_dir = "{tmp_path / "recordings"}"')
     text = text.replace("segment_s = 10", f"segment_s = {SEGMENT_S}")

@@ -6,10 +6,12 @@ of every segment, signed with the centre's Ed25519 key. Anyone holding the publi
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
 import os
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,17 +27,26 @@ MANIFEST, SIGNATURE, PUBLIC_KEY = "manifest.json", "manifest.sig", "signing-key.
 
 
 def signing_key(path: Path) -> Ed25519PrivateKey:
-    """The centre's signing key, created on first use; the private half never leaves this file."""
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        assert isinstance(key, Ed25519PrivateKey)
-        return key
-    key = Ed25519PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
+    """The centre's signing key, created on first use; the private half never leaves this file.
+
+    Several servers may start together on one data folder: the key is written to a private
+    temporary file and published with link(), which is atomic and refuses to overwrite, so every
+    server ends up reading the same complete key.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".key-")  # created 0600
+        try:
+            with os.fdopen(descriptor, "wb") as out:
+                out.write(fresh)
+            with contextlib.suppress(FileExistsError):  # another server published first: use theirs
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
     return key
 
 
