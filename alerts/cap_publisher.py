@@ -4,17 +4,10 @@ SKIP LOCKED and stored with its timeline event in one transaction, so it is issu
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
-import asyncpg
-
 from alerts.cap import Issued, Sender, identifier, message
-from dispatch.pg import Pool
+from dispatch.pg import Pool, every
 from dispatch.store import NewEvent, record_events
 from dispatch.views import Views
-
-log = logging.getLogger(__name__)
 
 _DUE = """
 WITH latest AS (
@@ -40,12 +33,7 @@ class CapPublisher:
         self._poll_s = poll_s
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.publish_due()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("CAP pass failed (%s); retrying", error)
-            await asyncio.sleep(self._poll_s)
+        await every(self._poll_s, self.publish_due, "CAP pass")
 
     async def publish_due(self) -> int:
         issued = 0

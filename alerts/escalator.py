@@ -8,8 +8,6 @@ an argument: `tick(now)` fires what is due at `now`, which is how tests move the
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,12 +16,10 @@ import asyncpg
 from alerts.escalation import Action, Limits, Stage, decide
 from alerts.outbox import Message, queue
 from dispatch.ids import IdReserves
-from dispatch.pg import Connection, Pool
+from dispatch.pg import Connection, Pool, every
 from dispatch.routing import Assignment
 from dispatch.store import NewEvent, add_tickets, record_events, ticket_from_row, ticket_json
 from dispatch.views import Views
-
-log = logging.getLogger(__name__)
 
 
 class Escalator:
@@ -37,12 +33,7 @@ class Escalator:
         self._poll_s = poll_s
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("escalation pass failed (%s); retrying", error)
-            await asyncio.sleep(self._poll_s)
+        await every(self._poll_s, self.tick, "escalation pass")
 
     async def tick(self, now: datetime | None = None) -> int:
         """Fire every deadline due at `now` (default: the database's clock); how many fired."""

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from alerts.channels import Channel, DeliveryFailed, Outgoing, Unconfigured
-from dispatch.pg import Pool
+from dispatch.pg import Pool, every
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,11 @@ class Sender:
         self._poll_s = poll_s
 
     async def run(self) -> None:
-        while True:
-            try:
-                while await self.deliver_due():
-                    pass
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("notification pass failed (%s); retrying", error)
-            await asyncio.sleep(self._poll_s)
+        await every(self._poll_s, self._deliver_everything_due, "notification pass")
+
+    async def _deliver_everything_due(self) -> None:
+        while await self.deliver_due():
+            pass
 
     async def deliver_due(self, now: datetime | None = None) -> int:
         """Try every notification due at `now` (default: the database's clock); how many were tried."""

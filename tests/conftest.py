@@ -55,7 +55,7 @@ async def database_url(postgres: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-def test_config_text(text: str | None = None) -> str:
+def config_text_for_tests(text: str | None = None) -> str:
     """The shipped configuration as the tests run it: no simulated cameras (a test registers the
     cameras it needs), data files named by absolute path so the file can live anywhere."""
     text = text or (ROOT / "config.toml").read_text(encoding="utf-8")
@@ -66,7 +66,7 @@ def test_config_text(text: str | None = None) -> str:
 @pytest.fixture
 def config(database_url: str, tmp_path: Path) -> Config:
     path = tmp_path / "liandong.toml"
-    path.write_text(test_config_text(), encoding="utf-8")
+    path.write_text(config_text_for_tests(), encoding="utf-8")
     return load(path, environ={"LIANDONG_DATABASE_URL": database_url})
 
 
@@ -89,7 +89,7 @@ def free_port() -> int:
 
 def start_server(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     config = log.with_suffix(".toml")
-    config.write_text(test_config_text(), encoding="utf-8")
+    config.write_text(config_text_for_tests(), encoding="utf-8")
     env = {**os.environ, "LIANDONG_DATABASE_URL": database_url, "LIANDONG_LISTEN": f"127.0.0.1:{port}",
            "LIANDONG_CONFIG": str(config)}
     with log.open("wb") as out:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from command.config import ConfigError, load
-from tests.conftest import test_config_text
+from tests.conftest import config_text_for_tests
 from tests.helpers import Liandong
 
 HALL = {"lon": 111.2905, "lat": 30.7008}  # a service hall near the demo's usual incident point
@@ -74,7 +74,7 @@ async def test_the_cameras_near_an_incident_are_offered(liandong: Liandong) -> N
 
 
 def test_a_configured_camera_with_a_bad_source_stops_start_up(tmp_path: Path) -> None:
-    text = test_config_text()
+    text = config_text_for_tests()
     text += ('\n[[cameras]]\ncode = "hall-w2"\nname = "2号窗口"\ndepartment = "行政服务中心"\nwindow = "2"\n'
              'location = { lon = 111.29, lat = 30.70 }\nmain_url = "concat:/etc/passwd"\n')
     path = tmp_path / "config.toml"

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 
 from command.app import build_app
 from command.config import ConfigError, load
-from tests.conftest import free_port, test_config_text
+from tests.conftest import config_text_for_tests, free_port
 from tests.helpers import Liandong
 
 XILING = (111.29, 30.70)
@@ -74,7 +74,7 @@ async def wired(database_url: str, tmp_path: Path, receiver: tuple[Receiver, str
     so the test alone decides when deliveries and escalations happen."""
     _, base = receiver
     _, smtp_port = mailbox
-    text = test_config_text()
+    text = config_text_for_tests()
     text = text.replace('url = ""\nbody_template', f'url = "{base}/sms"\nbody_template')
     text = text.replace('host = ""\nport = 25', f'host = "127.0.0.1"\nport = {smtp_port}')
     text = text.replace("max_attempts = 6\n# How often each server looks for notifications to send, in seconds.\n"

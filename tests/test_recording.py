@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestServer
 
 from command.app import build_app
 from command.config import load
-from tests.conftest import ROOT, free_port, test_config_text
+from tests.conftest import ROOT, config_text_for_tests, free_port
 from tests.helpers import Liandong
 from video import ffmpeg
 from video.retention import Policy, Retention
@@ -37,7 +37,7 @@ async def recording(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Li
     """The server recording in 2-second segments, with its media folder in the test's own folder."""
     media = tmp_path / "media"
     media.mkdir()
-    text = test_config_text()
+    text = config_text_for_tests()
     text = text.replace('media_dir = "var/media"', f'media_dir = "{media}"')
     text = text.replace('recordings_dir = "var/recordings"', f'recordings_dir = "{tmp_path / "recordings"}"')
     text = text.replace("segment_s = 10", f"segment_s = {SEGMENT_S}")

@@ -4,20 +4,14 @@ storage alert opens at 90% of the quota and closes below 85%. One process cleans
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import asyncpg
-
-from dispatch.pg import Connection, Pool
-
-log = logging.getLogger(__name__)
+from dispatch.pg import Connection, Pool, every
 
 _LOCK = 727_002_001
 _ALERT_AT, _CLEAR_AT = 0.90, 0.85
@@ -45,12 +39,7 @@ class Retention:
         self._pass_s = pass_s
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.enforce()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("retention pass failed (%s); retrying", error)
-            await asyncio.sleep(self._pass_s)
+        await every(self._pass_s, self.enforce, "retention pass")
 
     async def enforce(self, now: datetime | None = None) -> Outcome | None:
         """One pass, at `now` (default: the database's clock); None if another process is cleaning."""
