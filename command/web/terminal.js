@@ -118,6 +118,13 @@ function card(ticket) {
   return node;
 }
 
+// Feedback overdue: the ticket was acknowledged but nobody reported back yet.
+function remind(ticket) {
+  playTone("chime");
+  const card = document.querySelector(`[data-ticket="${ticket.id}"] .error`);
+  if (card) card.textContent = "请尽快反馈处置结果 · feedback is overdue";
+}
+
 let retry = 500;
 function connect() {
   socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/terminal`);
@@ -135,6 +142,8 @@ function connect() {
     } else if (data.type === "ticket") {
       localStorage.setItem(seqKey(), data.seq);
       see(data.ticket);
+      if (data.event === "realert") updateAlarm();  // escalated: the louder tone at once
+      if (data.event === "reminder") remind(data.ticket);
     } else if (data.type === "error") {
       if (data.code === "unauthenticated") { logOut(); return; }
       document.querySelectorAll(".ticket .error").forEach((e) => { e.textContent = `${data.field ?? ""} ${data.message}`; });
