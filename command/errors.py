@@ -47,12 +47,17 @@ def invalid(error: msgspec.ValidationError) -> RequestError:
     return RequestError(422, "invalid", message, field or None)
 
 
-def decode(raw: bytes | str, kind: type[T] | msgspec.json.Decoder[T]) -> T:
-    """Decode JSON into `kind` (a type, or a prepared decoder for a union of message types),
-    raising RequestError that names the field and the reason."""
+def convert(value: object, kind: type[T]) -> T:
+    """Check already-parsed JSON against `kind`, raising RequestError that names the field."""
     try:
-        if isinstance(kind, msgspec.json.Decoder):
-            return kind.decode(raw)
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError as error:
+        raise invalid(error) from None
+
+
+def decode(raw: bytes | str, kind: type[T]) -> T:
+    """Decode JSON into `kind`, raising RequestError that names the field and the reason."""
+    try:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as error:
         raise invalid(error) from None

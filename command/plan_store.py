@@ -56,11 +56,6 @@ async def plan_versions(pool: Pool, key: str) -> list[dict[str, Any]]:
     return [dict(r.items()) for r in rows]
 
 
-async def plan_version(connection: Connection | Pool, key: str, version: int) -> Plan | None:
-    body = await connection.fetchval("SELECT body FROM plans WHERE key = $1 AND version = $2", key, version)
-    return Plan(key, version, msgspec.convert(body, PlanBody)) if body is not None else None
-
-
 class LivePlans:
     """The plan book every request reads, replaced whole when any process announces a change."""
 

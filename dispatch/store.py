@@ -33,6 +33,17 @@ _TICKET_COLUMNS = ("id, incident_id, subcentre_id, department, state, created_at
                    " closed_at, rejected_at, cancelled_at, reason, feedback, outside_jurisdiction, distance_m, tasks,"
                    " limits")
 
+
+
+def _next_seqs(subcentre_ids: str) -> str:
+    """The CTE `seq` (id, last_seq): each named sub-centre's next sequence number. Rows are locked in
+    id order, so concurrent statements never deadlock, and held to commit, so numbers follow commit
+    order: what lets a terminal say "I saw up to N" and be sent exactly what it missed."""
+    return (f"seq AS (UPDATE subcentres s SET last_seq = s.last_seq + 1 FROM (SELECT id FROM subcentres"
+            f" WHERE id = ANY({subcentre_ids}::int[]) ORDER BY id FOR UPDATE) locked"
+            f" WHERE s.id = locked.id RETURNING s.id, s.last_seq)")
+
+
 # Appended to a statement whose CTE `event` inserted events RETURNING *: announce them on commit.
 _ANNOUNCE = f"""
 SELECT pg_notify('{CHANNEL}', CASE WHEN octet_length(p.full) < 7900 THEN p.full ELSE p.ids END)
@@ -97,10 +108,7 @@ WITH incident AS (
     INSERT INTO incidents (id, type_code, severity, lon, lat, address, caller_name, caller_phone, description,
                            flagged, created_by, created_at, plan_key, plan_version, state)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $20, $21, $32)),
-seq AS (  -- locked in id order, so concurrent incidents never deadlock; held to commit, so in commit order
-    UPDATE subcentres s SET last_seq = s.last_seq + 1
-    FROM (SELECT id FROM subcentres WHERE id = ANY($14::int[]) ORDER BY id FOR UPDATE) locked
-    WHERE s.id = locked.id RETURNING s.id, s.last_seq),
+{_next_seqs("$14")},
 ticket AS (
     INSERT INTO tickets (id, incident_id, subcentre_id, department, state, created_at, outside_jurisdiction,
                          distance_m, tasks, limits)
@@ -211,7 +219,7 @@ WITH changed AS (
     UPDATE tickets SET state = $2, delivered_at = $3, acknowledged_at = $4, closed_at = $5, rejected_at = $6,
                        cancelled_at = $7, reason = $8, feedback = $9
     WHERE id = $1),
-seq AS (UPDATE subcentres SET last_seq = last_seq + 1 WHERE id = $10 RETURNING last_seq),
+{_next_seqs("ARRAY[$10::int]")},
 closed AS (UPDATE incidents SET state = 'closed', closed_at = $12 WHERE id = $13 AND $15::bool),
 deadline AS (  -- once a person has acknowledged, the clock runs for their feedback
     INSERT INTO deadlines (ticket_id, stage, due_at)
@@ -305,10 +313,7 @@ class NewEvent(msgspec.Struct, frozen=True):
 
 
 _RECORD_EVENTS = f"""
-WITH seq AS (
-    UPDATE subcentres s SET last_seq = s.last_seq + 1
-    FROM (SELECT id FROM subcentres WHERE id = ANY($1::int[]) ORDER BY id FOR UPDATE) locked
-    WHERE s.id = locked.id RETURNING s.id, s.last_seq),
+WITH {_next_seqs("$1")},
 event AS (
     INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data)
     SELECT e.i, e.t, e.s, seq.last_seq, e.k, e.a, e.w, e.d::jsonb

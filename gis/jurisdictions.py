@@ -77,9 +77,6 @@ class Jurisdictions:
         return sorted(int(index.ids[i]) for i in candidates
                       if index.tree.geometries[i].intersection(projected).area > min_overlap_m2)
 
-    def departments(self) -> frozenset[str]:
-        return frozenset(self._departments)
-
     def locate(self, department: str, lon: float, lat: float) -> Placement | None:
         """The department's sub-centre for a WGS-84 point; None if the department has none.
 
