@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -40,11 +41,17 @@ from dispatch.terminal_ws import terminal_socket
 from dispatch.views import Views
 from gis.areas import Facilities
 from video import api as video_api
-from video import demo, ffmpeg
+from video import demo, ffmpeg, supervision_api
+from video.analysis import ANALYSIS_LOCK_BASE, Analysis, Settings, mark_requested
+from video.claims import Claims
 from video.evidence import signing_key
-from video.recordings import RecordingSupervisor
+from video.recordings import recording
 from video.registry import sync_from_config
 from video.retention import Policy, Retention
+from video.supervision import MARK_EMPTY_CHANNEL, SUPERVISION_CHANNEL
+from video.tiles import TileBoard
+from video.wall_ws import focus_socket, wall_socket
+from video.walls import Walls
 
 log = logging.getLogger(__name__)
 WEB = Path(__file__).resolve().parent / "web"
@@ -123,6 +130,7 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
             demo_cameras = await asyncio.to_thread(
                 demo.cameras, config.media_dir, ffmpeg.binary(config.video.ffmpeg), config.demo.cameras)
             await sync_from_config(pool, [*config.cameras, *demo_cameras])
+            await demo.seed_empty_seats(pool, demo_cameras, config.video.tile_width)
             directory = Directory(pool)
             await directory.load()
             plans = LivePlans(pool, config.taxonomy)
@@ -147,12 +155,23 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
                                c.poll_s)
             _background(stack, cap.run(), "cap")
             if config.video.record:
-                recording = RecordingSupervisor(pool, url, ffmpeg.binary(config.video.ffmpeg), config.recordings_dir,
-                                                config.video.segment_s)
-                _background(stack, recording.run(), "recording")
+                recorders = recording(pool, url, ffmpeg.binary(config.video.ffmpeg), config.recordings_dir,
+                                      config.video.segment_s)
+                _background(stack, recorders.run(), "recording")
                 retention = Retention(pool, Policy(config.video.retention_days,
                                                    int(config.video.disk_quota_gb * 2**30), config.recordings_dir))
                 _background(stack, retention.run(), "retention")
+            tiles = TileBoard()
+            walls = Walls(pool)
+            hub.on_change(SUPERVISION_CHANNEL, walls.reload)
+            analysis = None
+            if config.video.analysis:
+                v = config.video
+                analysis = Analysis(pool, Settings(v.analysis_workers, v.tile_width, v.analysis_fps,
+                                                   int(config.server.offset.total_seconds())), tiles)
+                hub.on_message(MARK_EMPTY_CHANNEL, functools.partial(mark_requested, analysis))
+                _background(stack, analysis.run(), "analysis-store")
+                _background(stack, Claims(url, ANALYSIS_LOCK_BASE, "analysis", analysis).run(), "analysis")
             # Serve only once events can reach this process's terminals.
             await asyncio.wait_for(hub.connected.wait(), _LISTEN_READY_S)
             app[SERVICES] = Services(
@@ -160,7 +179,8 @@ def _services_context(config: Config) -> Callable[[web.Application], contextlib.
                 directory=directory, router=Router(config.taxonomy, config.departments, config.severity_rules),
                 views=views, loop_lag=loop_lag, ids=ids, plans=plans, escalator=escalator, sender=sender, cap=cap,
                 facilities=Facilities.load(config.facilities_path),
-                evidence_key=signing_key(config.data_dir / "keys" / "evidence-signing.pem"))
+                evidence_key=signing_key(config.data_dir / "keys" / "evidence-signing.pem"),
+                tiles=tiles, walls=walls, analysis=analysis)
             # What lives now (configuration, geometry, code) lives for good: freeze it out of the
             # cyclic garbage collector, so its full collections stay short while tickets are in flight.
             gc.freeze()
@@ -199,11 +219,15 @@ def build_app(config: Config) -> web.Application:
     app.add_routes(cap_api.routes)
     app.add_routes(decision_api.routes)
     app.add_routes(video_api.routes)
+    app.add_routes(supervision_api.routes)
     app.router.add_get("/api/openapi.json", _openapi)
     app.router.add_get("/ws/terminal", terminal_socket)
     app.router.add_get("/ws/console", console_socket)
+    app.router.add_get("/ws/wall", wall_socket)
+    app.router.add_get("/ws/focus", focus_socket)
     app.router.add_get("/", _home)
     app.router.add_get("/console", _page("console.html"))
     app.router.add_get("/terminal", _page("terminal.html"))
+    app.router.add_get("/wall", _page("wall.html"))
     app.router.add_static("/static/", WEB)
     return app

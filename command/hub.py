@@ -45,6 +45,7 @@ class Hub:
         self._everything: set[Subscriber] = set()
         self._pending: asyncio.Queue[Announcement] = asyncio.Queue()
         self._on_change: dict[str, list[Reload]] = {}
+        self._on_message: dict[str, list[Callable[[str], None]]] = {}
         self._reloading: dict[Reload, asyncio.Task[None]] = {}  # strong references to running reloads
         self._again: set[Reload] = set()
         self.connected = asyncio.Event()
@@ -67,6 +68,11 @@ class Hub:
         since announcements made meanwhile are lost). A burst of announcements runs it at most
         twice: once now, once more after it finishes."""
         self._on_change.setdefault(channel, []).append(reload)
+
+    def on_message(self, channel: str, handle: Callable[[str], None]) -> None:
+        """Call `handle` with the payload of each announcement on `channel` (a request to whichever
+        process can serve it; one made while the connection was down is lost)."""
+        self._on_message.setdefault(channel, []).append(handle)
 
     def _schedule(self, reload: Reload) -> None:
         if reload in self._reloading:
@@ -115,6 +121,8 @@ class Hub:
             await connection.add_listener(CHANNEL, self._notified)
             for channel in self._on_change:
                 await connection.add_listener(channel, self._changed)
+            for channel in self._on_message:
+                await connection.add_listener(channel, self._message)
             self.connected.set()
             if resync:
                 self._resync_all()
@@ -138,6 +146,13 @@ class Hub:
     def _changed(self, _connection: object, _pid: int, channel: str, _payload: object) -> None:
         for reload in self._on_change.get(channel, []):
             self._schedule(reload)
+
+    def _message(self, _connection: object, _pid: int, channel: str, payload: object) -> None:
+        for handle in self._on_message.get(channel, []):
+            try:
+                handle(str(payload))
+            except Exception:
+                log.exception("handling a message on %s failed", channel)
 
     def _resync_all(self) -> None:
         for subscriber in [*self._everything, *(s for g in self._by_subcentre.values() for s in g)]:

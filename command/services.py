@@ -22,6 +22,9 @@ from dispatch.pg import Pool
 from dispatch.routing import Router
 from dispatch.views import Views
 from gis.areas import Facilities
+from video.analysis import Analysis
+from video.tiles import TileBoard
+from video.walls import Walls
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Services:
     cap: CapPublisher
     facilities: Facilities
     evidence_key: Ed25519PrivateKey  # signs video evidence exports
+    tiles: TileBoard  # the latest picture of each camera analysed here
+    walls: Walls
+    analysis: Analysis | None  # None when config turns analysis off
 
 
 SERVICES = web.AppKey("services", Services)

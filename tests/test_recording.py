@@ -130,7 +130,7 @@ async def _segments(database_url: str, camera_id: int, at_least: int) -> list[as
     return rows if len(rows) >= at_least else None
 
 
-async def test_an_rtsp_camera_that_goes_down_leaves_a_recorded_gap_and_recording_resumes(
+async def test_an_rtsp_camera_that_goes_down_is_offline_leaves_a_recorded_gap_and_recording_resumes(
         recording: tuple[Liandong, Path], database_url: str, rtsp_port: int) -> None:
     liandong, _ = recording
     server = start_rtsp(rtsp_port)
@@ -142,9 +142,11 @@ async def test_an_rtsp_camera_that_goes_down_leaves_a_recorded_gap_and_recording
         server.wait()
     gaps = await wait_until(lambda: _gaps(database_url, camera_id), 30)
     assert gaps[0]["ended_at"] is None and "pw-9876" not in gaps[0]["reason"]
-    await asyncio.sleep(2)
+    (offline,) = await wait_until(lambda: _offline(database_url, camera_id, cleared=False), 20)
+    assert 10 <= (offline["opened_at"] - offline["began_at"]).total_seconds() < 13  # offline_after_s is 10
     server = start_rtsp(rtsp_port)
     try:
+        await wait_until(lambda: _offline(database_url, camera_id, cleared=True), 40)  # the analysis sees it again
         closed = await wait_until(lambda: _closed_gaps(database_url, camera_id), 60)
         gap = closed[0]
         assert gap["ended_at"] > gap["started_at"]
@@ -154,6 +156,11 @@ async def test_an_rtsp_camera_that_goes_down_leaves_a_recorded_gap_and_recording
     finally:
         server.kill()
         server.wait()
+
+
+async def _offline(database_url: str, camera_id: int, cleared: bool) -> list[asyncpg.Record] | None:
+    return await query(database_url, "SELECT * FROM supervision_alerts WHERE camera_id = $1 AND kind = 'offline'"
+                       " AND (cleared_at IS NOT NULL) = $2", camera_id, cleared) or None
 
 
 async def _gaps(database_url: str, camera_id: int) -> list[asyncpg.Record] | None:
@@ -264,7 +271,7 @@ async def test_retention_removes_what_is_too_old_and_keeps_under_the_quota_with_
     assert outcome is not None and outcome.over_quota >= 1 and outcome.used_bytes <= sum(sizes[:2]) + 1000
     assert not exists(segments[0]["path"])  # the oldest went first
     (alert,) = await query(database_url, "SELECT * FROM supervision_alerts WHERE kind = 'storage'")
-    assert alert["closed_at"] is None and json.loads(alert["detail"])["share"] >= 0.9
+    assert alert["cleared_at"] is None and json.loads(alert["detail"])["share"] >= 0.9
 
     await query(database_url, "UPDATE segments SET started_at = started_at - interval '40 days',"
                               " ended_at = ended_at - interval '40 days' WHERE camera_id = $1", camera_id)
@@ -274,4 +281,4 @@ async def test_retention_removes_what_is_too_old_and_keeps_under_the_quota_with_
     remaining = await query(database_url, "SELECT path FROM segments WHERE ended_at < now() - interval '30 days'")
     assert remaining == []
     (alert,) = await query(database_url, "SELECT * FROM supervision_alerts WHERE kind = 'storage'")
-    assert alert["closed_at"] is not None  # well under the quota now
+    assert alert["cleared_at"] is not None  # well under the quota now

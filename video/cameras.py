@@ -38,8 +38,14 @@ class OpeningHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Thresholds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    absence_limit_s: Annotated[int, msgspec.Meta(ge=10, le=24 * 3600)] = 300  # seat empty this long: 离岗
+    absence_limit_s: Annotated[int, msgspec.Meta(ge=5, le=24 * 3600)] = 300  # seat empty this long: 离岗
     offline_after_s: Annotated[int, msgspec.Meta(ge=2, le=3600)] = 10  # no frames this long: offline
+    tamper_after_s: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 10  # covered, defocused, moved this long
+    frozen_after_s: Annotated[int, msgspec.Meta(ge=2, le=3600)] = 30  # the picture unchanged this long
+    dark_level: Annotated[float, msgspec.Meta(ge=0, le=255)] = 30.0  # mean grey below this: covered or dark
+    defocus_ratio: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.3  # sharpness below this share of usual
+    moved_fraction: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.06  # view shifted by this share of width
+    seat_change: Annotated[float, msgspec.Meta(gt=0, le=255)] = 14.0  # seat this far from empty: occupied
 
 
 class Location(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -46,3 +46,16 @@ def record_args(url: str, segment_s: int) -> list[str]:
 
 def segment_dir(root: Path, camera_code: str) -> Path:
     return root / camera_code
+
+
+def focus_args(url: str, mode: str) -> list[str]:
+    """Full motion for one focused wall tile, written to stdout. "mse": the main stream's H.264
+    remuxed, not transcoded, into fragmented MP4 for Media Source Extensions, cut every half second
+    so the browser need not wait a whole GOP; "jpeg": the fallback, small JPEGs at 5 frames/s as
+    multipart (mpjpeg), where the browser has no MSE."""
+    head = ["-hide_banner", "-loglevel", "error", "-nostdin", "-fflags", "nobuffer", *input_args(url)]
+    if mode == "mse":
+        return [*head, "-map", "0:v:0", "-c:v", "copy", "-an", "-f", "mp4",
+                "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "500000", "pipe:1"]
+    return [*head, "-map", "0:v:0", "-vf", "fps=5,scale=640:-2", "-c:v", "mjpeg", "-q:v", "6", "-f", "mpjpeg",
+            "pipe:1"]

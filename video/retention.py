@@ -8,10 +8,11 @@ import contextlib
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dispatch.pg import Connection, Pool, every
+from video.supervision import clear_alert, open_alert
 
 _LOCK = 727_002_001
 _ALERT_AT, _CLEAR_AT = 0.90, 0.85
@@ -83,14 +84,11 @@ class Retention:
     async def _alert(self, connection: Connection, used: int) -> None:
         share = used / self._policy.quota_bytes
         detail = {"used_bytes": used, "quota_bytes": self._policy.quota_bytes, "share": round(share, 3)}
+        now = datetime.now(UTC)
         if share >= _ALERT_AT:
-            await connection.execute(
-                "INSERT INTO supervision_alerts (kind, detail) VALUES ('storage', $1) ON CONFLICT DO NOTHING",
-                detail)
+            await open_alert(connection, "storage", None, now, now, detail)
         elif share < _CLEAR_AT:
-            await connection.execute(
-                "UPDATE supervision_alerts SET closed_at = now(), detail = detail || $1"
-                " WHERE kind = 'storage' AND closed_at IS NULL", detail)
+            await clear_alert(connection, "storage", None, now, detail)
 
 
 def _unlink(paths: Iterable[str]) -> None:

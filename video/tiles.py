@@ -1,0 +1,64 @@
+"""The latest picture of every camera this process analyses, handed to the walls that watch it.
+
+A wall gets the newest tile of each camera it shows; a wall that falls behind skips pictures
+rather than queueing them (a late picture is worth less than the next one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TilePicture:
+    camera_id: int
+    at: float  # when the picture arrived from the camera (epoch seconds)
+    jpeg: bytes
+
+
+class Viewer:
+    """One wall: the cameras it shows, and the newest unsent picture of each."""
+
+    def __init__(self) -> None:
+        self.cameras: set[int] = set()
+        self._waiting: dict[int, TilePicture] = {}
+        self._ready = asyncio.Event()
+
+    def offer(self, tile: TilePicture) -> None:
+        if tile.camera_id in self.cameras:
+            self._waiting[tile.camera_id] = tile  # replaces an unsent older one
+            self._ready.set()
+
+    async def next(self) -> list[TilePicture]:
+        await self._ready.wait()
+        self._ready.clear()
+        tiles, self._waiting = list(self._waiting.values()), {}
+        return tiles
+
+
+class TileBoard:
+    def __init__(self) -> None:
+        self.latest: dict[int, TilePicture] = {}
+        self._viewers: set[Viewer] = set()
+
+    def publish(self, tile: TilePicture) -> None:
+        self.latest[tile.camera_id] = tile
+        for viewer in self._viewers:
+            viewer.offer(tile)
+
+    def forget(self, camera_id: int) -> None:
+        self.latest.pop(camera_id, None)
+
+    def join(self, viewer: Viewer) -> None:
+        self._viewers.add(viewer)
+
+    def leave(self, viewer: Viewer) -> None:
+        self._viewers.discard(viewer)
+
+    def show(self, viewer: Viewer, cameras: set[int]) -> None:
+        """The wall now shows these cameras: their current pictures go out at once."""
+        viewer.cameras = cameras
+        for camera_id in cameras:
+            if tile := self.latest.get(camera_id):
+                viewer.offer(tile)
