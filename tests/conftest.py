@@ -17,6 +17,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, async_playwright
 
 from command.app import build_app
 from command.config import Config, load
@@ -132,3 +133,33 @@ async def two_servers(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[
         for process in processes:
             process.wait(timeout=30)
 
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright never downloads a browser here
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots of the pages
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def supervised(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Liandong, Path]]:
+    """The server analysing its cameras (not recording them: these tests are about the pictures),
+    file cameras read from a media folder in the test's own folder."""
+    media = tmp_path / "media"
+    media.mkdir()
+    text = config_text_for_tests().replace('media_dir = "var/media"', f'media_dir = "{media}"')
+    (tmp_path / "config.toml").write_text(text.replace("record = true", "record = false"), encoding="utf-8")
+    config = load(tmp_path / "config.toml", environ={"LIANDONG_DATABASE_URL": database_url})
+    server = TestServer(build_app(config), host="127.0.0.1")
+    await server.start_server()
+    async with Liandong(str(server.make_url("/")), server.app) as client:
+        yield client, media
+    await server.close()

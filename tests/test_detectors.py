@@ -7,8 +7,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from video.detectors import (ABSENT, COVERED, DEFOCUSED, FROZEN, MOVED, OFFLINE, Change, Gray, Limits, Roi, Watch,
-                             opening_hours)
+from video.detectors import (
+    ABSENT,
+    COVERED,
+    DEFOCUSED,
+    FROZEN,
+    MOVED,
+    OFFLINE,
+    Change,
+    Gray,
+    Limits,
+    Roi,
+    Watch,
+    opening_hours,
+)
 
 W, H = 384, 216
 SEAT = Roi.of((0.35, 0.30, 0.30, 0.45), W, H)

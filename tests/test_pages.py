@@ -4,26 +4,10 @@ station reports back; the console shows the incident closed. Screenshots go to t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from playwright.async_api import Browser, Page
 
-import pytest
-from playwright.async_api import Browser, Page, async_playwright
-
-from tests.conftest import ROOT
+from tests.conftest import ARTIFACTS, ROOT
 from tests.helpers import Liandong
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        await launched.close()
 
 
 async def log_in(page: Page, username: str, button: str) -> None:

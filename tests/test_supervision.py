@@ -8,39 +8,17 @@ import asyncio
 import json
 import struct
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
-from aiohttp.test_utils import TestServer
 
-from command.app import build_app
-from command.config import load
-from tests.conftest import config_text_for_tests
 from tests.helpers import Liandong
 from tests.test_recording import HALL, query, wait_until
 from video import ffmpeg
 
 SEAT = {"x": 0.35, "y": 0.30, "width": 0.30, "height": 0.45}
 ALWAYS_OPEN = {"days": [1, 2, 3, 4, 5, 6, 7], "periods": ["00:00-23:59"]}
-
-
-@pytest.fixture
-async def supervised(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Liandong, Path]]:
-    """The server analysing (not recording: these tests are about the pictures), media in tmp_path."""
-    media = tmp_path / "media"
-    media.mkdir()
-    text = config_text_for_tests().replace('media_dir = "var/media"', f'media_dir = "{media}"')
-    text = text.replace("record = true", "record = false")
-    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
-    config = load(tmp_path / "config.toml", environ={"LIANDONG_DATABASE_URL": database_url})
-    server = TestServer(build_app(config), host="127.0.0.1")
-    await server.start_server()
-    async with Liandong(str(server.make_url("/")), server.app) as client:
-        yield client, media
-    await server.close()
 
 
 def scene(path: Path, seconds: int, clerk: str = "1", dark: str = "0", still: bool = False) -> None:
@@ -59,9 +37,10 @@ def scene(path: Path, seconds: int, clerk: str = "1", dark: str = "0", still: bo
                     str(path)], check=True, timeout=120)
 
 
-async def window_camera(liandong: Liandong, media: Path, code: str, thresholds: dict[str, Any]) -> int:
+async def window_camera(liandong: Liandong, media: Path, code: str, thresholds: dict[str, Any],
+                        department: str = "不动产登记中心") -> int:
     status, body = await liandong.call("POST", "/api/cameras", {
-        "code": code, "name": f"{code} 窗口", "department": "不动产登记中心", "window": code[-1], "location": HALL,
+        "code": code, "name": f"{code} 窗口", "department": department, "window": code[-1], "location": HALL,
         "main_url": f"file://{media / (code + '.mp4')}", "roi": SEAT, "opening_hours": ALWAYS_OPEN,
         "thresholds": thresholds}, as_user="supervisor")
     assert status == 201, body

@@ -1,0 +1,79 @@
+"""The supervisors' monitoring wall in a real browser (Debian's Chromium through Playwright): tiles
+move, a clerk leaving the window pops that camera onto the wall with its alert, a click plays it in
+full motion, and the supervisor acknowledges and closes the alert. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.async_api import Browser, Page
+
+from tests.conftest import ARTIFACTS
+from tests.helpers import Liandong
+from tests.test_recording import wait_until
+from tests.test_supervision import first_tile, scene, window_camera
+
+
+async def frames(page: Page, camera_id: int) -> int:
+    return int(await page.get_attribute(f".tile[data-camera='{camera_id}']", "data-frames") or 0)
+
+
+async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_leaves(
+        supervised: tuple[Liandong, Path], browser: Browser) -> None:
+    liandong, media = supervised
+    ARTIFACTS.mkdir(exist_ok=True)
+    # Two service halls. At the tax hall the clerk stays; at the registry the seat is empty for the
+    # first 6 s (marked as the empty seat), the clerk works until 14 s and then leaves for good.
+    scene(media / "tax-1.mp4", 60)
+    scene(media / "registry-2.mp4", 60, clerk="between(t,6,14)")
+    tax = await window_camera(liandong, media, "tax-1", {"absence_limit_s": 600}, department="税务局")
+    registry = await window_camera(liandong, media, "registry-2", {"absence_limit_s": 6})
+    await wait_until(lambda: first_tile(liandong, registry), 20)
+    status, _ = await liandong.call("POST", f"/api/cameras/{registry}/empty-seat", as_user="supervisor")
+    assert status == 202
+
+    page = await (await browser.new_context(viewport={"width": 1920, "height": 1080})).new_page()
+    await page.goto(f"{liandong.base_url}/wall")
+    await page.fill("input[name=username]", "supervisor")
+    await page.fill("input[name=password]", "liandong")
+    await page.click("#login-form button")
+    await page.wait_for_selector("#conn.up")
+    await page.click("#controls [data-layout='1']")
+    await page.select_option("#group", "税务局")  # the wall shows only the tax hall
+    await page.wait_for_selector(f".tile[data-camera='{tax}']:not(.stale)")
+    before = await frames(page, tax)
+    await page.wait_for_function(f"Number(document.querySelector(\".tile[data-camera='{tax}']\").dataset.frames)"
+                                 f" >= {before + 2}", timeout=10_000)  # new pictures keep coming
+    latency = int(await page.get_attribute(f".tile[data-camera='{tax}']", "data-latency-ms") or 0)
+    assert latency < 1000
+    assert await page.locator(f".tile[data-camera='{registry}']").count() == 0
+    await page.screenshot(path=str(ARTIFACTS / "wall-1920.png"))
+
+    # The registry clerk leaves: the alert pops the camera onto the one-tile wall, flashing.
+    await page.wait_for_selector(f".tile.alerting[data-camera='{registry}']", timeout=40_000)
+    assert await page.is_visible("#popup") and "离岗" in await page.inner_text("#popup")
+    alert = page.locator(".alert").first
+    await alert.locator("img[src^='blob:']").wait_for()  # the snapshot
+    await page.wait_for_function(f"Number(document.querySelector(\".tile[data-camera='{registry}']\")"
+                                 ".dataset.frames) >= 1")
+    await page.screenshot(path=str(ARTIFACTS / "wall-alert-1920.png"))
+
+    # Focus: full motion without transcoding, through Media Source Extensions.
+    await page.click(f".tile[data-camera='{registry}']")
+    await page.wait_for_function("document.querySelector('#focus-video').currentTime > 0.5", timeout=15_000)
+    assert await page.inner_text("#focus-mode") == "H.264 · MSE"
+    await page.screenshot(path=str(ARTIFACTS / "wall-focus-1920.png"))
+    await page.keyboard.press("Escape")
+
+    await alert.locator(".ack").click()
+    await page.wait_for_selector(".alert .ack[disabled]")
+    await alert.locator(".close").click()
+    await page.wait_for_function("document.querySelectorAll('.alert').length === 0")
+
+    await page.click("#lang")
+    assert await page.inner_text("#tour") == "Tour"
+    await page.set_viewport_size({"width": 1024, "height": 768})
+    await page.click("#controls [data-layout='4']")
+    await page.select_option("#group", "")
+    await page.wait_for_selector(f".tile[data-camera='{tax}']")
+    await page.screenshot(path=str(ARTIFACTS / "wall-tablet.png"))
