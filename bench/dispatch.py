@@ -89,10 +89,14 @@ async def prepare_database(url: str, subcentres: int) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def server_process(url: str, port: int, workdir: Path) -> AsyncIterator[psutil.Process]:
+async def server_process(url: str, port: int, workdir: Path,
+                         edits: dict[str, str] | None = None) -> AsyncIterator[psutil.Process]:
+    """`liandong serve` on the shipped config.toml, without demo data or cameras, `edits` applied."""
     config = (ROOT / "config.toml").read_text(encoding="utf-8").replace("seed = true", "seed = false")
     config = config.replace('facilities = "gis/data/', f'facilities = "{ROOT}/gis/data/')
-    config = config.replace("cameras = 4", "cameras = 0")  # this benchmark measures dispatch alone
+    config = config.replace("cameras = 4", "cameras = 0")  # the benchmarks register what they measure
+    for old, new in (edits or {}).items():
+        config = config.replace(old, new)
     (workdir / "config.toml").write_text(config, encoding="utf-8")
     env = {**os.environ, "LIANDONG_CONFIG": str(workdir / "config.toml"), "LIANDONG_DATABASE_URL": url,
            "LIANDONG_LISTEN": f"127.0.0.1:{port}"}
@@ -174,7 +178,7 @@ async def _loop_lag() -> None:
         LOOP_LAG.append((time.perf_counter() - t0 - 0.005) * 1000)
 
 
-def _cpu(processes: list[psutil.Process]) -> float:
+def cpu_seconds(processes: list[psutil.Process]) -> float:
     total = 0.0
     for process in processes:
         with contextlib.suppress(psutil.Error):
@@ -284,7 +288,7 @@ async def run(terminals: int, rate: float, duration: float, per_subcentre: int) 
         postgres = [p for p in psutil.process_iter(["name", "cmdline"])
                     if p.info["name"] == "postgres" or "postgres" in " ".join(p.info["cmdline"] or [])[:200]]
         watched = {"server": [server], "bench": [me], "postgres": postgres}
-        cpu_before = {k: _cpu(v) for k, v in watched.items()}
+        cpu_before = {k: cpu_seconds(v) for k, v in watched.items()}
         lag = asyncio.create_task(_loop_lag())
         # The terminals and their state live for the whole run: keep this process's collector pauses out
         # of the timings (the server is measured as it runs, untouched).
@@ -303,7 +307,7 @@ async def run(terminals: int, rate: float, duration: float, per_subcentre: int) 
         await asyncio.gather(*ack_tasks)
         elapsed = time.perf_counter() - started
         await asyncio.sleep(3.0)  # let the last deliveries land before counting losses
-        cpu_after = {k: _cpu(v) for k, v in watched.items()}
+        cpu_after = {k: cpu_seconds(v) for k, v in watched.items()}
         lag.cancel()
         gc.enable()
         rss_peak = max(rss_peak, server.memory_info().rss / 2**20)

@@ -17,10 +17,12 @@ from command.surge_api import DuplicateQuery, MergeRequest
 from dispatch.protocol import Ack, FeedbackMessage, Hello, Received, Reject
 from video.api import ExportRequest
 from video.cameras import CameraSpec
+from video.supervision_api import CloseBody
+from video.wall_ws import FocusHello, Show, WallHello
 
 _BODIES: list[type] = [
     api.Credentials, IncidentReport, RoutingQuery, api.NewSubcentre, api.Reason, api.FeedbackBody, PlanBody,
-    SeverityChange, DuplicateQuery, MergeRequest, CameraSpec, ExportRequest,
+    SeverityChange, DuplicateQuery, MergeRequest, CameraSpec, ExportRequest, CloseBody, WallHello, Show, FocusHello,
     Hello, Received, Ack, FeedbackMessage, Reject]
 
 _ERRORS = {"400": "malformed request", "401": "not logged in", "403": "not allowed for this account",
@@ -80,6 +82,21 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str | None, int, str | None]] = {
     ("post", "/api/cameras/{id}/exports"): ("A signed evidence export (zip: segments, SHA-256 manifest,"
                                             " Ed25519 signature)", "ExportRequest", 200, "supervisor"),
     ("get", "/api/video/signing-key"): ("The public key evidence exports are signed with", None, 200, None),
+    ("get", "/api/cameras/{id}/tile"): ("The camera's latest low-resolution picture (JPEG)", None, 200,
+                                        "supervisor, dispatcher"),
+    ("post", "/api/cameras/{id}/empty-seat"): ("The seat is empty now: the next picture becomes what presence is"
+                                               " judged against", None, 202, "supervisor"),
+    ("get", "/api/supervision/alerts"): ("Supervision alerts, newest first (query: open, since, limit)", None, 200,
+                                         "supervisor, dispatcher"),
+    ("get", "/api/supervision/alerts/{id}/snapshot"): ("The picture that raised an alert (JPEG)", None, 200,
+                                                       "supervisor, dispatcher"),
+    ("post", "/api/supervision/alerts/{id}/acknowledge"): ("Acknowledge a supervision alert", None, 200,
+                                                           "supervisor"),
+    ("post", "/api/supervision/alerts/{id}/close"): ("Close a supervision alert with a note", "CloseBody", 200,
+                                                     "supervisor"),
+    ("get", "/api/supervision/statistics"): ("Per department, window and day (query: since, until as dates):"
+                                             " absence minutes and alerts by kind", None, 200,
+                                             "supervisor, dispatcher"),
     ("get", "/api/plans"): ("Current contingency plans", None, 200, "any"),
     ("get", "/api/plans/{key}"): ("Every version of one plan", None, 200, "any"),
     ("put", "/api/plans/{key}"): ("Save a new version of a plan (running incidents keep theirs)", "PlanBody", 200,
@@ -94,6 +111,12 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str | None, int, str | None]] = {
                               " FeedbackMessage, Reject", "Hello", 101, "operator"),
     ("get", "/ws/console"): ("Dispatchers' live event WebSocket: send Hello (token) first", None, 101,
                              "dispatcher, supervisor"),
+    ("get", "/ws/wall"): ("Monitoring wall WebSocket: send WallHello, then Show; tiles arrive as binary (uint32"
+                          " camera id, float64 epoch ms, JPEG), alert lists as text", "WallHello", 101,
+                          "supervisor, dispatcher"),
+    ("get", "/ws/focus"): ("One camera in full motion: send FocusHello; a codec message, then fragmented MP4"
+                           " (mode mse) or JPEG pictures (mode jpeg) as binary", "FocusHello", 101,
+                           "supervisor, dispatcher"),
 }
 
 
