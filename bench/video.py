@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -43,8 +43,8 @@ from command.database import migrate, open_pool, start_embedded
 from video import ffmpeg
 
 PASSWORD = "bench-password"
-LEAVES_S = 20  # the clerk leaves the seat this long into the clip
-EMPTY_UNTIL_S = 4  # the seat is empty at first: that picture is marked as the empty seat
+LEAVES_S = 40  # the clerk leaves the seat this long into the clip
+EMPTY_UNTIL_S = 15  # the seat is empty at first: that picture is marked as the empty seat
 ABSENCE_LIMIT_S = 5
 SEGMENT_S = 10
 FLOOR_SAMPLE = 4
@@ -109,7 +109,7 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="liandong-video-bench-"))
     cache = ROOT / "var" / "bench"
     cache.mkdir(parents=True, exist_ok=True)
-    source = cache / f"window-1080p-{int(duration) + 90}s.mp4"
+    source = cache / f"window-1080p-{int(duration) + 90}s-seat{EMPTY_UNTIL_S}-{LEAVES_S}.mp4"
     await asyncio.to_thread(clip, source, int(duration) + 90)
 
     admin_url = start_embedded(workdir)
@@ -146,22 +146,26 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
             await wall.send_json({"type": "hello", "token": headers["Authorization"].split()[1]})
             await wall.receive_json()
             await wall.send_json({"type": "show", "cameras": ids[:WALL_TILES]})
-            first_tile: dict[int, float] = {}
+            measuring = False
             tile_latencies: list[float] = []
             alerts_seen: dict[int, float] = {}
+            alert_ids: set[int] = set()
             marked: set[int] = set()
 
             async def read_wall() -> None:
                 async for message in wall:
                     now = time.time()
                     if message.type is aiohttp.WSMsgType.BINARY:
-                        camera_id, at_ms = struct.unpack(">Id", message.data[:12])
-                        first_tile.setdefault(camera_id, now)
-                        tile_latencies.append(now * 1000 - at_ms)
+                        _camera, at_ms = struct.unpack(">Id", message.data[:12])
+                        if measuring:
+                            tile_latencies.append(now * 1000 - at_ms)
                     elif message.type is aiohttp.WSMsgType.TEXT:
                         for alert in json.loads(message.data).get("alerts", []):
-                            if alert["kind"] == "absent":
-                                alerts_seen.setdefault(alert["camera_id"], now)
+                            if alert["kind"] == "absent" and alert["id"] not in alert_ids:
+                                # The seat is empty before the clerk first sits down, too: the
+                                # latest new alert of a camera is the one for the clerk leaving.
+                                alert_ids.add(alert["id"])
+                                alerts_seen[alert["camera_id"]] = now
             reader = asyncio.create_task(read_wall())
 
             async def mark_empty_seats() -> None:
@@ -174,9 +178,8 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
                             if tile.status == 200:
                                 await http.post(f"{base}/api/cameras/{camera_id}/empty-seat", headers=headers)
                                 marked.add(camera_id)
-                                first_tile.setdefault(camera_id, time.time())
                     await asyncio.sleep(0.2)
-            await asyncio.wait_for(mark_empty_seats(), 60)
+            await asyncio.wait_for(mark_empty_seats(), EMPTY_UNTIL_S - 2)
 
             # The floor, on a sample of the same kind of streams, running alongside.
             floor_processes = []
@@ -193,12 +196,15 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
             floor = [psutil.Process(p.pid) for p in floor_processes]
             liandong = tree(server)
             cpu0, floor0, t0 = cpu_seconds(liandong), cpu_seconds(floor), time.monotonic()
+            measuring = True
             window_start = datetime.now(UTC)
             await asyncio.sleep(duration)
             liandong = tree(server)
             cpu1, floor1, elapsed = cpu_seconds(liandong), cpu_seconds(floor), time.monotonic() - t0
             window_end = datetime.now(UTC)
-            memory = rss_mb(liandong)
+            memory = {"total": rss_mb(liandong), "server": rss_mb([server]),
+                      "recorders": rss_mb([p for p in liandong if p.name().startswith("ffmpeg")]),
+                      "analysis": rss_mb([p for p in liandong[1:] if not p.name().startswith("ffmpeg")])}
             for process in floor_processes:
                 process.kill()
                 process.wait()
@@ -206,11 +212,13 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
             reader.cancel()
             await wall.close()
 
-    recorded = await _recorded_seconds(url, window_start, window_end)
+    recorded, stream_start = await _recorded(url, window_start, window_end)
     liandong_cores = (cpu1 - cpu0) / elapsed
     floor_per_camera = (floor1 - floor0) / elapsed / FLOOR_SAMPLE
-    latencies = [alerts_seen[c] - (first_tile[c] + LEAVES_S - EMPTY_UNTIL_S) - ABSENCE_LIMIT_S
-                 for c in alerts_seen if c in first_tile]
+    # A mount plays the clip from its first client on, which is when the camera's first segment
+    # opened (its recorder is that client or joined within a pass): the clerk leaves LEAVES_S later.
+    latencies = [alerts_seen[c] - (stream_start[c] + LEAVES_S) - ABSENCE_LIMIT_S
+                 for c in alerts_seen if c in stream_start]
     return {
         "cameras": cameras, "duration_s": round(elapsed, 1), "source": "1080p25 H.264 ~4 Mbit/s over RTSP (TCP)",
         "cpu_cores": round(liandong_cores, 3),
@@ -221,18 +229,21 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
                             "alerts": len(latencies)},
         "tile_latency_ms": {"p50": round(percentile(tile_latencies, 50), 1),
                             "p99": round(percentile(tile_latencies, 99), 1), "tiles": len(tile_latencies)},
-        "rss_mb": round(memory, 1),
+        "rss_mb": round(memory["total"], 1),
+        "rss_mb_by_part": {k: round(v, 1) for k, v in memory.items() if k != "total"},
         "machine_cores": psutil.cpu_count(),
     }
 
 
-async def _recorded_seconds(url: str, since: datetime, until: datetime) -> float:
+async def _recorded(url: str, since: datetime, until: datetime) -> tuple[float, dict[int, float]]:
+    """Seconds recorded within the window, all cameras; and when each camera's stream began."""
     connection = await asyncpg.connect(url)
     try:
         seconds: float = await connection.fetchval(
             "SELECT coalesce(sum(extract(epoch FROM least(ended_at, $2) - greatest(started_at, $1))), 0)::float8"
-            " FROM segments WHERE ended_at > $1 AND started_at < $2", since, until + timedelta(0))
-        return seconds
+            " FROM segments WHERE ended_at > $1 AND started_at < $2", since, until)
+        starts = await connection.fetch("SELECT camera_id, min(started_at) AS at FROM segments GROUP BY 1")
+        return seconds, {r["camera_id"]: r["at"].timestamp() for r in starts}
     finally:
         await connection.close()
 
