@@ -70,21 +70,32 @@ def grid(count: int) -> list[shapely.Polygon]:
             for i in range(side) for j in range(side)]
 
 
+async def fresh_database(workdir: Path, name: str) -> str:
+    """The embedded PostgreSQL started in `workdir` with an empty database `name`, migrated; its URL."""
+    admin_url = start_embedded(workdir)
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    await admin.execute(f"CREATE DATABASE {name}")
+    await admin.close()
+    url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    async with open_pool(url, 1, 2) as pool:
+        await migrate(pool)
+    return url
+
+
 async def prepare_database(url: str, subcentres: int) -> list[str]:
     """Schema, one dispatcher, and `subcentres` fire sub-centres with an operator each; their names."""
     names: list[str] = []
-    async with open_pool(url, 1, 2) as pool:
-        await migrate(pool)
-        async with pool.acquire() as connection, connection.transaction():
-            await create_user(connection, "bench-dispatcher", "bench", PASSWORD, Role.DISPATCHER)
-            for n, cell in enumerate(grid(subcentres)):
-                code = f"bench-fire-{n}"
-                subcentre_id = await connection.fetchval(
-                    "INSERT INTO subcentres (code, name, department, site_lon, site_lat, jurisdiction)"
-                    " VALUES ($1, $2, 'fire', $3, $4, $5) RETURNING id",
-                    code, f"合成消防站 {n}", cell.centroid.x, cell.centroid.y, shapely.geometry.mapping(cell))
-                await create_user(connection, code, code, PASSWORD, Role.OPERATOR, subcentre_id)
-                names.append(code)
+    async with open_pool(url, 1, 2) as pool, pool.acquire() as connection, connection.transaction():
+        await create_user(connection, "bench-dispatcher", "bench", PASSWORD, Role.DISPATCHER)
+        for n, cell in enumerate(grid(subcentres)):
+            code = f"bench-fire-{n}"
+            subcentre_id = await connection.fetchval(
+                "INSERT INTO subcentres (code, name, department, site_lon, site_lat, jurisdiction)"
+                " VALUES ($1, $2, 'fire', $3, $4, $5) RETURNING id",
+                code, f"合成消防站 {n}", cell.centroid.x, cell.centroid.y, shapely.geometry.mapping(cell))
+            await create_user(connection, code, code, PASSWORD, Role.OPERATOR, subcentre_id)
+            names.append(code)
     return names
 
 
@@ -202,12 +213,7 @@ def random_points(count: int, seed: int) -> list[tuple[float, float]]:
 
 async def run(terminals: int, rate: float, duration: float, per_subcentre: int) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="liandong-bench-"))
-    admin_url = start_embedded(workdir)
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute("DROP DATABASE IF EXISTS bench")
-    await admin.execute("CREATE DATABASE bench")
-    await admin.close()
-    url = urlunsplit(urlsplit(admin_url)._replace(path="/bench"))
+    url = await fresh_database(workdir, "bench")
     subcentre_codes = await prepare_database(url, max(1, terminals // per_subcentre))
     floor = await measure_floor(url, 1000)
     port = free_port()

@@ -31,15 +31,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
 import psutil
 
-from bench.dispatch import ROOT, cpu_seconds, free_port, percentile, server_process
+from bench.dispatch import ROOT, cpu_seconds, free_port, fresh_database, percentile, server_process
 from command.accounts import Role, create_user
-from command.database import migrate, open_pool, start_embedded
+from command.database import open_pool
 from video import ffmpeg
 
 PASSWORD = "bench-password"
@@ -112,16 +111,9 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
     source = cache / f"window-1080p-{int(duration) + 90}s-seat{EMPTY_UNTIL_S}-{LEAVES_S}.mp4"
     await asyncio.to_thread(clip, source, int(duration) + 90)
 
-    admin_url = start_embedded(workdir)
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute("DROP DATABASE IF EXISTS video_bench")
-    await admin.execute("CREATE DATABASE video_bench")
-    await admin.close()
-    url = urlunsplit(urlsplit(admin_url)._replace(path="/video_bench"))
-    async with open_pool(url, 1, 2) as pool:
-        await migrate(pool)
-        async with pool.acquire() as connection:
-            await create_user(connection, "bench-supervisor", "bench", PASSWORD, Role.SUPERVISOR)
+    url = await fresh_database(workdir, "video_bench")
+    async with open_pool(url, 1, 2) as pool, pool.acquire() as connection:
+        await create_user(connection, "bench-supervisor", "bench", PASSWORD, Role.SUPERVISOR)
 
     rtsp_port, port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
@@ -148,7 +140,7 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
             await wall.send_json({"type": "show", "cameras": ids[:WALL_TILES]})
             measuring = False
             tile_latencies: list[float] = []
-            alerts_seen: dict[int, float] = {}
+            alerts_seen: dict[int, list[float]] = {}  # camera → when each new absence alert reached the wall
             alert_ids: set[int] = set()
             marked: set[int] = set()
 
@@ -162,10 +154,8 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
                     elif message.type is aiohttp.WSMsgType.TEXT:
                         for alert in json.loads(message.data).get("alerts", []):
                             if alert["kind"] == "absent" and alert["id"] not in alert_ids:
-                                # The seat is empty before the clerk first sits down, too: the
-                                # latest new alert of a camera is the one for the clerk leaving.
                                 alert_ids.add(alert["id"])
-                                alerts_seen[alert["camera_id"]] = now
+                                alerts_seen.setdefault(alert["camera_id"], []).append(now)
             reader = asyncio.create_task(read_wall())
 
             async def mark_empty_seats() -> None:
@@ -217,16 +207,21 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
     floor_per_camera = (floor1 - floor0) / elapsed / FLOOR_SAMPLE
     # A mount plays the clip from its first client on, which is when the camera's first segment
     # opened (its recorder is that client or joined within a pass): the clerk leaves LEAVES_S later.
-    latencies = [alerts_seen[c] - (stream_start[c] + LEAVES_S) - ABSENCE_LIMIT_S
-                 for c in alerts_seen if c in stream_start]
+    # The seat is also empty before the clerk first sits down: only an alert after the leaving counts.
+    # A run too short for the clerk to leave has no latency (null), rather than a made-up one.
+    latencies = []
+    for camera_id, leaves_at in ((c, at + LEAVES_S) for c, at in stream_start.items()):
+        after = [seen for seen in alerts_seen.get(camera_id, []) if seen >= leaves_at]
+        if after:
+            latencies.append(min(after) - leaves_at - ABSENCE_LIMIT_S)
     return {
         "cameras": cameras, "duration_s": round(elapsed, 1), "source": "1080p25 H.264 ~4 Mbit/s over RTSP (TCP)",
         "cpu_cores": round(liandong_cores, 3),
         "per_camera_cpu_ratio": round(liandong_cores / cameras / floor_per_camera, 3) if floor_per_camera else None,
         "floor_cores_per_camera": round(floor_per_camera, 4),
         "completeness": round(recorded / (cameras * (window_end - window_start).total_seconds()), 4),
-        "alert_latency_s": {"p50": round(percentile(latencies, 50), 2), "max": round(max(latencies, default=0), 2),
-                            "alerts": len(latencies)},
+        "alert_latency_s": {"p50": round(percentile(latencies, 50), 2), "max": round(max(latencies), 2),
+                            "alerts": len(latencies)} if latencies else None,
         "tile_latency_ms": {"p50": round(percentile(tile_latencies, 50), 1),
                             "p99": round(percentile(tile_latencies, 99), 1), "tiles": len(tile_latencies)},
         "rss_mb": round(memory["total"], 1),

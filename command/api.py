@@ -163,6 +163,13 @@ async def create_incident(request: web.Request) -> web.Response:
     return reply(await record_incident(services_of(request), report, user), status=201)
 
 
+def limit_param(request: web.Request, default: int, highest: int = 1000) -> int:
+    raw = request.query.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= highest:
+        raise RequestError(400, "invalid", f"limit is a whole number from 1 to {highest}", "limit")
+    return int(raw)
+
+
 def timestamp_param(request: web.Request, name: str) -> datetime | None:
     raw = request.query.get(name)
     if raw is None:
@@ -182,9 +189,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state not in (None, "pending", "open", "closed"):
         raise RequestError(400, "invalid", "state is pending, open or closed", "state")
-    limit_raw = request.query.get("limit", "100")
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
-        raise RequestError(400, "invalid", "limit is a whole number from 1 to 1000", "limit")
+    limit = limit_param(request, 100)
     since, until = timestamp_param(request, "since"), timestamp_param(request, "until")
     services = services_of(request)
     rows = await services.pool.fetch(
@@ -196,7 +201,7 @@ async def list_incidents(request: web.Request) -> web.Response:
         # The pending queue is worked gravest first, then longest waiting; everything else newest first.
         " ORDER BY CASE WHEN $1 = 'pending' THEN i.severity END, CASE WHEN $1 = 'pending' THEN i.created_at END,"
         " i.created_at DESC, i.id DESC LIMIT $4",
-        state, since, until, int(limit_raw))
+        state, since, until, limit)
     return reply([{**services.views.incident(r), "tickets": r["tickets"]} for r in rows])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import socket
@@ -149,17 +150,30 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
-@pytest.fixture
-async def supervised(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Liandong, Path]]:
-    """The server analysing its cameras (not recording them: these tests are about the pictures),
-    file cameras read from a media folder in the test's own folder."""
+@contextlib.asynccontextmanager
+async def server_with_media(database_url: str, tmp_path: Path,
+                            edits: dict[str, str]) -> AsyncIterator[tuple[Liandong, Path]]:
+    """The server with its media and recordings folders in the test's own folder (file cameras
+    are read from the media folder), config.toml `edits` applied."""
     media = tmp_path / "media"
     media.mkdir()
     text = config_text_for_tests().replace('media_dir = "var/media"', f'media_dir = "{media}"')
-    (tmp_path / "config.toml").write_text(text.replace("record = true", "record = false"), encoding="utf-8")
+    text = text.replace('recordings_dir = "var/recordings"', f'recordings_dir = "{tmp_path / "recordings"}"')
+    for old, new in edits.items():
+        text = text.replace(old, new)
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
     config = load(tmp_path / "config.toml", environ={"LIANDONG_DATABASE_URL": database_url})
     server = TestServer(build_app(config), host="127.0.0.1")
     await server.start_server()
-    async with Liandong(str(server.make_url("/")), server.app) as client:
-        yield client, media
-    await server.close()
+    try:
+        async with Liandong(str(server.make_url("/")), server.app) as client:
+            yield client, media
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def supervised(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Liandong, Path]]:
+    """The server analysing its cameras, not recording them: these tests are about the pictures."""
+    async with server_with_media(database_url, tmp_path, {"record = true": "record = false"}) as server:
+        yield server

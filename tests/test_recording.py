@@ -19,11 +19,8 @@ from typing import Any
 import asyncpg
 import av
 import pytest
-from aiohttp.test_utils import TestServer
 
-from command.app import build_app
-from command.config import load
-from tests.conftest import ROOT, config_text_for_tests, free_port
+from tests.conftest import ROOT, free_port, server_with_media
 from tests.helpers import Liandong
 from video import ffmpeg
 from video.retention import Policy, Retention
@@ -35,19 +32,8 @@ HALL = {"lon": 111.2905, "lat": 30.7008}
 @pytest.fixture
 async def recording(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[Liandong, Path]]:
     """The server recording in 2-second segments, with its media folder in the test's own folder."""
-    media = tmp_path / "media"
-    media.mkdir()
-    text = config_text_for_tests()
-    text = text.replace('media_dir = "var/media"', f'media_dir = "{media}"')
-    text = text.replace('recordings_dir = "var/recordings"', f'recordings_dir = "{tmp_path / "recordings"}"')
-    text = text.replace("segment_s = 10", f"segment_s = {SEGMENT_S}")
-    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
-    config = load(tmp_path / "config.toml", environ={"LIANDONG_DATABASE_URL": database_url})
-    server = TestServer(build_app(config), host="127.0.0.1")
-    await server.start_server()
-    async with Liandong(str(server.make_url("/")), server.app) as client:
-        yield client, media
-    await server.close()
+    async with server_with_media(database_url, tmp_path, {"segment_s = 10": f"segment_s = {SEGMENT_S}"}) as server:
+        yield server
 
 
 def make_clip(path: Path, seconds: int = 6) -> None:

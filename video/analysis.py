@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
 
 import msgspec
 
@@ -68,11 +67,9 @@ class Analysis(CameraWork):
         self._workers: list[_Worker] = []
         self._marking: set[int] = set()  # cameras whose next picture a supervisor marked as the empty seat
         self._writes: asyncio.Queue[Changed | EmptySeat | _Restart] = asyncio.Queue()
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self) -> None:
         """Store what the workers report, in order, until cancelled; then stop the workers."""
-        self._loop = asyncio.get_running_loop()
         try:
             while True:
                 report = await self._writes.get()
@@ -123,9 +120,6 @@ class Analysis(CameraWork):
                 return True
         return False
 
-    def holds(self, camera_id: int) -> bool:
-        return camera_id in self._cameras
-
     def _least_loaded(self) -> _Worker:
         if len(self._workers) < self._settings.workers:
             self._workers.append(self._spawn())
@@ -137,12 +131,12 @@ class Analysis(CameraWork):
         process.start()
         theirs.close()
         worker = _Worker(process, ours)
-        threading.Thread(target=self._listen, args=(worker,), name="analysis-reports", daemon=True).start()
+        threading.Thread(target=self._listen, args=(worker, asyncio.get_running_loop()), name="analysis-reports",
+                         daemon=True).start()
         return worker
 
-    def _listen(self, worker: _Worker) -> None:
+    def _listen(self, worker: _Worker, loop: asyncio.AbstractEventLoop) -> None:
         """A thread per worker: its reports, handed to the event loop."""
-        loop = self._loop or asyncio.get_event_loop()
         while True:
             try:
                 report: Report = worker.pipe.recv()
@@ -178,9 +172,9 @@ class Analysis(CameraWork):
                 at = datetime.fromtimestamp(change.at, UTC)
                 if change.opened:
                     began = datetime.fromtimestamp(change.began_at, UTC)
-                    await open_alert(self._pool, change.kind, camera_id, began, at, _detail(change.detail), snapshot)
+                    await open_alert(self._pool, change.kind, camera_id, began, at, dict(change.detail), snapshot)
                 else:
-                    await clear_alert(self._pool, change.kind, camera_id, at, _detail(change.detail))
+                    await clear_alert(self._pool, change.kind, camera_id, at, dict(change.detail))
             case EmptySeat(camera_id=camera_id, png=png):
                 how = "marked" if camera_id in self._marking else "learned"
                 self._marking.discard(camera_id)
@@ -193,10 +187,6 @@ class Analysis(CameraWork):
 @dataclass(frozen=True)
 class _Restart:
     camera: Camera
-
-
-def _detail(detail: dict[str, float | str]) -> dict[str, Any]:
-    return dict(detail)
 
 
 def mark_requested(analysis: Analysis, payload: str) -> None:

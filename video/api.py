@@ -31,11 +31,7 @@ async def list_cameras(request: web.Request) -> web.Response:
 @routes.get("/api/cameras/{id}")
 async def get_camera(request: web.Request) -> web.Response:
     await user_of(request, Role.DISPATCHER, Role.SUPERVISOR)
-    camera_id = path_id(request)
-    row = await services_of(request).pool.fetchrow("SELECT * FROM cameras WHERE id = $1", camera_id)
-    if row is None:
-        raise RequestError(404, "not_found", f"camera {camera_id} does not exist", "id")
-    return reply(public(row))
+    return reply(public(await camera_row(request)))
 
 
 _LONGEST = timedelta(hours=24)
@@ -63,7 +59,7 @@ async def _pieces(request: web.Request, camera_id: int, since: datetime, until: 
     return pieces
 
 
-async def _camera(request: web.Request) -> asyncpg.Record:
+async def camera_row(request: web.Request) -> asyncpg.Record:
     camera_id = path_id(request)
     row = await services_of(request).pool.fetchrow("SELECT * FROM cameras WHERE id = $1", camera_id)
     if row is None:
@@ -75,7 +71,7 @@ async def _camera(request: web.Request) -> asyncpg.Record:
 async def playback(request: web.Request) -> web.StreamResponse:
     """The recording between since and until as one MP4, joined without re-encoding."""
     await user_of(request, Role.SUPERVISOR, Role.DISPATCHER)
-    camera = await _camera(request)
+    camera = await camera_row(request)
     since, until = _range(request, timestamp_param(request, "since"), timestamp_param(request, "until"))
     pieces = await _pieces(request, camera["id"], since, until)
     response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
@@ -95,7 +91,7 @@ class ExportRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 async def export_evidence(request: web.Request) -> web.Response:
     """A signed evidence export (zip): the segments as recorded, a SHA-256 manifest, its signature."""
     user = await user_of(request, Role.SUPERVISOR)
-    camera = await _camera(request)
+    camera = await camera_row(request)
     body = await body_of(request, ExportRequest)
     for name, moment in (("since", body.since), ("until", body.until)):
         if moment.tzinfo is None:

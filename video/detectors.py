@@ -24,7 +24,6 @@ import numpy.typing as npt
 Gray = npt.NDArray[np.uint8]
 
 ABSENT, OFFLINE, COVERED, DEFOCUSED, FROZEN, MOVED = "absent", "offline", "covered", "defocused", "frozen", "moved"
-TAMPERING = (COVERED, DEFOCUSED, FROZEN, MOVED)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ import msgspec
 from aiohttp import web
 
 from command.accounts import Role
-from command.api import body_of, path_id, reply, services_of, timestamp_param, user_of
+from command.api import body_of, limit_param, path_id, reply, services_of, timestamp_param, user_of
 from command.errors import RequestError
 from video import supervision
+from video.api import camera_row
 from video.supervision import MARK_EMPTY_CHANNEL, AlertProblem
 
 routes = web.RouteTableDef()
@@ -30,11 +31,8 @@ async def list_alerts(request: web.Request) -> web.Response:
     open_raw = request.query.get("open", "true")
     if open_raw not in ("true", "false"):
         raise RequestError(400, "invalid", "open is true or false", "open")
-    limit_raw = request.query.get("limit", "200")
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
-        raise RequestError(400, "invalid", "limit is a whole number from 1 to 1000", "limit")
     rows = await supervision.alerts(services_of(request).pool, open_raw == "true", timestamp_param(request, "since"),
-                                    int(limit_raw))
+                                    limit_param(request, 200))
     return reply(rows)
 
 
@@ -103,18 +101,11 @@ async def window_statistics(request: web.Request) -> web.Response:
                   for r in rows])
 
 
-async def _known_camera(request: web.Request) -> int:
-    camera_id = path_id(request)
-    if not await services_of(request).pool.fetchval("SELECT true FROM cameras WHERE id = $1", camera_id):
-        raise RequestError(404, "not_found", f"camera {camera_id} does not exist", "id")
-    return camera_id
-
-
 @routes.get("/api/cameras/{id}/tile")
 async def latest_tile(request: web.Request) -> web.Response:
     """The camera's latest low-resolution picture (JPEG), from the process that analyses it."""
     await user_of(request, Role.SUPERVISOR, Role.DISPATCHER)
-    camera_id = await _known_camera(request)
+    camera_id = (await camera_row(request))["id"]
     tile = services_of(request).tiles.latest.get(camera_id)
     if tile is None:
         raise RequestError(404, "no_picture", "no picture from this camera here yet (offline, starting, or"
@@ -128,7 +119,7 @@ async def latest_tile(request: web.Request) -> web.Response:
 async def mark_empty_seat(request: web.Request) -> web.Response:
     """The seat is empty now: the camera's next picture becomes what presence is judged against."""
     await user_of(request, Role.SUPERVISOR)
-    camera_id = await _known_camera(request)
+    camera_id = (await camera_row(request))["id"]
     # Whichever server process analyses the camera hears this and takes the picture.
     await services_of(request).pool.execute("SELECT pg_notify($1, $2)", MARK_EMPTY_CHANNEL, str(camera_id))
     return reply({"camera_id": camera_id, "status": "requested"}, status=202)
