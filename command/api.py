@@ -16,6 +16,7 @@ from command.services import SERVICES, Services
 from dispatch.store import Action, change_ticket, ticket_from_row, ticket_json
 from dispatch.taxonomy import Severity
 from dispatch.tickets import Feedback
+from gis.boundaries import district_outlines
 
 T = TypeVar("T")
 routes = web.RouteTableDef()
@@ -106,6 +107,15 @@ async def subcentres(request: web.Request) -> web.Response:
                   "features": [s.feature() for s in directory.subcentres.values()]})
 
 
+@routes.get("/api/map")
+async def map_base(request: web.Request) -> web.Response:
+    """What every page's map is drawn on: the district outlines and the optional tile service."""
+    await user_of(request)
+    settings = services_of(request).config.map
+    return reply({"tile_url": settings.tile_url, "attribution": settings.attribution, "max_zoom": settings.max_zoom,
+                  "districts": district_outlines(settings.boundary_tolerance_m)})
+
+
 class Geometry(msgspec.Struct, frozen=True):
     type: Literal["Polygon", "MultiPolygon"]
     coordinates: list[Any]
@@ -183,6 +193,11 @@ def timestamp_param(request: web.Request, name: str) -> datetime | None:
     return moment
 
 
+# A ticket's escalations so far (stage, step, when), for the console's alarms and stage timers.
+_ESCALATIONS = ("(SELECT coalesce(jsonb_agg(jsonb_build_object('stage', d.stage, 'step', d.step, 'at', d.fired_at)"
+                " ORDER BY d.fired_at), '[]') FROM deadlines d WHERE d.ticket_id = t.id AND d.outcome = 'escalated')")
+
+
 @routes.get("/api/incidents")
 async def list_incidents(request: web.Request) -> web.Response:
     await user_of(request, Role.DISPATCHER, Role.SUPERVISOR)
@@ -193,9 +208,11 @@ async def list_incidents(request: web.Request) -> web.Response:
     since, until = timestamp_param(request, "since"), timestamp_param(request, "until")
     services = services_of(request)
     rows = await services.pool.fetch(
-        "SELECT i.*, (SELECT coalesce(jsonb_agg(jsonb_build_object('id', t.id, 'subcentre_id', t.subcentre_id,"
-        " 'department', t.department, 'state', t.state) ORDER BY t.id), '[]') FROM tickets t"
-        " WHERE t.incident_id = i.id) AS tickets FROM incidents i"
+        f"SELECT i.*, (SELECT coalesce(jsonb_agg(jsonb_build_object('id', t.id, 'subcentre_id', t.subcentre_id,"
+        " 'department', t.department, 'state', t.state, 'created_at', t.created_at, 'delivered_at', t.delivered_at,"
+        " 'acknowledged_at', t.acknowledged_at, 'closed_at', t.closed_at, 'outside_jurisdiction',"
+        f" t.outside_jurisdiction, 'limits', t.limits, 'escalations', {_ESCALATIONS}) ORDER BY t.id), '[]')"
+        " FROM tickets t WHERE t.incident_id = i.id) AS tickets FROM incidents i"
         " WHERE ($1::text IS NULL OR i.state = $1) AND i.created_at >= coalesce($2::timestamptz, '-infinity')"
         " AND i.created_at < coalesce($3::timestamptz, 'infinity')"
         # The pending queue is worked gravest first, then longest waiting; everything else newest first.
@@ -214,7 +231,8 @@ async def get_incident(request: web.Request) -> web.Response:
     if row is None:
         raise RequestError(404, "not_found", f"incident {incident_id} does not exist", "id")
     incident = services.views.incident(row)
-    ticket_rows = await services.pool.fetch("SELECT * FROM tickets WHERE incident_id = $1 ORDER BY id", incident_id)
+    ticket_rows = await services.pool.fetch(f"SELECT t.*, {_ESCALATIONS} AS escalations FROM tickets t"
+                                            " WHERE t.incident_id = $1 ORDER BY t.id", incident_id)
     events = await services.pool.fetch(
         "SELECT id, ticket_id, subcentre_id, kind, actor_id, at, data FROM events"
         " WHERE incident_id = $1 ORDER BY id", incident_id)
@@ -224,7 +242,8 @@ async def get_incident(request: web.Request) -> web.Response:
             raise RequestError(403, "forbidden", "this incident has no ticket for your sub-centre", "id")
         events = [e for e in events if e["subcentre_id"] in (None, user.subcentre_id)]
     alert = services.views.alert(incident)
-    tickets = [ticket_json(ticket_from_row(t), incident, alert) for t in ticket_rows]
+    tickets = [{**ticket_json(ticket_from_row(t), incident, alert), "limits": t["limits"],
+                "escalations": t["escalations"]} for t in ticket_rows]
     for ticket in tickets:
         ticket.pop("incident")
     # Each step with what it decided (routing, plan, escalation, severity); the bodies are in `tickets`.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
@@ -105,6 +106,13 @@ class DecisionConfig(_Section, frozen=True, forbid_unknown_fields=True):
     similar_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
 
 
+class MapConfig(_Section, frozen=True, forbid_unknown_fields=True):
+    tile_url: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    attribution: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    max_zoom: Annotated[int, msgspec.Meta(ge=1, le=22)] = 18
+    boundary_tolerance_m: Annotated[float, msgspec.Meta(ge=0, le=1000)] = 30.0
+
+
 class VideoConfig(_Section, frozen=True, forbid_unknown_fields=True):
     media_dir: str = "var/media"
     record: bool = True
@@ -194,6 +202,7 @@ class _RawConfig(_Section, frozen=True, forbid_unknown_fields=True):
     surge: SurgeConfig = SurgeConfig()
     cap: CapConfig = CapConfig()
     decision: DecisionConfig = DecisionConfig()
+    map: MapConfig = MapConfig()
     video: VideoConfig = VideoConfig()
     cameras: list[CameraSpec] = []
     channels: ChannelsConfig = ChannelsConfig()
@@ -217,6 +226,7 @@ class Config:
     surge: SurgeConfig
     cap: CapConfig
     decision: DecisionConfig
+    map: MapConfig
     video: VideoConfig
     cameras: tuple[CameraSpec, ...]
     channels: ChannelsConfig
@@ -330,6 +340,9 @@ def _build(raw: _RawConfig, path: Path) -> Config:
         rules.append(SeverityRule(frozenset(rule.types), frozenset(Severity[lv] for lv in rule.levels),
                                   tuple(rule.departments)))
 
+    tile_url = raw.map.tile_url
+    if tile_url and (not re.match(r"^(https?://|/)", tile_url) or not all(k in tile_url for k in ("{z}", "{x}", "{y}"))):
+        raise fail("map.tile_url", "an http(s):// or /path URL template with {z}, {x} and {y}, or \"\" for none")
     if raw.decision.facilities and not (path.parent / raw.decision.facilities).is_file():
         raise fail("decision.facilities", f"no such file: {(path.parent / raw.decision.facilities).resolve()}")
     for i, camera in enumerate(raw.cameras):
@@ -348,6 +361,6 @@ def _build(raw: _RawConfig, path: Path) -> Config:
 
     return Config(path=path, server=raw.server, database=raw.database, auth=raw.auth, demo=raw.demo,
                   alert=raw.alert, escalation=raw.escalation, notifications=raw.notifications, surge=raw.surge,
-                  cap=raw.cap, decision=raw.decision, video=raw.video, cameras=tuple(raw.cameras),
+                  cap=raw.cap, decision=raw.decision, map=raw.map, video=raw.video, cameras=tuple(raw.cameras),
                   channels=raw.channels, taxonomy=taxonomy, departments=departments,
                   severity_rules=tuple(rules))

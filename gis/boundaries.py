@@ -53,3 +53,14 @@ def yichang_districts() -> tuple[District, ...]:
 def city_area(districts: tuple[District, ...]) -> BaseGeometry:
     area: BaseGeometry = shapely.union_all([d.area for d in districts])
     return area
+
+
+@cache
+def district_outlines(tolerance_m: float) -> dict[str, Any]:
+    """The districts as a GeoJSON FeatureCollection for browsers' maps, simplified to about
+    `tolerance_m` (the shipped outlines are survey-detailed; a map of the city needs ~1 % of it)."""
+    tolerance = tolerance_m / 111_000  # degrees of latitude; close enough for drawing
+    features = [{"type": "Feature", "id": d.adcode, "properties": {"adcode": d.adcode, "name": d.name},
+                 "geometry": shapely.geometry.mapping(shapely.simplify(d.area, tolerance, preserve_topology=True))}
+                for d in yichang_districts()]
+    return {"type": "FeatureCollection", "features": features}

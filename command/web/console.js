@@ -1,11 +1,20 @@
-// Command console: log in, record incidents (click the map or type WGS-84 coordinates), watch
-// tickets change state live over /ws/console. No framework, nothing from the network but this server.
+// Command console: record incidents on the map, see which sub-centres will get tickets before
+// dispatching, follow every ticket's stage against its plan limit, hear escalations, merge repeated
+// reports, and read the decision support for the selected incident. State is loaded over HTTP and
+// kept current by /ws/console events; nothing comes from anywhere but this server.
 "use strict";
 const $ = (id) => document.getElementById(id);
+
 let token = sessionStorage.getItem("liandong.console.token");
-const incidents = new Map();   // id -> incident with tickets
-const subcentres = new Map();  // id -> name
-let bounds = null;             // [minLon, minLat, maxLon, maxLat] of the jurisdictions
+const incidents = new Map();    // id -> incident with its tickets
+const subcentres = new Map();   // id -> {name, department, site}
+const departments = new Map();  // code -> {name, name_en}
+let types = { categories: [], severities: [] };
+let cameras = [];
+let selected = null;            // selected incident id
+let map = null, layers = null, pick = null;
+
+const esc = (value) => String(value ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 async function api(method, path, body) {
   const response = await fetch(path, {
@@ -20,8 +29,38 @@ async function api(method, path, body) {
   return data;
 }
 
+// --- words -------------------------------------------------------------------------------------
+const SEVERITY_EN = { 1: "I · extraordinarily serious", 2: "II · serious", 3: "III · relatively serious", 4: "IV · general" };
+const TICKET_STATES = { created: ["待送达", "sent"], delivered: ["已送达", "delivered"], acknowledged: ["已确认", "acknowledged"],
+                        closed: ["已反馈", "reported back"], rejected: ["已退回", "rejected"], cancelled: ["已撤销", "cancelled"] };
+const INCIDENT_STATES = { pending: ["待派", "pending"], open: ["处置中", "open"], closed: ["已结束", "closed"] };
+const STAGES = { deliver: ["送达", "delivery"], acknowledge: ["确认", "acknowledgement"], feedback: ["反馈", "feedback"] };
+const ESCALATION_TEXT = {
+  "deliver:0": ["未送达终端，已短信通知值班电话", "not delivered to the terminal; the duty phone was sent an SMS"],
+  "acknowledge:0": ["超时未确认，终端再次提醒", "not acknowledged in time; the terminal re-alerts"],
+  "acknowledge:1": ["仍未确认，已通知分中心负责人", "still not acknowledged; the sub-centre's leader was notified"],
+  "acknowledge:2": ["仍未确认，已通知值班长并派备用分中心", "still not acknowledged; supervisor notified, backup dispatched"],
+  "feedback:0": ["超时未反馈，已提醒", "no feedback in time; the terminal was reminded"],
+  "feedback:1": ["仍未反馈，已通知值班长", "still no feedback; the supervisor was notified"],
+};
+const word = (pair) => (pair ? t(pair[0], pair[1]) : "");
+const typeName = (i) => t(i.type_name || i.type_code, i.type_name_en || i.type_code);
+const severityName = (value) => {
+  const s = types.severities.find((x) => x.value === value);
+  return t(s ? `${s.level} ${s.label}` : value, SEVERITY_EN[value] ?? value);
+};
+const departmentName = (code) => { const d = departments.get(code); return d ? t(d.name, d.name_en) : code; };
+const subcentreName = (id) => subcentres.get(id)?.name ?? `#${id}`;
+const clock = (seconds) => {
+  const s = Math.max(0, Math.floor(seconds)), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  return `${h ? `${h}:${String(m).padStart(2, "0")}` : m}:${String(s % 60).padStart(2, "0")}`;
+};
+const metres = (m) => (m >= 1000 ? `${(m / 1000).toFixed(1)} km` : `${Math.round(m)} m`);
+
+// --- start -------------------------------------------------------------------------------------
 $("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  armAudio();  // the click is the gesture browsers require before the alarm may sound
   const form = new FormData(event.target);
   try {
     const result = await api("POST", "/api/login", { username: form.get("username"), password: form.get("password") });
@@ -35,59 +74,77 @@ async function start() {
   const me = await api("GET", "/api/me");
   $("who").textContent = me.display_name;
   $("login").classList.add("hidden");
-  for (const id of ["intake", "board"]) $(id).classList.remove("hidden");
-  const types = await api("GET", "/api/incident-types");
-  $("type").innerHTML = types.categories.map((c) =>
-    `<optgroup label="${c.code} ${c.name}">${c.subtypes.map((t) => `<option value="${t.code}">${t.code} ${t.name}</option>`).join("")}</optgroup>`).join("");
-  $("severity").innerHTML = types.severities.map((s) => `<option value="${s.value}">${s.level} ${s.label}</option>`).join("");
-  $("severity").value = "4";
-  drawMap(await api("GET", "/api/subcentres"));
+  $("desk").classList.remove("hidden");
+  const [loadedTypes, loadedDepartments, features, base, loadedCameras] = await Promise.all([
+    api("GET", "/api/incident-types"), api("GET", "/api/departments"), api("GET", "/api/subcentres"),
+    api("GET", "/api/map"), api("GET", "/api/cameras")]);
+  types = loadedTypes;
+  loadedDepartments.forEach((d) => departments.set(d.code, d));
+  cameras = loadedCameras;
+  renderChoices();
+  await drawMap(base, features);
   await reload();
   connect();
+  setInterval(tick, 1000);
 }
 
-// --- map: jurisdictions drawn as SVG in an equirectangular projection -------------------------
-function project([lon, lat]) {
-  const [x0, y0, x1, y1] = bounds;
-  const k = 100 / Math.max(x1 - x0, y1 - y0);
-  return [(lon - x0) * k, 100 - (lat - y0) * k];
+function renderChoices() {
+  const type = $("type").value, severity = $("severity").value || "4";
+  $("type").innerHTML = types.categories.map((c) => `<optgroup label="${esc(c.code)} ${esc(t(c.name, c.name_en))}">${
+    c.subtypes.map((s) => `<option value="${esc(s.code)}">${esc(s.code)} ${esc(t(s.name, s.name_en))}</option>`).join("")}</optgroup>`).join("");
+  $("severity").innerHTML = types.severities.map((s) => `<option value="${s.value}">${esc(severityName(s.value))}</option>`).join("");
+  if (type) $("type").value = type;
+  $("severity").value = severity;
 }
-function unproject(x, y) {
-  const [x0, y0, x1, y1] = bounds;
-  const k = 100 / Math.max(x1 - x0, y1 - y0);
-  return [x / k + x0, (100 - y) / k + y0];
+
+// --- map ---------------------------------------------------------------------------------------
+async function drawMap(base, features) {
+  ({ map } = await baseMap($("map"), base));
+  for (const f of features.features) subcentres.set(f.id, f.properties);
+  // Departments with several sub-centres split the city into jurisdictions worth drawing.
+  const counts = {};
+  features.features.forEach((f) => { counts[f.properties.department] = (counts[f.properties.department] ?? 0) + 1; });
+  const jurisdictions = L.geoJSON({ type: "FeatureCollection", features: features.features.filter((f) => counts[f.properties.department] > 1) }, {
+    style: { color: "#3aa0ff", weight: 1.5, dashArray: "4 4", fillOpacity: 0.04 },
+    onEachFeature: (f, layer) => layer.bindTooltip(`${esc(f.properties.name)} · ${esc(departmentName(f.properties.department))}`, { sticky: true }),
+  });
+  const sites = L.layerGroup(features.features.map((f) => L.circleMarker([f.properties.site.lat, f.properties.site.lon],
+    { radius: 5, color: "#cfe3f5", weight: 1, fillColor: "#3aa0ff", fillOpacity: 1 })
+    .bindTooltip(esc(f.properties.name), { permanent: counts[f.properties.department] > 1, direction: "right", className: "site-label" })));
+  const cameraLayer = L.layerGroup(cameras.filter((c) => c.location).map((c) => L.marker([c.location.lat, c.location.lon],
+    { icon: L.divIcon({ className: "camera-icon", iconSize: [12, 12] }), title: c.name })
+    .on("click", () => openCameras([c.id]))));
+  layers = { jurisdictions, sites, cameras: cameraLayer, incidents: L.layerGroup(), decision: L.layerGroup() };
+  Object.values(layers).forEach((layer) => layer.addTo(map));
+  L.control.layers(null, { [t("辖区", "Jurisdictions")]: jurisdictions, [t("分中心", "Sub-centres")]: sites,
+                           [t("摄像机", "Cameras")]: cameraLayer, [t("事件", "Incidents")]: layers.incidents }).addTo(map);
+  map.on("click", (event) => {
+    $("lon").value = event.latlng.lng.toFixed(6);
+    $("lat").value = event.latlng.lat.toFixed(6);
+    drawPick();
+    reportChanged();
+  });
+  window.liandongConsole = { map };
 }
-function rings(geometry) {
-  return geometry.type === "Polygon" ? geometry.coordinates : geometry.coordinates.flat();
-}
-function drawMap(collection) {
-  const fire = collection.features.filter((f) => f.properties.department === "fire");
-  for (const f of collection.features) subcentres.set(f.id, f.properties.name);
-  const all = fire.flatMap((f) => rings(f.geometry).flat());
-  if (!all.length) return;
-  bounds = [Math.min(...all.map((p) => p[0])), Math.min(...all.map((p) => p[1])),
-            Math.max(...all.map((p) => p[0])), Math.max(...all.map((p) => p[1]))];
-  $("map").innerHTML = fire.map((f) => `<path d="${rings(f.geometry).map((r) =>
-    "M" + r.map((p) => project(p).map((v) => v.toFixed(2)).join(",")).join("L") + "Z").join("")}"><title>${f.properties.name}</title></path>`).join("");
-}
-$("map").addEventListener("click", (event) => {
-  if (!bounds) return;
-  const point = $("map").createSVGPoint();
-  point.x = event.clientX; point.y = event.clientY;
-  const local = point.matrixTransform($("map").getScreenCTM().inverse());
-  const [lon, lat] = unproject(local.x, local.y);
-  $("lon").value = lon.toFixed(6); $("lat").value = lat.toFixed(6);
-  drawPick();
-});
+
 function drawPick() {
-  document.querySelector("#map circle.pick")?.remove();
+  pick?.remove(); pick = null;
   const lon = Number($("lon").value), lat = Number($("lat").value);
-  if (!bounds || !Number.isFinite(lon) || !Number.isFinite(lat)) return;
-  const [x, y] = project([lon, lat]);
-  $("map").insertAdjacentHTML("beforeend", `<circle class="pick" cx="${x}" cy="${y}" r="1.2"></circle>`);
+  if (!$("lon").value || !$("lat").value || !Number.isFinite(lon) || !Number.isFinite(lat)) return;
+  pick = L.marker([lat, lon], { title: t("报警位置", "Reported location") }).addTo(map);
 }
 
-// --- intake ----------------------------------------------------------------------------------
+function drawIncidents() {
+  layers.incidents.clearLayers();
+  for (const i of incidents.values()) {
+    if (i.state === "closed" || !i.location) continue;
+    severityMarker(i.location.lat, i.location.lon, i.severity, i.id === selected ? 12 : 9)
+      .bindTooltip(`#${i.id} ${esc(typeName(i))} · ${esc(severityName(i.severity))}`)
+      .on("click", () => select(i.id)).addTo(layers.incidents);
+  }
+}
+
+// --- intake ------------------------------------------------------------------------------------
 function report() {
   const form = new FormData($("incident-form"));
   return { type_code: form.get("type_code"), severity: Number(form.get("severity")),
@@ -95,74 +152,372 @@ function report() {
            address: form.get("address"), caller_name: form.get("caller_name"),
            caller_phone: form.get("caller_phone"), description: form.get("description") };
 }
-$("preview-button").addEventListener("click", async () => {
+
+let previewTimer = null, previewSerial = 0;
+function reportChanged() {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(preview, 200);
+}
+["type", "severity", "lon", "lat"].forEach((id) => $(id).addEventListener("input", () => { if (id === "lon" || id === "lat") drawPick(); reportChanged(); }));
+
+// Who will receive tickets, and which open incidents this report may repeat, before it is sent.
+async function preview() {
   const { type_code, severity, location } = report();
+  if (!$("lon").value || !$("lat").value) { $("preview").innerHTML = ""; $("duplicates").innerHTML = ""; return; }
+  const serial = ++previewSerial;
   try {
-    const preview = await api("POST", "/api/routing/preview", { type_code, severity, location });
-    $("preview").innerHTML = preview.assignments.map((a) =>
-      `<li class="${a.outside_jurisdiction ? "flag" : ""}">${a.subcentre_name}${a.outside_jurisdiction ? ` (辖区外 outside, ${Math.round(a.distance_m)} m)` : ""}</li>`).join("")
-      || "<li class=flag>无处警单位 nobody responsible</li>";
+    const [routing, duplicates] = await Promise.all([
+      api("POST", "/api/routing/preview", { type_code, severity, location }),
+      api("POST", "/api/duplicates", { type_code, location })]);
+    if (serial !== previewSerial) return;
+    $("preview").innerHTML = routing.assignments.map((a) =>
+      `<li class="${a.outside_jurisdiction ? "flag" : ""}" data-subcentre="${a.subcentre_id}">${esc(a.subcentre_name)} · ${esc(departmentName(a.department))}${
+        a.outside_jurisdiction ? ` (${t("辖区外", "outside its jurisdiction")}, ${metres(a.distance_m)})` : ""}</li>`).join("")
+      || `<li class="flag">${t("无处警单位", "nobody is responsible")}</li>`;
+    $("duplicates").innerHTML = duplicates.map((d) => `<li data-duplicate="${d.id}"><span>${t("可能重复", "Possible duplicate")}: #${d.id} ${
+      esc(typeName(d))} · ${metres(d.distance_m)}</span><button type="button" class="secondary" data-merge-into="${d.id}">${t("合并", "Merge")}</button></li>`).join("");
     $("incident-error").textContent = "";
-  } catch (error) { $("incident-error").textContent = error.message; }
-});
-$("incident-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+  } catch (error) {
+    if (serial === previewSerial) { $("preview").innerHTML = ""; $("incident-error").textContent = error.message; }
+  }
+}
+
+async function record(dispatch) {
   try {
-    const incident = await api("POST", "/api/incidents", report());
+    const incident = await api("POST", "/api/incidents", { ...report(), dispatch });
     incidents.set(incident.id, incident);
-    render();
-    $("incident-error").textContent = "";
-  } catch (error) { $("incident-error").textContent = error.message; }
+    clearForm();
+    select(incident.id);
+    return incident;
+  } catch (error) { $("incident-error").textContent = error.message; return null; }
+}
+
+function clearForm() {
+  const type = $("type").value;
+  $("incident-form").reset();
+  $("type").value = type; $("severity").value = "4";
+  $("preview").innerHTML = ""; $("duplicates").innerHTML = ""; $("incident-error").textContent = "";
+  drawPick();
+}
+
+$("incident-form").addEventListener("submit", (event) => { event.preventDefault(); record(true); });
+$("queue").addEventListener("click", () => record(false));
+$("clear").addEventListener("click", clearForm);
+// A repeated call: keep the caller on record (as a pending report) folded into the incident it repeats.
+$("duplicates").addEventListener("click", async (event) => {
+  const into = Number(event.target.dataset.mergeInto);
+  if (!into) return;
+  const incident = await record(false);
+  if (incident) await mergeInto(incident.id, into);
 });
 
-// --- live board ------------------------------------------------------------------------------
+async function mergeInto(reportId, into) {
+  try {
+    const merged = await api("POST", `/api/incidents/${reportId}/merge`, { into });
+    upsertIncident(merged);
+    select(into);
+  } catch (error) { $("incident-error").textContent = error.message; }
+}
+
+// --- the board: incidents, their tickets and each ticket's stage timer ------------------------
 async function reload() {
   for (const incident of await api("GET", "/api/incidents?limit=100")) incidents.set(incident.id, incident);
-  render();
-}
-function render() {
-  const rows = [...incidents.values()].sort((a, b) => b.id - a.id);
-  $("incidents").innerHTML = rows.map((i) => `<tr data-incident="${i.id}">
-    <td>${i.id}</td><td>${i.type_name || i.type_code}</td><td class="sev${i.severity}">${i.severity_level ?? i.severity}</td>
-    <td><span class="state ${i.state}">${i.state}</span>${i.flagged ? " ⚠" : ""}</td>
-    <td>${i.tickets.map((t) => `<span class="state ${t.state}" data-ticket="${t.id}">${subcentres.get(t.subcentre_id) ?? t.subcentre_id}: ${t.state}</span>`).join(" ")}</td></tr>`).join("");
-  document.querySelectorAll("#map circle.incident").forEach((c) => c.remove());
-  if (!bounds) return;
-  for (const i of rows.filter((r) => r.state === "open" && r.location)) {
-    const [x, y] = project([i.location.lon, i.location.lat]);
-    $("map").insertAdjacentHTML("beforeend", `<circle class="incident" cx="${x}" cy="${y}" r="1" fill="var(--sev${i.severity})"></circle>`);
-  }
-}
-function apply(event) {
-  const data = event.data;
-  if (data.incident) {
-    const known = incidents.get(data.incident.id);
-    incidents.set(data.incident.id, { ...data.incident, tickets: known?.tickets ?? [] });
-  }
-  if (data.ticket) {
-    const incident = incidents.get(data.ticket.incident_id);
-    if (incident) {
-      const others = incident.tickets.filter((t) => t.id !== data.ticket.id);
-      incident.tickets = [...others, data.ticket].sort((a, b) => a.id - b.id);
-    }
-  }
+  for (const incident of incidents.values()) for (const ticket of incident.tickets) alarmsFrom(ticket);
   render();
 }
 
-let retry = 500;
+// The stage a ticket is in, when it began and its limit: delivery and acknowledgement both run
+// from the ticket's creation, feedback from the acknowledgement (as the escalator counts them).
+function stageOf(ticket) {
+  const limits = ticket.limits ?? {};
+  if (ticket.state === "created") return { stage: "deliver", since: ticket.created_at, limit: limits.deliver_s };
+  if (ticket.state === "delivered") return { stage: "acknowledge", since: ticket.created_at, limit: limits.acknowledge_s };
+  if (ticket.state === "acknowledged") return { stage: "feedback", since: ticket.acknowledged_at, limit: limits.feedback_s };
+  return null;
+}
+
+function timer(ticket) {
+  const stage = stageOf(ticket);
+  if (!stage || !stage.since) {
+    const end = ticket.closed_at ?? ticket.rejected_at ?? ticket.cancelled_at;
+    const took = end && ticket.created_at ? clock((Date.parse(end) - Date.parse(ticket.created_at)) / 1000) : "";
+    return { text: took, className: "done", title: "" };
+  }
+  const elapsed = (Date.now() - Date.parse(stage.since)) / 1000;
+  const escalated = (ticket.escalations ?? []).some((e) => e.stage === stage.stage);
+  const ratio = stage.limit ? elapsed / stage.limit : 0;
+  const className = escalated ? "escalated" : ratio >= 1 ? "over" : ratio >= 0.75 ? "near" : "ok";
+  return { text: `${clock(elapsed)}${stage.limit ? ` / ${clock(stage.limit)}` : ""}`, className,
+           title: `${word(STAGES[stage.stage])} ${t("时限", "limit")} ${stage.limit ? clock(stage.limit) : "—"}` };
+}
+
+function ticketLine(ticket) {
+  const clockFace = timer(ticket);
+  return `<span class="ticket-line" data-ticket="${ticket.id}" data-state="${ticket.state}">
+    <span class="state ${ticket.state}">${esc(word(TICKET_STATES[ticket.state]) || ticket.state)}</span>
+    <span>${esc(subcentreName(ticket.subcentre_id))}</span>
+    <span class="timer ${clockFace.className}" title="${esc(clockFace.title)}">${clockFace.text}</span></span>`;
+}
+
+function render() {
+  const rows = [...incidents.values()].sort((a, b) => (a.state === "closed") - (b.state === "closed") || b.id - a.id);
+  const alarming = new Set([...alarms.values()].map((a) => a.incident_id));
+  $("incidents").innerHTML = rows.map((i) => `<tr data-incident="${i.id}" data-state="${i.state}"
+      class="${i.id === selected ? "selected" : ""} ${alarming.has(i.id) ? "alarming" : ""}">
+    <td>${i.id}</td><td>${esc(typeName(i))}${i.merged_into ? ` → #${i.merged_into}` : ""}</td>
+    <td class="sev${i.severity}">${esc(i.severity_level ?? i.severity)}</td>
+    <td><span class="state ${i.state}">${esc(word(INCIDENT_STATES[i.state]) || i.state)}</span>${i.flagged ? " ⚠" : ""}</td>
+    <td><div class="tickets">${i.tickets.map(ticketLine).join("")}</div></td></tr>`).join("");
+  drawIncidents();
+  renderAlarms();
+}
+
+// Once a second: the timers move, without rebuilding the board.
+function tick() {
+  for (const line of document.querySelectorAll("#incidents .ticket-line")) {
+    const incident = incidents.get(Number(line.closest("tr").dataset.incident));
+    const ticket = incident?.tickets.find((x) => x.id === Number(line.dataset.ticket));
+    if (!ticket) continue;
+    const clockFace = timer(ticket), span = line.querySelector(".timer");
+    span.textContent = clockFace.text;
+    span.className = `timer ${clockFace.className}`;
+  }
+}
+
+$("incidents").addEventListener("click", (event) => {
+  const row = event.target.closest("tr[data-incident]");
+  if (row) select(Number(row.dataset.incident));
+});
+
+function upsertIncident(incident) {
+  const known = incidents.get(incident.id);
+  incidents.set(incident.id, { ...incident, tickets: incident.tickets ?? known?.tickets ?? [] });
+}
+
+function upsertTicket(body) {
+  const { incident: attached, alert: _alert, ...ticket } = body;
+  if (!incidents.has(ticket.incident_id) && attached) upsertIncident(attached);
+  const incident = incidents.get(ticket.incident_id);
+  if (!incident) return;
+  const known = incident.tickets.find((x) => x.id === ticket.id);
+  const merged = { limits: known?.limits, escalations: known?.escalations ?? [], ...ticket };
+  incident.tickets = [...incident.tickets.filter((x) => x.id !== ticket.id), merged].sort((a, b) => a.id - b.id);
+  if (!merged.limits) refreshIncident(ticket.incident_id);  // a ticket from an event: fetch its plan limits once
+}
+
+const refreshing = new Set();
+async function refreshIncident(id) {
+  if (refreshing.has(id)) return;
+  refreshing.add(id);
+  try {
+    const detail = await api("GET", `/api/incidents/${id}`);
+    upsertIncident({ ...detail, tickets: detail.tickets });
+    render();
+  } finally { refreshing.delete(id); }
+}
+
+function apply(message) {
+  const data = message.data ?? {};
+  if (data.incident) upsertIncident(data.incident);
+  if (data.ticket) upsertTicket(data.ticket);
+  if (message.kind.startsWith("escalation.")) {
+    const ticket = incidents.get(message.incident_id)?.tickets.find((x) => x.id === data.ticket_id);
+    if (ticket) {
+      ticket.escalations = [...(ticket.escalations ?? []), { stage: data.stage, step: data.step, at: message.at }];
+      alarmsFrom(ticket);
+    }
+  }
+  if (message.kind === "ticket.rejected" && data.ticket) alarmsFrom(data.ticket);
+  render();
+  if (message.incident_id === selected) showDetail();
+}
+
+// --- escalation alarms: a flashing bar and a tone until a dispatcher acknowledges -------------
+const alarms = new Map();  // key -> {key, incident_id, ticket_id, text()}
+const acknowledged = new Set(JSON.parse(sessionStorage.getItem("liandong.console.acknowledged") ?? "[]"));
+let alarmTimer = null;
+
+// The alarms a ticket stands for: escalations of the stage it is still in, and a rejection.
+function alarmsFrom(ticket) {
+  const stage = stageOf(ticket)?.stage;
+  const name = () => subcentreName(ticket.subcentre_id);
+  for (const e of ticket.escalations ?? []) {
+    const key = `${ticket.id}:${e.stage}:${e.step}`;
+    if (e.stage !== stage || acknowledged.has(key)) continue;
+    alarms.set(key, { key, incident_id: ticket.incident_id, ticket_id: ticket.id,
+                      text: () => `${t("处警单", "Ticket")} #${ticket.id} → ${name()}: ${word(ESCALATION_TEXT[`${e.stage}:${Math.min(e.step, 2)}`])}` });
+  }
+  const rejection = `${ticket.id}:rejected`;
+  if (ticket.state === "rejected" && !acknowledged.has(rejection)) {
+    alarms.set(rejection, { key: rejection, incident_id: ticket.incident_id, ticket_id: ticket.id,
+                            text: () => `${t("处警单", "Ticket")} #${ticket.id} ${t("被退回", "rejected by")} ${name()}: ${ticket.reason ?? ""}` });
+  }
+}
+
+function renderAlarms() {
+  // Alarms of tickets that have moved on (acknowledged, reported back) settle by themselves.
+  for (const [key, alarm] of alarms) {
+    const ticket = incidents.get(alarm.incident_id)?.tickets.find((x) => x.id === alarm.ticket_id);
+    const stage = key.split(":")[1];
+    if (ticket && stage !== "rejected" && stageOf(ticket)?.stage !== stage) alarms.delete(key);
+    if (ticket && stage === "rejected" && ticket.state !== "rejected") alarms.delete(key);
+  }
+  const active = [...alarms.values()];
+  $("alarm").classList.toggle("hidden", active.length === 0);
+  $("alarm-list").innerHTML = active.map((a) => `<li data-alarm="${esc(a.key)}">${esc(a.text())}</li>`).join("");
+  document.title = active.length ? `【${active.length}】${t("升级告警", "ESCALATION")} · 联动` : "联动 · 指挥台 Liandong command console";
+  liandongAudio.ringing = active.length > 0;
+  if (active.length && !alarmTimer) ring();
+}
+
+function ring() {
+  alarmTimer = null;
+  if (!alarms.size) { liandongAudio.ringing = false; return; }
+  playTone("urgent");
+  alarmTimer = setTimeout(ring, 3000);
+}
+
+function acknowledgeAlarms() {
+  for (const key of alarms.keys()) acknowledged.add(key);
+  sessionStorage.setItem("liandong.console.acknowledged", JSON.stringify([...acknowledged]));
+  alarms.clear();
+  clearTimeout(alarmTimer); alarmTimer = null;
+  render();
+}
+$("alarm-ack").addEventListener("click", acknowledgeAlarms);
+
+// --- decision support for the selected incident ---------------------------------------------
+function select(id) {
+  selected = id;
+  render();
+  document.querySelector(`#incidents tr[data-incident="${id}"]`)?.scrollIntoView({ block: "nearest" });
+  showDetail();
+}
+
+let detailSerial = 0;
+async function showDetail() {
+  const incident = incidents.get(selected);
+  if (!incident) return;
+  const serial = ++detailSerial;
+  const [support, duplicates] = await Promise.all([
+    api("GET", `/api/incidents/${incident.id}/decision-support`),
+    incident.state === "pending" ? api("GET", `/api/incidents/${incident.id}/duplicates`) : Promise.resolve([])]);
+  if (serial !== detailSerial) return;
+  $("detail-empty").classList.add("hidden");
+  const body = $("detail-body");
+  body.classList.remove("hidden");
+  body.dataset.incident = incident.id;
+  body.dataset.cameras = support.cameras.map((c) => c.id).join(",");
+  body.dataset.duplicate = duplicates[0]?.id ?? "";
+  const nearest = Object.entries(support.nearest_subcentres).map(([department, list]) =>
+    `<li>${esc(departmentName(department))}: ${list.slice(0, 2).map((s) => `${esc(s.name)} ${metres(s.distance_m)}${s.jurisdiction_covers ? " ✓" : ""}`).join(", ")}</li>`).join("");
+  const facilities = support.affected_area.facilities.map((f) => `<li>${esc(f.name)} (${esc(f.kind)}) ${metres(f.distance_m)}</li>`).join("");
+  const similar = support.similar_incidents.map((s) => `<li>#${s.id} ${esc(typeName(s))} ${esc(new Date(s.created_at).toLocaleDateString())} ${metres(s.distance_m)}</li>`).join("");
+  const nearCameras = support.cameras.map((c) => `<li>${esc(c.name)} ${metres(c.distance_m)}</li>`).join("");
+  body.innerHTML = `
+    <h3 style="margin-top:0">#${incident.id} ${esc(typeName(incident))} · <span class="sev${incident.severity}">${esc(severityName(incident.severity))}</span></h3>
+    <dl><dt>${t("地址", "Address")}</dt><dd>${esc(incident.address) || "—"} (${incident.location.lon.toFixed(5)}, ${incident.location.lat.toFixed(5)})</dd>
+      <dt>${t("报警人", "Caller")}</dt><dd>${esc(incident.caller_name) || "—"} ${esc(incident.caller_phone)}</dd>
+      <dt>${t("描述", "Description")}</dt><dd>${esc(incident.description) || "—"}</dd>
+      <dt>${t("接警时间", "Reported")}</dt><dd>${esc(new Date(incident.created_at).toLocaleString())}</dd></dl>
+    <div class="buttons">
+      ${incident.state === "pending" ? `<button id="dispatch-pending">${t("派警 (D)", "Dispatch (D)")}</button>` : ""}
+      ${duplicates.map((d) => `<button class="secondary" data-merge="${d.id}">${t("合并到", "Merge into")} #${d.id} (M)</button>`).join("")}
+      <button id="open-cameras" class="secondary" ${support.cameras.length ? "" : "disabled"}>${t("附近摄像机", "Cameras nearby")} ${support.cameras.length} (C)</button>
+    </div>
+    <h3>${t("最近的分中心", "Nearest sub-centres")}</h3><ul>${nearest}</ul>
+    <h3>${t("影响范围", "Affected area")} ${metres(support.affected_area.radius_m)}: ${support.affected_area.facilities.length} ${t("处重点场所", "places of interest")}</h3><ul>${facilities}</ul>
+    <h3>${t("附近摄像机", "Cameras nearby")}</h3><ul>${nearCameras || "<li>—</li>"}</ul>
+    <h3>${t("近期相似事件", "Similar incidents before")}</h3><ul>${similar || "<li>—</li>"}</ul>`;
+  $("open-cameras").addEventListener("click", () => openCameras(support.cameras.map((c) => c.id)));
+  $("dispatch-pending")?.addEventListener("click", () => dispatchPending(incident.id));
+  body.querySelectorAll("[data-merge]").forEach((b) => b.addEventListener("click", () => mergeInto(incident.id, Number(b.dataset.merge))));
+  layers.decision.clearLayers();
+  L.geoJSON(support.affected_area.geometry, { style: { color: SEVERITY_COLOURS[incident.severity], weight: 1.5, fillOpacity: 0.08 },
+                                               interactive: false }).addTo(layers.decision);
+  support.affected_area.facilities.forEach((f) => L.circleMarker([f.location.lat, f.location.lon],
+    { radius: 4, color: "#fff", weight: 1, fillColor: "#bf5af2", fillOpacity: 1 }).bindTooltip(esc(f.name)).addTo(layers.decision));
+  map.panTo([incident.location.lat, incident.location.lon]);
+}
+
+async function dispatchPending(id) {
+  try { upsertIncident(await api("POST", `/api/incidents/${id}/dispatch`)); render(); showDetail(); }
+  catch (error) { $("incident-error").textContent = error.message; }
+}
+
+// The wall opens in its own window, showing just these cameras; it is handed this session.
+function openCameras(ids) {
+  if (ids.length) window.open(`/wall?cameras=${ids.join(",")}`, "liandong-wall");
+}
+
+// --- keyboard ----------------------------------------------------------------------------------
+function moveSelection(step) {
+  const ids = [...document.querySelectorAll("#incidents tr[data-incident]")].map((r) => Number(r.dataset.incident));
+  if (!ids.length) return;
+  const at = ids.indexOf(selected);
+  select(ids[at < 0 ? 0 : Math.min(ids.length - 1, Math.max(0, at + step))]);
+}
+
+document.addEventListener("keydown", (event) => {
+  if (token && !liandongAudio.armed) armAudio();  // a key press is a gesture too
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); $("submit").click(); return; }
+  if (event.key === "Escape") { $("help").classList.add("hidden"); document.activeElement?.blur(); return; }
+  const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
+  if (typing || event.ctrlKey || event.altKey || event.metaKey || $("desk").classList.contains("hidden")) return;
+  const body = $("detail-body");
+  const actions = {
+    n: () => $("type").focus(),
+    arrowdown: () => moveSelection(1), j: () => moveSelection(1),
+    arrowup: () => moveSelection(-1), k: () => moveSelection(-1),
+    c: () => openCameras(body.dataset.cameras ? body.dataset.cameras.split(",").map(Number) : []),
+    m: () => body.dataset.duplicate && mergeInto(Number(body.dataset.incident), Number(body.dataset.duplicate)),
+    d: () => incidents.get(selected)?.state === "pending" && dispatchPending(selected),
+    a: acknowledgeAlarms,
+    l: toggleLanguage,
+    "?": () => $("help").classList.toggle("hidden"),
+  };
+  const action = actions[event.key.toLowerCase()];
+  if (action) { event.preventDefault(); action(); }
+});
+$("help-button").addEventListener("click", () => $("help").classList.toggle("hidden"));
+$("help").addEventListener("click", () => $("help").classList.add("hidden"));
+document.addEventListener("click", () => { if (token && !liandongAudio.armed) armAudio(); });
+
+onLanguage(() => {
+  if (!types.categories.length) return;
+  renderChoices(); render(); preview();
+  if (selected) showDetail();
+  setConnection(socket?.readyState === WebSocket.OPEN);
+});
+
+// --- live events -------------------------------------------------------------------------------
+let socket = null, retry = 500;
+function setConnection(up) {
+  $("conn").className = `conn ${up ? "up" : "down"}`;
+  $("conn").textContent = up ? t("已连接", "online") : t("重连中", "reconnecting");
+}
+
 function connect() {
-  const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/console`);
+  socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/console`);
   socket.onopen = () => socket.send(JSON.stringify({ type: "hello", token }));
   socket.onmessage = (message) => {
     const data = JSON.parse(message.data);
-    if (data.type === "welcome") { $("conn").className = "conn up"; $("conn").textContent = "已连接 online"; retry = 500; reload(); }
+    if (data.type === "welcome") { setConnection(true); retry = 500; reload(); }
     else if (data.type === "event") apply(data);
     else if (data.type === "resync") reload();
+    else if (data.type === "error" && data.code === "unauthenticated") logOut();
   };
   socket.onclose = () => {
-    $("conn").className = "conn down"; $("conn").textContent = "重连中 reconnecting";
-    setTimeout(connect, retry); retry = Math.min(retry * 2, 10000);
+    setConnection(false);
+    if (token) { setTimeout(connect, retry); retry = Math.min(retry * 2, 10000); }
   };
 }
 
-if (token) start().catch(() => { token = null; sessionStorage.removeItem("liandong.console.token"); });
+function logOut() {
+  token = null;
+  sessionStorage.removeItem("liandong.console.token");
+  $("desk").classList.add("hidden");
+  $("login").classList.remove("hidden");
+}
+
+if (token) start().catch(logOut);

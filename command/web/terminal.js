@@ -3,63 +3,39 @@
 // it saw (kept in localStorage), keeping tickets by id so none is shown twice.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const tickets = new Map();
+const tickets = new Map();  // id -> ticket
+const cards = new Map();    // id -> its card element (kept, so its map is drawn once)
 let token = sessionStorage.getItem("liandong.terminal.token");
 let username = sessionStorage.getItem("liandong.terminal.user");
-let socket = null;
-let requestId = 0;
+let socket = null, requestId = 0, base = null;
 
-// Audio state is exposed for people debugging a silent terminal and for browser tests.
-const audio = window.liandongAudio = { context: null, armed: false, ringing: false, tonesPlayed: 0, lastTone: null };
+// What arrived, for people checking a terminal (and for tests): ticket ids in the order first seen.
+const liandongTerminal = window.liandongTerminal = { arrivals: [], connects: 0 };
 
-function arm() {
-  audio.context = audio.context ?? new AudioContext();
-  audio.context.resume().then(() => {
-    audio.armed = audio.context.state === "running";
-    $("sound").className = `conn ${audio.armed ? "up" : "down"}`;
-    $("sound").textContent = audio.armed ? "提醒音已启用 sound armed" : "声音未启用 sound off";
-    $("arming").classList.toggle("hidden", audio.armed);
-  });
+const STATES = { created: ["新", "new"], delivered: ["待确认", "waiting"], acknowledged: ["已确认 · 待反馈", "acknowledged · feedback due"],
+                 closed: ["已反馈", "reported back"], rejected: ["已退回", "rejected"], cancelled: ["已撤销", "cancelled"] };
+const waiting = (ticket) => ticket.state === "created" || ticket.state === "delivered";
+
+async function arm() {
+  const armed = await armAudio();
+  $("sound").className = `conn ${armed ? "up" : "down"}`;
+  $("sound").dataset.zh = armed ? "提醒音已启用" : "声音未启用";
+  $("sound").dataset.en = armed ? "sound armed" : "sound off";
+  $("sound").textContent = t($("sound").dataset.zh, $("sound").dataset.en);
+  $("arming").classList.toggle("hidden", armed);
 }
 
-// Three tones, synthesised so the page needs no sound files: siren (sweep), urgent (beeps), chime.
-function playTone(tone) {
-  const ctx = audio.context;
-  if (!ctx || ctx.state !== "running") return;
-  const gain = ctx.createGain();
-  gain.connect(ctx.destination);
-  const now = ctx.currentTime;
-  const beep = (freq, start, length, type = "square") => {
-    const osc = ctx.createOscillator();
-    osc.type = type; osc.frequency.setValueAtTime(freq, now + start);
-    osc.connect(gain); osc.start(now + start); osc.stop(now + start + length);
-    return osc;
-  };
-  gain.gain.setValueAtTime(0.25, now);
-  if (tone === "siren") {
-    const osc = beep(600, 0, 1.2, "sawtooth");
-    osc.frequency.linearRampToValueAtTime(1200, now + 0.6);
-    osc.frequency.linearRampToValueAtTime(600, now + 1.2);
-  } else if (tone === "urgent") {
-    [0, 0.25, 0.5].forEach((t) => beep(880, t, 0.15));
-  } else {
-    beep(660, 0, 0.3, "sine"); beep(990, 0.3, 0.5, "sine");
-  }
-  audio.tonesPlayed += 1;
-  audio.lastTone = tone;
-}
-
-// The reminder repeats while any ticket waits for a person, at the shortest repeat any asks for.
+// The reminder repeats while any ticket waits for a person, at the gravest waiting ticket's tone.
 let ringTimer = null;
 function updateAlarm() {
-  const waiting = [...tickets.values()].filter((t) => t.state === "created" || t.state === "delivered");
-  $("banner").classList.toggle("hidden", waiting.length === 0);
-  audio.ringing = waiting.length > 0;
+  const pending = [...tickets.values()].filter(waiting);
+  $("banner").classList.toggle("hidden", pending.length === 0);
+  liandongAudio.ringing = pending.length > 0;
   clearTimeout(ringTimer);
-  if (!waiting.length) return;
-  const loudest = waiting.sort((a, b) => a.incident.severity - b.incident.severity)[0];
-  playTone(loudest.alert.tone);
-  ringTimer = setTimeout(updateAlarm, loudest.alert.repeat_s * 1000);
+  if (!pending.length) return;
+  const gravest = pending.sort((a, b) => a.incident.severity - b.incident.severity)[0];
+  playTone(gravest.alert.tone);
+  ringTimer = setTimeout(updateAlarm, gravest.alert.repeat_s * 1000);
 }
 
 function seqKey() { return `liandong.terminal.${username}.last_seq`; }
@@ -70,43 +46,39 @@ function send(message) {
 
 function see(ticket) {
   const isNew = !tickets.has(ticket.id);
+  const wasWaiting = !isNew && waiting(tickets.get(ticket.id));
   tickets.set(ticket.id, ticket);
+  if (isNew) liandongTerminal.arrivals.push(ticket.id);
   if (isNew && ticket.state === "created") send({ type: "received", ticket_id: ticket.id });
   render();
-  if (isNew) updateAlarm();
-  else if (!["created", "delivered"].includes(ticket.state)) updateAlarm();
+  if (isNew || (wasWaiting && !waiting(ticket))) updateAlarm();
 }
 
 function render() {
-  const list = $("tickets");
-  const order = [...tickets.values()].filter((t) => !["closed", "cancelled", "rejected"].includes(t.state))
+  const open = [...tickets.values()].filter((x) => !["closed", "cancelled", "rejected"].includes(x.state))
     .sort((a, b) => a.incident.severity - b.incident.severity || a.id - b.id);
-  list.replaceChildren(...order.map(card));
+  for (const [id, node] of cards) if (!open.some((x) => x.id === id)) { node.remove(); cards.delete(id); }
+  open.forEach((ticket, index) => {
+    let node = cards.get(ticket.id);
+    if (!node) { node = card(ticket); cards.set(ticket.id, node); }
+    fill(node, ticket);
+    const list = $("tickets");
+    if (list.children[index] !== node) list.insertBefore(node, list.children[index] ?? null);
+    if (!node.map && base) node.map = miniMap(node.querySelector(".minimap"), ticket);
+  });
+  $("idle").classList.toggle("hidden", open.length > 0 || !token);
 }
 
 function card(ticket) {
   const node = $("ticket-template").content.firstElementChild.cloneNode(true);
-  const i = ticket.incident;
-  const waiting = ticket.state === "created" || ticket.state === "delivered";
   node.dataset.ticket = ticket.id;
-  node.classList.toggle("unacknowledged", waiting);
-  node.querySelector("h3").innerHTML = `<span class="sev${i.severity}">[${i.severity_level} ${i.severity_label}]</span> `;
-  node.querySelector("h3").append(`${i.type_name} · 处警单 #${ticket.id}`);
-  node.querySelector(".detail").textContent = i.description || "（无描述 no description）";
-  node.querySelector(".where").textContent =
-    `${i.address || ""} (${i.location.lon.toFixed(5)}, ${i.location.lat.toFixed(5)})${ticket.outside_jurisdiction ? " · 辖区外 outside jurisdiction" : ""}` +
-    (i.caller_phone ? ` · 报警人 ${i.caller_name} ${i.caller_phone}` : "");
-  node.querySelector(".state").textContent = ticket.state;
-  node.querySelector(".state").className = `state ${ticket.state}`;
-  const ack = node.querySelector(".ack");
-  ack.classList.toggle("hidden", !waiting);
-  ack.addEventListener("click", () => send({ type: "ack", ticket_id: ticket.id }));
+  node.querySelectorAll("[data-zh]").forEach((el) => { el.textContent = t(el.dataset.zh, el.dataset.en); });
+  node.querySelector(".ack").addEventListener("click", () => send({ type: "ack", ticket_id: ticket.id }));
   node.querySelector(".reject").addEventListener("click", () => {
-    const reason = prompt("退回原因 Reason for rejecting");
+    const reason = prompt(t("退回原因", "Reason for rejecting"));
     if (reason) send({ type: "reject", ticket_id: ticket.id, reason });
   });
   const form = node.querySelector(".feedback");
-  form.classList.toggle("hidden", ticket.state !== "acknowledged");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const data = new FormData(form);
@@ -118,14 +90,61 @@ function card(ticket) {
   return node;
 }
 
+function fill(node, ticket) {
+  const i = ticket.incident;
+  node.classList.toggle("unacknowledged", waiting(ticket));
+  const heading = node.querySelector("h3");
+  heading.innerHTML = `<span class="sev${i.severity}"></span> `;
+  heading.firstChild.textContent = `[${i.severity_level} ${t(i.severity_label, "")}]`.replace(" ]", "]");
+  heading.append(`${t(i.type_name, i.type_name_en || i.type_name)} · ${t("处警单", "ticket")} #${ticket.id}`);
+  node.querySelector(".detail").textContent = i.description || t("（无描述）", "(no description)");
+  node.querySelector(".where").textContent =
+    `${i.address || ""} (${i.location.lon.toFixed(5)}, ${i.location.lat.toFixed(5)})` +
+    (ticket.outside_jurisdiction ? ` · ${t("辖区外", "outside your jurisdiction")}` : "") +
+    (i.caller_phone ? ` · ${t("报警人", "caller")} ${i.caller_name} ${i.caller_phone}` : "");
+  node.querySelector(".tasks").textContent = ticket.tasks?.length ? `${t("任务", "Tasks")}: ${ticket.tasks.join("；")}` : "";
+  const state = node.querySelector(".state");
+  state.textContent = t(...(STATES[ticket.state] ?? [ticket.state, ticket.state]));
+  state.className = `state ${ticket.state}`;
+  node.querySelector(".ack").classList.toggle("hidden", !waiting(ticket));
+  node.querySelector(".feedback").classList.toggle("hidden", ticket.state !== "acknowledged");
+}
+
+function miniMap(element, ticket) {
+  const { lat, lon } = ticket.incident.location;
+  const mini = L.map(element, { zoomControl: false, attributionControl: false }).setView([lat, lon], 13);
+  if (base.tile_url) L.tileLayer(base.tile_url, { maxZoom: base.max_zoom }).addTo(mini);
+  L.geoJSON(base.districts, { style: { color: "#5b7c99", weight: 1, fillColor: "#1d3347", fillOpacity: base.tile_url ? 0.05 : 0.55 },
+                              interactive: false }).addTo(mini);
+  severityMarker(lat, lon, ticket.incident.severity, 10).addTo(mini);
+  return mini;
+}
+
 // Feedback overdue: the ticket was acknowledged but nobody reported back yet.
 function remind(ticket) {
   playTone("chime");
-  const card = document.querySelector(`[data-ticket="${ticket.id}"] .error`);
-  if (card) card.textContent = "请尽快反馈处置结果 · feedback is overdue";
+  const error = cards.get(ticket.id)?.querySelector(".error");
+  if (error) error.textContent = t("请尽快反馈处置结果", "feedback is overdue");
 }
 
-let retry = 500;
+// --- connection: always visible; reconnects and replays what it missed ---------------------------
+let retry = 500, lostAt = null, lostTimer = null;
+function setConnection(up) {
+  $("conn").className = `conn ${up ? "up" : "down"}`;
+  $("conn").textContent = up ? t("已连接", "online") : t("连接中断 · 重连中", "offline, reconnecting");
+  lostAt = up ? null : (lostAt ?? Date.now());
+  clearInterval(lostTimer);
+  $("offline").classList.toggle("hidden", up || !token);
+  if (up) return;
+  const show = () => {
+    const seconds = Math.round((Date.now() - lostAt) / 1000);
+    $("offline").textContent = t(`与指挥中心的连接中断 ${seconds} 秒，正在重连；恢复后补收期间的处警单`,
+                                 `Connection to the command centre lost ${seconds} s ago; reconnecting, missed tickets follow`);
+  };
+  show();
+  lostTimer = setInterval(show, 1000);
+}
+
 function connect() {
   socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/terminal`);
   socket.onopen = () => {
@@ -136,7 +155,8 @@ function connect() {
     const data = JSON.parse(message.data);
     if (data.type === "welcome") {
       retry = 500;
-      $("conn").className = "conn up"; $("conn").textContent = "已连接 online";
+      liandongTerminal.connects += 1;
+      setConnection(true);
       $("subcentre").textContent = data.subcentre?.name ?? "";
       if (data.tickets) { localStorage.setItem(seqKey(), data.seq); data.tickets.forEach(see); }
     } else if (data.type === "ticket") {
@@ -146,18 +166,26 @@ function connect() {
       if (data.event === "reminder") remind(data.ticket);
     } else if (data.type === "error") {
       if (data.code === "unauthenticated") { logOut(); return; }
-      document.querySelectorAll(".ticket .error").forEach((e) => { e.textContent = `${data.field ?? ""} ${data.message}`; });
+      const where = data.ticket_id ? cards.get(data.ticket_id) : null;
+      (where ? [where.querySelector(".error")] : document.querySelectorAll(".ticket .error"))
+        .forEach((e) => { e.textContent = `${data.field ?? ""} ${data.message}`; });
     }
   };
   socket.onclose = () => {
-    $("conn").className = "conn down"; $("conn").textContent = "连接中断 · 重连中 offline, reconnecting";
-    if (token) { setTimeout(connect, retry); retry = Math.min(retry * 2, 10000); }
+    setConnection(false);
+    if (token) { setTimeout(connect, retry); retry = Math.min(retry * 2, 5000); }
   };
+}
+
+async function loadMap() {
+  const response = await fetch("/api/map", { headers: { Authorization: `Bearer ${token}` } });
+  if (response.ok) { base = await response.json(); render(); }
 }
 
 function logOut() {
   token = null; sessionStorage.removeItem("liandong.terminal.token");
   $("login").classList.remove("hidden");
+  setConnection(false);
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -168,13 +196,18 @@ $("login-form").addEventListener("submit", async (event) => {
     body: JSON.stringify({ username: form.get("username"), password: form.get("password") }) });
   const data = await response.json();
   if (!response.ok) { $("login-error").textContent = data.error.message; return; }
-  if (data.user.role !== "operator") { $("login-error").textContent = "需要处警单位账号 an operator account is required"; return; }
+  if (data.user.role !== "operator") { $("login-error").textContent = t("需要处警单位账号", "an operator account is required"); return; }
   token = data.token; username = data.user.username;
   sessionStorage.setItem("liandong.terminal.token", token);
   sessionStorage.setItem("liandong.terminal.user", username);
   $("login").classList.add("hidden");
+  loadMap();
   connect();
 });
 $("arm").addEventListener("click", arm);
+onLanguage(() => {
+  for (const [id, node] of cards) fill(node, tickets.get(id));
+  if (socket) setConnection(socket.readyState === WebSocket.OPEN);
+});
 
-if (token) { $("login").classList.add("hidden"); $("arming").classList.remove("hidden"); connect(); }
+if (token) { $("login").classList.add("hidden"); $("arming").classList.remove("hidden"); loadMap(); connect(); }

@@ -10,8 +10,8 @@ const ENGLISH_KINDS = { absent: "Staff absent", offline: "Offline", covered: "Co
 const TOUR_S = 10;
 const STALE_MS = 5000;
 
-let token = sessionStorage.getItem("liandong.wall.token");
-let lang = localStorage.getItem("liandong.lang") || "zh";
+// A wall the console opened (cameras near an incident) is handed the console's session.
+let token = sessionStorage.getItem("liandong.wall.token") ?? sessionStorage.getItem("liandong.console.token");
 let socket = null, retry = 1000;
 let cameras = [], kinds = {}, alerts = [];
 let layout = Number(localStorage.getItem("liandong.wall.layout") || 4);
@@ -21,16 +21,15 @@ const seenAlerts = new Set(); // alert ids already announced
 const tiles = new Map();      // camera id -> tile element
 let shown = [];
 
-function t(zh, en) { return lang === "en" ? en : zh; }
+// ?cameras=3,4: just these cameras (the console's "cameras near this incident"), until "show all".
+let chosen = (new URLSearchParams(location.search).get("cameras") ?? "").split(",").map(Number).filter((id) => id > 0);
+if (chosen.length) layout = [1, 4, 9, 16].find((n) => n >= chosen.length) ?? 16;
 
-function applyLanguage() {
-  document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
-  document.querySelectorAll("[data-zh]").forEach((el) => { el.textContent = lang === "en" ? el.dataset.en : el.dataset.zh; });
-  $("lang").textContent = lang === "en" ? "中文" : "English";
+onLanguage(() => {
   renderGroups();
   renderAlerts();
   setConnection(socket !== null && socket.readyState === WebSocket.OPEN);
-}
+});
 
 function setConnection(up) {
   $("conn").className = "conn " + (up ? "up" : "down");
@@ -47,7 +46,7 @@ function renderGroups() {
 }
 
 function visible() {
-  const inGroup = cameras.filter((c) => !group || c.department === group);
+  const inGroup = cameras.filter((c) => (!group || c.department === group) && (!chosen.length || chosen.includes(c.id)));
   const pages = Math.max(1, Math.ceil(inGroup.length / layout));
   page %= pages;
   const base = inGroup.slice(page * layout, page * layout + layout).map((c) => c.id);
@@ -139,7 +138,7 @@ function takeAlerts(list) {
   render();
 }
 
-function kindLabel(kind) { return lang === "en" ? (ENGLISH_KINDS[kind] || kind) : (kinds[kind] || kind); }
+function kindLabel(kind) { return i18n.lang === "en" ? (ENGLISH_KINDS[kind] || kind) : (kinds[kind] || kind); }
 
 function popup(alert) {
   const box = $("popup");
@@ -162,9 +161,9 @@ function renderAlerts() {
     }
     node.querySelector(".what").textContent = kindLabel(a.kind) + (a.cleared_at ? t(" · 已恢复", " · cleared") : "");
     node.querySelector(".camera").textContent = a.camera_name ? `${a.camera_name} (${a.department})` : t("系统", "system");
-    node.querySelector(".when").textContent = new Date(a.opened_at).toLocaleString(lang === "en" ? "en-GB" : "zh-CN") +
+    node.querySelector(".when").textContent = new Date(a.opened_at).toLocaleString(i18n.lang === "en" ? "en-GB" : "zh-CN") +
       (a.acknowledged_by ? t(" · 已确认 ", " · acknowledged by ") + a.acknowledged_by : "");
-    node.querySelectorAll("[data-zh]").forEach((el) => { el.textContent = lang === "en" ? el.dataset.en : el.dataset.zh; });
+    node.querySelectorAll("[data-zh]").forEach((el) => { el.textContent = t(el.dataset.zh, el.dataset.en); });
     node.querySelector(".ack").disabled = a.acknowledged_at !== null;
     node.querySelector(".ack").addEventListener("click", () => act(a.id, "acknowledge"));
     node.querySelector(".close").addEventListener("click", () => act(a.id, "close"));
@@ -317,10 +316,11 @@ $("tour").addEventListener("click", () => {
     render();
   }, TOUR_S * 1000);
 });
-$("lang").addEventListener("click", () => {
-  lang = lang === "en" ? "zh" : "en";
-  localStorage.setItem("liandong.lang", lang);
-  applyLanguage();
+$("show-all").addEventListener("click", () => {
+  chosen = []; page = 0;
+  $("show-all").classList.add("hidden");
+  history.replaceState(null, "", "/wall");
+  render();
 });
 
 function logOut() {
@@ -344,8 +344,8 @@ $("login-form").addEventListener("submit", async (event) => {
 
 function start() {
   $("login-main").classList.add("hidden"); $("layout").classList.remove("hidden");
+  $("show-all").classList.toggle("hidden", !chosen.length);
   connect();
 }
 
-applyLanguage();
 if (token) start();
