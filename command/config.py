@@ -341,7 +341,8 @@ def _build(raw: _RawConfig, path: Path) -> Config:
                                   tuple(rule.departments)))
 
     tile_url = raw.map.tile_url
-    if tile_url and (not re.match(r"^(https?://|/)", tile_url) or not all(k in tile_url for k in ("{z}", "{x}", "{y}"))):
+    placeholders = all(k in tile_url for k in ("{z}", "{x}", "{y}"))
+    if tile_url and (not re.match(r"^(https?://|/)", tile_url) or not placeholders):
         raise fail("map.tile_url", "an http(s):// or /path URL template with {z}, {x} and {y}, or \"\" for none")
     if raw.decision.facilities and not (path.parent / raw.decision.facilities).is_file():
         raise fail("decision.facilities", f"no such file: {(path.parent / raw.decision.facilities).resolve()}")

@@ -2,7 +2,7 @@
 
 Reads command/web/vendor.json (name, exact version, the registry's sha512 integrity, the files
 wanted), downloads each package tarball once, refuses it unless the integrity matches, and copies
-only the listed files. npm itself is not needed; a mirror is honoured through npm_config_registry.
+only the listed files. npm itself is not needed; a mirror is honoured through NPM_CONFIG_REGISTRY.
 Runs with the standard library only, before the project is installed.
 """
 
@@ -25,7 +25,7 @@ VENDOR = WEB / "vendor"
 
 
 def fetch(name: str, version: str, integrity: str) -> bytes:
-    registry = os.environ.get("npm_config_registry", "https://registry.npmjs.org").rstrip("/")
+    registry = os.environ.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org").rstrip("/")
     url = f"{registry}/{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz"
     with urllib.request.urlopen(url, timeout=60) as response:
         tarball: bytes = response.read()

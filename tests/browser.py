@@ -7,12 +7,12 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from playwright.async_api import Page, Request
+from playwright.async_api import Page, Request, ViewportSize
 
 from tests.conftest import ARTIFACTS
 
-TABLET = {"width": 768, "height": 1024}
-DESKTOP = {"width": 1920, "height": 1080}
+TABLET = ViewportSize(width=768, height=1024)
+DESKTOP = ViewportSize(width=1920, height=1080)
 
 
 async def log_in(page: Page, username: str) -> None:
@@ -39,9 +39,12 @@ class Watch:
     outside: list[str] = field(default_factory=list)
 
     def page(self, page: Page) -> Page:
+        self.follow(page)
+        return page
+
+    def follow(self, page: Page) -> None:
         page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
         page.on("request", self._request)
-        return page
 
     def _request(self, request: Request) -> None:
         if not request.url.startswith((self.origin, "data:", "blob:")):

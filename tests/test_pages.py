@@ -75,7 +75,7 @@ async def test_a_terminal_whose_line_drops_during_a_dispatch_shows_it_and_gets_t
     await link.restore()
     origin = f"http://127.0.0.1:{link.port}"
     watch = Watch(origin)
-    terminal = watch.page(await (await browser.new_context(viewport=TABLET)).new_page())
+    terminal = watch.page(await (await browser.new_context(viewport=DESKTOP)).new_page())
     await terminal.goto(f"{origin}/terminal")
     await log_in(terminal, "fire-xiling")
     await terminal.wait_for_selector("#conn.up")
@@ -88,12 +88,14 @@ async def test_a_terminal_whose_line_drops_during_a_dispatch_shows_it_and_gets_t
     (ticket,) = incident["tickets"]
     await terminal.wait_for_timeout(1000)
     assert await terminal.locator(".ticket").count() == 0
-    await screenshot(terminal, "terminal-offline-tablet")
+    await screenshot(terminal, "terminal-offline-1920")
 
     await link.restore()
     await terminal.wait_for_selector(f".ticket[data-ticket='{ticket['id']}']", timeout=15_000)
     await terminal.wait_for_selector("#offline", state="hidden")
     await terminal.wait_for_function("liandongAudio.heard >= 1", timeout=10_000)
+    await fits(terminal)
+    await screenshot(terminal, "terminal-replayed-1920")
     # Down and up once more: the replay does not bring the same ticket a second time.
     await link.cut()
     await terminal.wait_for_selector("#offline", state="visible")

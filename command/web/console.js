@@ -43,6 +43,8 @@ const ESCALATION_TEXT = {
   "feedback:0": ["超时未反馈，已提醒", "no feedback in time; the terminal was reminded"],
   "feedback:1": ["仍未反馈，已通知值班长", "still no feedback; the supervisor was notified"],
 };
+const KINDS = { school: ["学校", "school"], hospital: ["医院", "hospital"], shelter: ["避难场所", "shelter"] };
+const when = (iso) => new Date(iso).toLocaleString(i18n.lang === "en" ? "en-GB" : "zh-CN");
 const word = (pair) => (pair ? t(pair[0], pair[1]) : "");
 const typeName = (i) => t(i.type_name || i.type_code, i.type_name_en || i.type_code);
 const severityName = (value) => {
@@ -118,6 +120,9 @@ async function drawMap(base, features) {
   Object.values(layers).forEach((layer) => layer.addTo(map));
   L.control.layers(null, { [t("辖区", "Jurisdictions")]: jurisdictions, [t("分中心", "Sub-centres")]: sites,
                            [t("摄像机", "Cameras")]: cameraLayer, [t("事件", "Incidents")]: layers.incidents }).addTo(map);
+  const labels = () => $("map").classList.toggle("near", map.getZoom() >= 11);
+  map.on("zoomend", labels);
+  labels();
   map.on("click", (event) => {
     $("lon").value = event.latlng.lng.toFixed(6);
     $("lat").value = event.latlng.lat.toFixed(6);
@@ -411,15 +416,15 @@ async function showDetail() {
   body.dataset.duplicate = duplicates[0]?.id ?? "";
   const nearest = Object.entries(support.nearest_subcentres).map(([department, list]) =>
     `<li>${esc(departmentName(department))}: ${list.slice(0, 2).map((s) => `${esc(s.name)} ${metres(s.distance_m)}${s.jurisdiction_covers ? " ✓" : ""}`).join(", ")}</li>`).join("");
-  const facilities = support.affected_area.facilities.map((f) => `<li>${esc(f.name)} (${esc(f.kind)}) ${metres(f.distance_m)}</li>`).join("");
-  const similar = support.similar_incidents.map((s) => `<li>#${s.id} ${esc(typeName(s))} ${esc(new Date(s.created_at).toLocaleDateString())} ${metres(s.distance_m)}</li>`).join("");
+  const facilities = support.affected_area.facilities.map((f) => `<li>${esc(f.name)} (${esc(word(KINDS[f.kind]) || f.kind)}) ${metres(f.distance_m)}</li>`).join("");
+  const similar = support.similar_incidents.map((s) => `<li>#${s.id} ${esc(typeName(s))} ${esc(when(s.created_at))} ${metres(s.distance_m)}</li>`).join("");
   const nearCameras = support.cameras.map((c) => `<li>${esc(c.name)} ${metres(c.distance_m)}</li>`).join("");
   body.innerHTML = `
     <h3 style="margin-top:0">#${incident.id} ${esc(typeName(incident))} · <span class="sev${incident.severity}">${esc(severityName(incident.severity))}</span></h3>
     <dl><dt>${t("地址", "Address")}</dt><dd>${esc(incident.address) || "—"} (${incident.location.lon.toFixed(5)}, ${incident.location.lat.toFixed(5)})</dd>
       <dt>${t("报警人", "Caller")}</dt><dd>${esc(incident.caller_name) || "—"} ${esc(incident.caller_phone)}</dd>
       <dt>${t("描述", "Description")}</dt><dd>${esc(incident.description) || "—"}</dd>
-      <dt>${t("接警时间", "Reported")}</dt><dd>${esc(new Date(incident.created_at).toLocaleString())}</dd></dl>
+      <dt>${t("接警时间", "Reported")}</dt><dd>${esc(when(incident.created_at))}</dd></dl>
     <div class="buttons">
       ${incident.state === "pending" ? `<button id="dispatch-pending">${t("派警 (D)", "Dispatch (D)")}</button>` : ""}
       ${duplicates.map((d) => `<button class="secondary" data-merge="${d.id}">${t("合并到", "Merge into")} #${d.id} (M)</button>`).join("")}

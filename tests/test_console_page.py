@@ -1,0 +1,124 @@
+"""The dispatcher's console in Chromium, beyond the first dispatch: a sub-centre that never answers
+sets off the escalation alarm (seen, heard, acknowledged by key); a second call about the same burst
+main is merged; the decision support shows what lies around the incident and one key opens the
+cameras near it on the wall; the console works in English and at tablet size."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from tests.browser import DESKTOP, TABLET, Watch, audio, fits, log_in, screenshot
+from tests.conftest import server_with_media
+from tests.helpers import Liandong
+
+MAIN = (111.29, 30.70)  # 西陵区: a school and a hospital within 1.5 km
+QUICK = {"deliver_s = 30": "deliver_s = 3", "acknowledge_s = 60": "acknowledge_s = 600",
+         "record = true": "record = false"}
+
+
+@pytest.fixture
+async def quick(database_url: str, tmp_path: Path) -> AsyncIterator[Liandong]:
+    """The server with a 3 s delivery limit for incidents no plan covers, and a camera by the main."""
+    async with server_with_media(database_url, tmp_path, QUICK) as (liandong, _media):
+        status, body = await liandong.call("POST", "/api/cameras", {
+            "code": "xl-hall-1", "name": "西陵政务大厅 1号窗口", "department": "西陵区政务服务中心", "window": "1",
+            "location": {"lon": MAIN[0] + 0.002, "lat": MAIN[1]}, "main_url": "rtsp://127.0.0.1:9/none"},
+            as_user="supervisor")
+        assert status == 201, body
+        yield liandong
+
+
+async def type_report(console: Page, lon: float, lat: float, description: str) -> None:
+    await console.fill("#lon", f"{lon:.6f}")
+    await console.fill("#lat", f"{lat:.6f}")
+    await console.select_option("#type", "204")  # 供水管网事故: no plan, so the configured limits apply
+    await console.select_option("#severity", "3")
+    await console.fill("textarea[name=description]", description)
+
+
+async def test_an_unanswered_ticket_alarms_the_console_and_a_repeated_call_is_merged(
+        quick: Liandong, browser: Browser) -> None:
+    watch = Watch(quick.base_url)
+    context = await browser.new_context(viewport=DESKTOP)
+    context.on("page", watch.follow)
+    console = watch.page(await context.new_page())
+    await console.goto(f"{quick.base_url}/console")
+    await log_in(console, "dispatcher")
+    await console.wait_for_selector("#map .leaflet-interactive")
+
+    await type_report(console, *MAIN, "东山大道供水主管爆裂")
+    await console.wait_for_selector("#preview li[data-subcentre]")
+    assert "宜昌市水务局" in await console.inner_text("#preview")
+    await console.press("textarea[name=description]", "Control+Enter")
+    first = console.locator("#incidents tr[data-state=open]")
+    await first.wait_for()
+    incident_id = int(await first.get_attribute("data-incident") or 0)
+
+    # Nobody is at the water bureau's terminal: 3 s later the escalation alarm flashes and sounds.
+    await console.wait_for_selector("#alarm:not(.hidden)", timeout=10_000)
+    (ticket,) = (await quick.incident(incident_id))["tickets"]
+    assert f"#{ticket['id']}" in await console.inner_text("#alarm-list")
+    await console.wait_for_selector(f".ticket-line[data-ticket='{ticket['id']}'] .timer.escalated")
+    await console.wait_for_function("liandongAudio.heard >= 1", timeout=10_000)
+    assert (await audio(console))["ringing"] is True
+    assert (await console.title()).startswith("【1】")
+    await screenshot(console, "console-escalation-1920")
+    await console.keyboard.press("Escape")  # out of the form: the letter keys are shortcuts again
+    await console.keyboard.press("a")
+    await console.wait_for_selector("#alarm", state="hidden")
+    heard = (await audio(console))["heard"]
+    await console.wait_for_timeout(3500)  # a full repeat later: silent
+    assert (await audio(console))["heard"] == heard and (await audio(console))["ringing"] is False
+
+    # A second caller reports the same main 120 m away: the console offers the duplicate; merge it.
+    await type_report(console, MAIN[0] + 0.0012, MAIN[1], "路面大量积水")
+    await console.fill("input[name=caller_name]", "李女士")
+    await console.click(f"#duplicates [data-merge-into='{incident_id}']")
+    merged_row = console.locator(f"#incidents tr[data-state=closed]:has-text('→ #{incident_id}')")
+    await merged_row.wait_for()
+    report_id = int(await merged_row.get_attribute("data-incident") or 0)
+    assert (await quick.incident(report_id))["merged_into"] == incident_id
+    assert len((await quick.incident(incident_id))["tickets"]) == 1  # no second ticket for the same main
+
+    # Decision support for the burst main, then its cameras on the wall with one key.
+    await console.click(f"#incidents tr[data-incident='{incident_id}']")
+    text = await console.locator(f"#detail-body[data-incident='{incident_id}']").inner_text()
+    assert "宜昌市水务局" in text and "西陵示例小学" in text and "西陵政务大厅 1号窗口" in text
+    async with context.expect_page() as opened:
+        await console.keyboard.press("c")
+    wall = await opened.value
+    await wall.wait_for_selector(".tile[data-camera]")
+    camera_ids = await wall.eval_on_selector_all(".tile[data-camera]", "tiles => tiles.map(t => t.dataset.camera)")
+    assert len(camera_ids) == 1 and await wall.is_visible("#show-all")
+    await screenshot(wall, "wall-cameras-near-incident-1920")
+
+    # The keyboard walks the board; the English switch changes every word on it.
+    await console.keyboard.press("ArrowDown")
+    await console.wait_for_selector(f"#incidents tr.selected[data-incident='{report_id}']")
+    await console.keyboard.press("l")
+    await console.wait_for_selector("h1 >> text=Liandong command console")
+    board = await console.inner_text("#board")
+    assert "open" in board and "处置中" not in board
+    await console.keyboard.press("?")
+    assert "Keyboard shortcuts" in await console.inner_text("#help")
+    await screenshot(console, "console-english-1920")
+    await console.keyboard.press("Escape")
+    watch.assert_clean()
+
+
+async def test_the_console_fits_a_tablet(quick: Liandong, browser: Browser) -> None:
+    watch = Watch(quick.base_url)
+    console = watch.page(await (await browser.new_context(viewport=TABLET)).new_page())
+    await console.goto(f"{quick.base_url}/console")
+    await log_in(console, "dispatcher")
+    await console.wait_for_selector("#map .leaflet-interactive")
+    await type_report(console, *MAIN, "供水主管爆裂")
+    await console.wait_for_selector("#preview li[data-subcentre]")
+    await fits(console)
+    assert await console.is_visible("#map") and await console.is_visible("#submit")
+    await screenshot(console, "console-tablet")
+    watch.assert_clean()
