@@ -291,6 +291,10 @@ def _build(raw: _RawConfig, path: Path) -> Config:
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: {problem}")
 
+    tile_url = raw.map.tile_url
+    placeholders = all(k in tile_url for k in ("{z}", "{x}", "{y}"))
+    if tile_url and (not re.match(r"^(https?://|/)", tile_url) or not placeholders):
+        raise fail("map.tile_url", "an http(s):// or /path URL template with {z}, {x} and {y}, or \"\" for none")
     sms = raw.channels.sms
     if sms.url and not ("{to}" in sms.body_template and "{text}" in sms.body_template):
         raise fail("channels.sms.body_template", "must contain both {to} and {text}")
@@ -340,10 +344,6 @@ def _build(raw: _RawConfig, path: Path) -> Config:
         rules.append(SeverityRule(frozenset(rule.types), frozenset(Severity[lv] for lv in rule.levels),
                                   tuple(rule.departments)))
 
-    tile_url = raw.map.tile_url
-    placeholders = all(k in tile_url for k in ("{z}", "{x}", "{y}"))
-    if tile_url and (not re.match(r"^(https?://|/)", tile_url) or not placeholders):
-        raise fail("map.tile_url", "an http(s):// or /path URL template with {z}, {x} and {y}, or \"\" for none")
     if raw.decision.facilities and not (path.parent / raw.decision.facilities).is_file():
         raise fail("decision.facilities", f"no such file: {(path.parent / raw.decision.facilities).resolve()}")
     for i, camera in enumerate(raw.cameras):

@@ -35,6 +35,7 @@ class Watch:
     """Script errors and requests to anywhere but `origin`, seen on the pages watched."""
 
     origin: str
+    also: tuple[str, ...] = ()  # other servers the pages are configured to use (an on-premise tile service)
     errors: list[str] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)
 
@@ -47,7 +48,7 @@ class Watch:
         page.on("request", self._request)
 
     def _request(self, request: Request) -> None:
-        if not request.url.startswith((self.origin, "data:", "blob:")):
+        if not request.url.startswith((self.origin, *self.also, "data:", "blob:")):
             self.outside.append(request.url)
 
     def assert_clean(self) -> None:

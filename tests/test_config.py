@@ -33,6 +33,8 @@ def test_the_shipped_configuration_loads() -> None:
     ('[server]\ncolour = "red"', False, "server.colour"),
     ('[database]\npool_min = 20\npool_max = 2', False, "database.pool_min"),
     ('[alert]\ntone_by_severity = { I = "trumpet" }', False, "alert.tone_by_severity"),
+    ('[map]\ntile_url = "http://tiles.internal/{z}/{x}.png"', False, "map.tile_url"),
+    ('[map]\ntile_url = "ftp://tiles.internal/{z}/{x}/{y}.png"', False, "map.tile_url"),
     ('[[departments]]\ncode = "police"\nname = "公安"\nhandles = ["999"]', True, "departments[6].handles"),
     ('[[severity_rules]]\ntypes = ["201"]\nlevels = ["V"]\ndepartments = ["fire"]', True, "severity_rules[3].levels"),
     ('[[severity_rules]]\ntypes = ["201"]\nlevels = ["I"]\ndepartments = ["army"]', True,

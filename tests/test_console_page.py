@@ -8,7 +8,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page
 
 from tests.browser import DESKTOP, TABLET, Watch, audio, fits, log_in, screenshot
@@ -122,3 +126,35 @@ async def test_the_console_fits_a_tablet(quick: Liandong, browser: Browser) -> N
     assert await console.is_visible("#map") and await console.is_visible("#submit")
     await screenshot(console, "console-tablet")
     watch.assert_clean()
+
+
+async def test_an_on_premise_tile_service_lies_under_the_boundaries(
+        database_url: str, tmp_path: Path, browser: Browser) -> None:
+    """A tile server as a deployment would run one (plain HTTP, z/x/y PNG), on its own port."""
+    requested: list[str] = []
+    tile = cv2.imencode(".png", np.full((256, 256, 3), (90, 140, 90), np.uint8))[1].tobytes()
+
+    async def serve_tile(request: web.Request) -> web.Response:
+        requested.append(request.path)
+        return web.Response(body=tile, content_type="image/png")
+
+    tiles = web.Application()
+    tiles.router.add_get("/{z}/{x}/{y}.png", serve_tile)
+    server = TestServer(tiles, host="127.0.0.1")
+    await server.start_server()
+    tile_origin = str(server.make_url("")).rstrip("/")
+    try:
+        edits = {'tile_url = ""': f'tile_url = "{tile_origin}/{{z}}/{{x}}/{{y}}.png"',
+                 'attribution = ""': 'attribution = "宜昌市测绘院"'}
+        async with server_with_media(database_url, tmp_path, edits) as (liandong, _media):
+            watch = Watch(liandong.base_url, also=(tile_origin,))
+            console = watch.page(await (await browser.new_context(viewport=DESKTOP)).new_page())
+            await console.goto(f"{liandong.base_url}/console")
+            await log_in(console, "dispatcher")
+            await console.wait_for_selector("#map img.leaflet-tile-loaded")
+            assert "宜昌市测绘院" in await console.inner_text(".leaflet-control-attribution")
+            await screenshot(console, "console-with-tiles-1920")
+            watch.assert_clean()
+    finally:
+        await server.close()
+    assert requested and all(path.endswith(".png") and path.count("/") == 3 for path in requested)

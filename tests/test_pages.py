@@ -103,6 +103,10 @@ async def test_a_terminal_whose_line_drops_during_a_dispatch_shows_it_and_gets_t
     await terminal.wait_for_function("liandongTerminal.connects >= 3", timeout=15_000)
     assert await terminal.locator(".ticket").count() == 1
     assert await terminal.evaluate("liandongTerminal.arrivals") == [ticket["id"]]
+    await terminal.click("#lang")  # the operator reads English: every word on the card follows
+    await terminal.wait_for_selector("h1 >> text=Liandong terminal")
+    card = await terminal.inner_text(".ticket")
+    assert f"Building fire · ticket #{ticket['id']}" in card and "Acknowledge" in card and "确认" not in card
     stored = await liandong.incident(incident["id"])
     assert stored["tickets"][0]["state"] == "delivered"  # the terminal confirmed receipt after the replay
     await link.cut()

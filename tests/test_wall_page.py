@@ -8,6 +8,7 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Page
 
+from tests.browser import DESKTOP, Watch, fits, log_in
 from tests.conftest import ARTIFACTS
 from tests.helpers import Liandong
 from tests.test_recording import wait_until
@@ -32,11 +33,10 @@ async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_l
     status, _ = await liandong.call("POST", f"/api/cameras/{registry}/empty-seat", as_user="supervisor")
     assert status == 202
 
-    page = await (await browser.new_context(viewport={"width": 1920, "height": 1080})).new_page()
+    watch = Watch(liandong.base_url)
+    page = watch.page(await (await browser.new_context(viewport=DESKTOP)).new_page())
     await page.goto(f"{liandong.base_url}/wall")
-    await page.fill("input[name=username]", "supervisor")
-    await page.fill("input[name=password]", "liandong")
-    await page.click("#login-form button")
+    await log_in(page, "supervisor")
     await page.wait_for_selector("#conn.up")
     await page.click("#controls [data-layout='1']")
     await page.select_option("#group", "税务局")  # the wall shows only the tax hall
@@ -76,4 +76,6 @@ async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_l
     await page.click("#controls [data-layout='4']")
     await page.select_option("#group", "")
     await page.wait_for_selector(f".tile[data-camera='{tax}']")
+    await fits(page)
     await page.screenshot(path=str(ARTIFACTS / "wall-tablet.png"))
+    watch.assert_clean()
