@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -76,7 +77,8 @@ async def console_socket(request: web.Request) -> web.WebSocketResponse:
     writer = asyncio.create_task(session.write_forever(), name="console-writer")
     request.app[SOCKETS].add(socket)
     try:
-        session.send({"type": "welcome", "user": user.public()})
+        # The server's clock, so consoles time ticket stages by it rather than by their own.
+        session.send({"type": "welcome", "user": user.public(), "now": datetime.now(UTC)})
         async for frame in socket:  # the console only listens; anything it sends is answered
             if frame.type is WSMsgType.TEXT:
                 session.send({"type": "error", "code": "unknown_type",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -85,7 +86,10 @@ async def test_the_console_hears_incidents_and_ticket_changes_live(liandong: Lia
             liandong.base_url.replace("http", "ws") + "/ws/console") as console:
         await console.send_str(msgspec.json.encode({"type": "hello", "token": await liandong.token("dispatcher")})
                                .decode())
-        assert (await console.receive_json(timeout=5))["type"] == "welcome"
+        welcome = await console.receive_json(timeout=5)
+        assert welcome["type"] == "welcome"
+        # The server's clock, which the console times ticket stages by.
+        assert abs(datetime.fromisoformat(welcome["now"]) - datetime.now(UTC)) < timedelta(seconds=5)
         incident = await liandong.report("201", 4, *XILING)
         station = await liandong.terminal("fire-xiling")
         try:

@@ -13,6 +13,8 @@ let types = { categories: [], severities: [] };
 let cameras = [];
 let selected = null;            // selected incident id
 let map = null, layers = null, pick = null;
+let skew = 0;                   // server clock minus this machine's, in ms (from the socket's welcome)
+const now = () => Date.now() + skew;
 
 const esc = (value) => String(value ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -248,7 +250,7 @@ function timer(ticket) {
     const took = end && ticket.created_at ? clock((Date.parse(end) - Date.parse(ticket.created_at)) / 1000) : "";
     return { text: took, className: "done", title: "" };
   }
-  const elapsed = (Date.now() - Date.parse(stage.since)) / 1000;
+  const elapsed = (now() - Date.parse(stage.since)) / 1000;
   const escalated = (ticket.escalations ?? []).some((e) => e.stage === stage.stage);
   const ratio = stage.limit ? elapsed / stage.limit : 0;
   const className = escalated ? "escalated" : ratio >= 1 ? "over" : ratio >= 0.75 ? "near" : "ok";
@@ -262,6 +264,14 @@ function ticketLine(ticket) {
     <span class="state ${ticket.state}">${esc(word(TICKET_STATES[ticket.state]) || ticket.state)}</span>
     <span>${esc(subcentreName(ticket.subcentre_id))}</span>
     <span class="timer ${clockFace.className}" title="${esc(clockFace.title)}">${clockFace.text}</span></span>`;
+}
+
+let renderQueued = false;
+function renderSoon() {
+  if (renderQueued) return;
+  renderQueued = true;
+  // A timer, not requestAnimationFrame: a console in a background tab must still sound its alarm.
+  setTimeout(() => { renderQueued = false; render(); }, 50);
 }
 
 function render() {
@@ -333,7 +343,7 @@ function apply(message) {
     }
   }
   if (message.kind === "ticket.rejected" && data.ticket) alarmsFrom(data.ticket);
-  render();
+  renderSoon();  // a burst of events repaints once
   if (message.incident_id === selected) showDetail();
 }
 
@@ -507,7 +517,10 @@ function connect() {
   socket.onopen = () => socket.send(JSON.stringify({ type: "hello", token }));
   socket.onmessage = (message) => {
     const data = JSON.parse(message.data);
-    if (data.type === "welcome") { setConnection(true); retry = 500; reload(); }
+    if (data.type === "welcome") {
+      skew = Date.parse(data.now) - Date.now();
+      setConnection(true); retry = 500; reload();
+    }
     else if (data.type === "event") apply(data);
     else if (data.type === "resync") reload();
     else if (data.type === "error" && data.code === "unauthenticated") logOut();
