@@ -90,7 +90,11 @@ function tileFor(id) {
   label.innerHTML = "<span></span><span></span>";
   label.children[0].textContent = camera.name;
   label.children[1].textContent = camera.department + " · " + t("窗口", "window ") + camera.window;
-  tile.append(img, label);
+  const noSignal = document.createElement("div");
+  noSignal.className = "no-signal";
+  noSignal.dataset.zh = "无画面"; noSignal.dataset.en = "No picture";
+  noSignal.textContent = t(noSignal.dataset.zh, noSignal.dataset.en);
+  tile.append(img, noSignal, label);
   tile.addEventListener("click", () => openFocus(id));
   tiles.set(id, tile);
   return tile;
