@@ -60,7 +60,11 @@ def district_outlines(tolerance_m: float) -> dict[str, Any]:
     """The districts as a GeoJSON FeatureCollection for browsers' maps, simplified to about
     `tolerance_m` (the shipped outlines are survey-detailed; a map of the city needs ~1 % of it)."""
     tolerance = tolerance_m / 111_000  # degrees of latitude; close enough for drawing
+    def outline(area: BaseGeometry) -> BaseGeometry:
+        simpler = shapely.simplify(area, tolerance, preserve_topology=True)
+        rounded: BaseGeometry = shapely.set_precision(simpler, 1e-5)  # ~1 m: half the bytes of full floats
+        return rounded
+
     features = [{"type": "Feature", "id": d.adcode, "properties": {"adcode": d.adcode, "name": d.name},
-                 "geometry": shapely.geometry.mapping(shapely.simplify(d.area, tolerance, preserve_topology=True))}
-                for d in yichang_districts()]
+                 "geometry": shapely.geometry.mapping(outline(d.area))} for d in yichang_districts()]
     return {"type": "FeatureCollection", "features": features}

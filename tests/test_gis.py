@@ -11,7 +11,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from command.demo import demo_subcentres
-from gis.boundaries import DATA, yichang_districts
+from gis.boundaries import DATA, district_outlines, yichang_districts
 from gis.coords import gcj02_to_wgs84, wgs84_to_gcj02
 from gis.jurisdictions import Jurisdiction, Jurisdictions
 
@@ -109,3 +109,15 @@ def test_a_point_outside_every_area_goes_to_the_nearest_station_and_is_flagged(f
     nearest = min(areas, key=lambda i: areas[i].distance(shapely.Point(112.30, 30.60)))
     assert placement.subcentre_id == nearest
     assert 5_000 < placement.distance_m < 60_000
+
+
+def test_the_map_outlines_are_lighter_but_keep_each_districts_shape() -> None:
+    outlines = district_outlines(30.0)
+    by_code = {d.adcode: d for d in yichang_districts()}
+    assert len(outlines["features"]) == len(by_code) == 13
+    for feature in outlines["features"]:
+        outline, district = shapely.geometry.shape(feature["geometry"]), by_code[feature["id"]]
+        assert outline.is_valid
+        assert abs(outline.area - district.area.area) / district.area.area < 0.01
+        assert shapely.get_num_coordinates(outline) < shapely.get_num_coordinates(district.area)
+    assert len(json.dumps(outlines)) < (DATA / "yichang_districts.geojson").stat().st_size * 0.7
