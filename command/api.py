@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, overload
 
 import msgspec
 import shapely
@@ -180,6 +180,22 @@ def limit_param(request: web.Request, default: int, highest: int = 1000) -> int:
     return int(raw)
 
 
+@overload
+def choice_param(request: web.Request, name: str, choices: tuple[str, ...], default: str) -> str: ...
+
+
+@overload
+def choice_param(request: web.Request, name: str, choices: tuple[str, ...], default: None) -> str | None: ...
+
+
+def choice_param(request: web.Request, name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+    """A query parameter that must be one of `choices` (`default` when absent)."""
+    raw = request.query.get(name, default)
+    if raw is not None and raw not in choices:
+        raise RequestError(400, "invalid", f"{name} is {', '.join(choices[:-1])} or {choices[-1]}", name)
+    return raw
+
+
 def timestamp_param(request: web.Request, name: str) -> datetime | None:
     raw = request.query.get(name)
     if raw is None:
@@ -201,9 +217,7 @@ _ESCALATIONS = ("(SELECT coalesce(jsonb_agg(jsonb_build_object('stage', d.stage,
 @routes.get("/api/incidents")
 async def list_incidents(request: web.Request) -> web.Response:
     await user_of(request, Role.DISPATCHER, Role.SUPERVISOR)
-    state = request.query.get("state")
-    if state not in (None, "pending", "open", "closed"):
-        raise RequestError(400, "invalid", "state is pending, open or closed", "state")
+    state = choice_param(request, "state", ("pending", "open", "closed"), None)
     limit = limit_param(request, 100)
     since, until = timestamp_param(request, "since"), timestamp_param(request, "until")
     services = services_of(request)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from command.accounts import Role
-from command.api import path_id, reply, services_of, timestamp_param, user_of
+from command.api import choice_param, path_id, reply, services_of, timestamp_param, user_of
 from command.decision import support
 from command.errors import RequestError
 from command.statistics import chart_png, summary, tickets_csv
@@ -50,9 +50,7 @@ async def statistics_csv(request: web.Request) -> web.Response:
 @routes.get("/api/statistics/chart.png")
 async def statistics_chart(request: web.Request) -> web.Response:
     await user_of(request, Role.DISPATCHER, Role.SUPERVISOR)
-    kind = request.query.get("kind", "by_day")
-    if kind not in ("by_day", "response"):
-        raise RequestError(400, "invalid", "kind is by_day or response", "kind")
+    kind = choice_param(request, "kind", ("by_day", "response"), "by_day")
     data = await summary(services_of(request), *_period(request))
     png = await asyncio.to_thread(chart_png, data, kind)  # drawing takes tens of ms: off the event loop
     return web.Response(body=png, content_type="image/png")

@@ -164,5 +164,7 @@ async def test_bad_supervision_requests_name_the_field(supervised: tuple[Liandon
         "code": "slow", "name": "n", "department": "d", "window": "1", "location": HALL,
         "main_url": "rtsp://cam.local/stream", "thresholds": {"absence_limit_s": 1}}, as_user="supervisor")
     assert status == 422 and body["error"]["field"] == "thresholds.absence_limit_s"
+    status, body = await liandong.call("GET", "/api/supervision/alerts?open=maybe", as_user="supervisor")
+    assert (status, body["error"]["field"], body["error"]["message"]) == (400, "open", "open is true or false")
     status, _ = await liandong.call("GET", "/api/supervision/alerts", as_user="supervisor")
     assert status == 200

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Page
 
-from tests.browser import DESKTOP, Watch, fits, log_in
-from tests.conftest import ARTIFACTS
+from tests.browser import DESKTOP, Watch, fits, log_in, screenshot
 from tests.helpers import Liandong
 from tests.test_recording import wait_until
 from tests.test_supervision import first_tile, scene, window_camera
@@ -22,7 +21,6 @@ async def frames(page: Page, camera_id: int) -> int:
 async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_leaves(
         supervised: tuple[Liandong, Path], browser: Browser) -> None:
     liandong, media = supervised
-    ARTIFACTS.mkdir(exist_ok=True)
     # Two service halls. At the tax hall the clerk stays; at the registry the seat is empty for the
     # first 6 s (marked as the empty seat), the clerk works until 14 s and then leaves for good.
     scene(media / "tax-1.mp4", 60)
@@ -47,7 +45,7 @@ async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_l
     latency = int(await page.get_attribute(f".tile[data-camera='{tax}']", "data-latency-ms") or 0)
     assert latency < 1000
     assert await page.locator(f".tile[data-camera='{registry}']").count() == 0
-    await page.screenshot(path=str(ARTIFACTS / "wall-1920.png"))
+    await screenshot(page, "wall-1920")
 
     # The registry clerk leaves: the alert pops the camera onto the one-tile wall, flashing.
     await page.wait_for_selector(f".tile.alerting[data-camera='{registry}']", timeout=40_000)
@@ -56,13 +54,13 @@ async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_l
     await alert.locator("img[src^='blob:']").wait_for()  # the snapshot
     await page.wait_for_function(f"Number(document.querySelector(\".tile[data-camera='{registry}']\")"
                                  ".dataset.frames) >= 1")
-    await page.screenshot(path=str(ARTIFACTS / "wall-alert-1920.png"))
+    await screenshot(page, "wall-alert-1920")
 
     # Focus: full motion without transcoding, through Media Source Extensions.
     await page.click(f".tile[data-camera='{registry}']")
     await page.wait_for_function("document.querySelector('#focus-video').currentTime > 0.5", timeout=15_000)
     assert await page.inner_text("#focus-mode") == "H.264 · MSE"
-    await page.screenshot(path=str(ARTIFACTS / "wall-focus-1920.png"))
+    await screenshot(page, "wall-focus-1920")
     await page.keyboard.press("Escape")
 
     await alert.locator(".ack").click()
@@ -77,5 +75,5 @@ async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_l
     await page.select_option("#group", "")
     await page.wait_for_selector(f".tile[data-camera='{tax}']")
     await fits(page)
-    await page.screenshot(path=str(ARTIFACTS / "wall-tablet.png"))
+    await screenshot(page, "wall-tablet")
     watch.assert_clean()

@@ -10,7 +10,7 @@ import msgspec
 from aiohttp import web
 
 from command.accounts import Role
-from command.api import body_of, limit_param, path_id, reply, services_of, timestamp_param, user_of
+from command.api import body_of, choice_param, limit_param, path_id, reply, services_of, timestamp_param, user_of
 from command.errors import RequestError
 from video import supervision
 from video.api import camera_row
@@ -28,10 +28,8 @@ def _problem(error: AlertProblem) -> RequestError:
 async def list_alerts(request: web.Request) -> web.Response:
     """Alerts newest first: `open=true` (the default) for those not yet closed, else all `since`."""
     await user_of(request, Role.SUPERVISOR, Role.DISPATCHER)
-    open_raw = request.query.get("open", "true")
-    if open_raw not in ("true", "false"):
-        raise RequestError(400, "invalid", "open is true or false", "open")
-    rows = await supervision.alerts(services_of(request).pool, open_raw == "true", timestamp_param(request, "since"),
+    only_open = choice_param(request, "open", ("true", "false"), "true") == "true"
+    rows = await supervision.alerts(services_of(request).pool, only_open, timestamp_param(request, "since"),
                                     limit_param(request, 200))
     return reply(rows)
 

@@ -86,7 +86,7 @@ async function start() {
   loadedDepartments.forEach((d) => departments.set(d.code, d));
   cameras = loadedCameras;
   renderChoices();
-  await drawMap(base, features);
+  drawMap(base, features);
   await reload();
   connect();
   setInterval(tick, 1000);
@@ -102,8 +102,8 @@ function renderChoices() {
 }
 
 // --- map ---------------------------------------------------------------------------------------
-async function drawMap(base, features) {
-  ({ map } = await baseMap($("map"), base));
+function drawMap(base, features) {
+  ({ map } = baseMap($("map"), base));
   for (const f of features.features) subcentres.set(f.id, f.properties);
   // Departments with several sub-centres split the city into jurisdictions worth drawing.
   const counts = {};
@@ -326,7 +326,7 @@ async function refreshIncident(id) {
   refreshing.add(id);
   try {
     const detail = await api("GET", `/api/incidents/${id}`);
-    upsertIncident({ ...detail, tickets: detail.tickets });
+    upsertIncident(detail);
     render();
   } finally { refreshing.delete(id); }
 }
@@ -348,7 +348,7 @@ function apply(message) {
 }
 
 // --- escalation alarms: a flashing bar and a tone until a dispatcher acknowledges -------------
-const alarms = new Map();  // key -> {key, incident_id, ticket_id, text()}
+const alarms = new Map();  // key -> {key, stage ("rejected" for a rejection), incident_id, ticket_id, text()}
 const acknowledged = new Set(JSON.parse(sessionStorage.getItem("liandong.console.acknowledged") ?? "[]"));
 let alarmTimer = null;
 
@@ -359,12 +359,12 @@ function alarmsFrom(ticket) {
   for (const e of ticket.escalations ?? []) {
     const key = `${ticket.id}:${e.stage}:${e.step}`;
     if (e.stage !== stage || acknowledged.has(key)) continue;
-    alarms.set(key, { key, incident_id: ticket.incident_id, ticket_id: ticket.id,
+    alarms.set(key, { key, stage: e.stage, incident_id: ticket.incident_id, ticket_id: ticket.id,
                       text: () => `${t("处警单", "Ticket")} #${ticket.id} → ${name()}: ${word(ESCALATION_TEXT[`${e.stage}:${Math.min(e.step, 2)}`])}` });
   }
   const rejection = `${ticket.id}:rejected`;
   if (ticket.state === "rejected" && !acknowledged.has(rejection)) {
-    alarms.set(rejection, { key: rejection, incident_id: ticket.incident_id, ticket_id: ticket.id,
+    alarms.set(rejection, { key: rejection, stage: "rejected", incident_id: ticket.incident_id, ticket_id: ticket.id,
                             text: () => `${t("处警单", "Ticket")} #${ticket.id} ${t("被退回", "rejected by")} ${name()}: ${ticket.reason ?? ""}` });
   }
 }
@@ -373,9 +373,8 @@ function renderAlarms() {
   // Alarms of tickets that have moved on (acknowledged, reported back) settle by themselves.
   for (const [key, alarm] of alarms) {
     const ticket = incidents.get(alarm.incident_id)?.tickets.find((x) => x.id === alarm.ticket_id);
-    const stage = key.split(":")[1];
-    if (ticket && stage !== "rejected" && stageOf(ticket)?.stage !== stage) alarms.delete(key);
-    if (ticket && stage === "rejected" && ticket.state !== "rejected") alarms.delete(key);
+    const current = ticket?.state === "rejected" ? "rejected" : ticket && stageOf(ticket)?.stage;
+    if (ticket && current !== alarm.stage) alarms.delete(key);
   }
   const active = [...alarms.values()];
   $("alarm").classList.toggle("hidden", active.length === 0);

@@ -4,7 +4,8 @@
 
 const SEVERITY_COLOURS = { 1: "#ff3b30", 2: "#ff9500", 3: "#ffd60a", 4: "#34c759" };
 
-async function baseMap(element, base, options = {}) {
+// `view` ([lat, lon, zoom]) centres the map there; without it the map shows the whole city.
+function baseMap(element, base, { view, ...options } = {}) {
   const map = L.map(element, { zoomSnap: 0.25, attributionControl: Boolean(base.tile_url), ...options });
   map.attributionControl?.setPrefix("Leaflet");  // a plain word: this machine may not reach leafletjs.com
   if (base.tile_url) {
@@ -14,7 +15,8 @@ async function baseMap(element, base, options = {}) {
     style: { color: "#5b7c99", weight: 1.2, fillColor: "#1d3347", fillOpacity: base.tile_url ? 0.05 : 0.55 },
     interactive: false,
   });
-  map.fitBounds(districts.getBounds());  // a view first: Leaflet draws vectors only on a map that has one
+  // A view first: Leaflet draws vectors only on a map that has one.
+  if (view) map.setView([view[0], view[1]], view[2]); else map.fitBounds(districts.getBounds());
   districts.addTo(map);
   return { map, districts };
 }

@@ -95,7 +95,7 @@ function fill(node, ticket) {
   node.classList.toggle("unacknowledged", waiting(ticket));
   const heading = node.querySelector("h3");
   heading.innerHTML = `<span class="sev${i.severity}"></span> `;
-  heading.firstChild.textContent = `[${i.severity_level} ${t(i.severity_label, "")}]`.replace(" ]", "]");
+  heading.firstChild.textContent = t(`[${i.severity_level} ${i.severity_label}]`, `[level ${i.severity_level}]`);
   heading.append(`${t(i.type_name, i.type_name_en || i.type_name)} · ${t("处警单", "ticket")} #${ticket.id}`);
   node.querySelector(".detail").textContent = i.description || t("（无描述）", "(no description)");
   node.querySelector(".where").textContent =
@@ -112,12 +112,9 @@ function fill(node, ticket) {
 
 function miniMap(element, ticket) {
   const { lat, lon } = ticket.incident.location;
-  const mini = L.map(element, { zoomControl: false, attributionControl: false }).setView([lat, lon], 13);
-  if (base.tile_url) L.tileLayer(base.tile_url, { maxZoom: base.max_zoom }).addTo(mini);
-  L.geoJSON(base.districts, { style: { color: "#5b7c99", weight: 1, fillColor: "#1d3347", fillOpacity: base.tile_url ? 0.05 : 0.55 },
-                              interactive: false }).addTo(mini);
-  severityMarker(lat, lon, ticket.incident.severity, 10).addTo(mini);
-  return mini;
+  const { map } = baseMap(element, base, { view: [lat, lon, 13], zoomControl: false, attributionControl: false });
+  severityMarker(lat, lon, ticket.incident.severity, 10).addTo(map);
+  return map;
 }
 
 // Feedback overdue: the ticket was acknowledged but nobody reported back yet.
