@@ -22,7 +22,7 @@ URGENCY = {1: "Immediate", 2: "Immediate", 3: "Expected", 4: "Expected"}
 
 
 @dataclass(frozen=True)
-class Sender:
+class Issuer:
     address: str  # CAP <sender>: who issues the warnings
     name: str  # <senderName>
     utc_offset: timedelta  # CAP times carry an explicit offset (no "Z")
@@ -38,12 +38,12 @@ class Issued:
     sent: datetime
 
 
-def identifier(sender: Sender, incident_id: int, seq: int) -> str:
+def identifier(issuer: Issuer, incident_id: int, seq: int) -> str:
     # CAP forbids spaces, commas and "<" "&" in identifiers.
-    return f"{sender.address.replace('@', '.')}.incident-{incident_id}.{seq}"
+    return f"{issuer.address.replace('@', '.')}.incident-{incident_id}.{seq}"
 
 
-def message(sender: Sender, incident: Mapping[str, Any], plan_name: str, msg_type: str, ident: str,
+def message(issuer: Issuer, incident: Mapping[str, Any], plan_name: str, msg_type: str, ident: str,
             sent: datetime, references: Sequence[Issued]) -> bytes:
     """One CAP 1.2 <alert> for an incident view (dispatch.views.Views.incident)."""
     ET.register_namespace("", CAP_NS)
@@ -56,13 +56,13 @@ def message(sender: Sender, incident: Mapping[str, Any], plan_name: str, msg_typ
 
     alert = ET.Element(f"{{{CAP_NS}}}alert")
     add(alert, "identifier", ident)
-    add(alert, "sender", sender.address)
-    add(alert, "sent", sender.time(sent))
+    add(alert, "sender", issuer.address)
+    add(alert, "sent", issuer.time(sent))
     add(alert, "status", "Actual")
     add(alert, "msgType", msg_type)
     add(alert, "scope", "Public")
     if references:
-        add(alert, "references", " ".join(f"{sender.address},{r.identifier},{sender.time(r.sent)}"
+        add(alert, "references", " ".join(f"{issuer.address},{r.identifier},{issuer.time(r.sent)}"
                                           for r in references))
     info = add(alert, "info")
     add(info, "language", "zh-CN")
@@ -73,7 +73,7 @@ def message(sender: Sender, incident: Mapping[str, Any], plan_name: str, msg_typ
     add(info, "urgency", "Past" if msg_type == "Cancel" else URGENCY[severity])
     add(info, "severity", SEVERITY[severity])
     add(info, "certainty", "Observed")
-    add(info, "senderName", sender.name)
+    add(info, "senderName", issuer.name)
     verb = {"Alert": "发布", "Update": "更新", "Cancel": "解除"}[msg_type]
     title = f"{verb}{incident['severity_label']}{incident['type_name']}预警"
     add(info, "headline", f"{title}：{incident['address']}" if incident["address"] else title)
@@ -82,11 +82,11 @@ def message(sender: Sender, incident: Mapping[str, Any], plan_name: str, msg_typ
         add(info, "instruction", f"按{plan_name}做好防范，服从现场指挥。")
     area = add(info, "area")
     add(area, "areaDesc", incident["address"] or f"{incident['location']['lat']:.5f},{incident['location']['lon']:.5f}")
-    add(area, "circle", f"{incident['location']['lat']:.6f},{incident['location']['lon']:.6f} {sender.radius_km:g}")
+    add(area, "circle", f"{incident['location']['lat']:.6f},{incident['location']['lon']:.6f} {issuer.radius_km:g}")
     return bytes(ET.tostring(alert, encoding="utf-8", xml_declaration=True))
 
 
-def feed(sender: Sender, base_url: str, entries: Sequence[Mapping[str, Any]], updated: datetime) -> bytes:
+def feed(issuer: Issuer, base_url: str, entries: Sequence[Mapping[str, Any]], updated: datetime) -> bytes:
     """An Atom feed of the CAP messages in force: (identifier, headline, sent) per entry."""
     ET.register_namespace("", ATOM_NS)
 
@@ -97,17 +97,17 @@ def feed(sender: Sender, base_url: str, entries: Sequence[Mapping[str, Any]], up
         return element
 
     root = ET.Element(f"{{{ATOM_NS}}}feed")
-    add(root, "id", f"urn:liandong:cap-feed:{sender.address}")
-    add(root, "title", f"{sender.name} · CAP")
-    add(root, "updated", sender.time(updated))
+    add(root, "id", f"urn:liandong:cap-feed:{issuer.address}")
+    add(root, "title", f"{issuer.name} · CAP")
+    add(root, "updated", issuer.time(updated))
     author = add(root, "author")
-    add(author, "name", sender.name)
+    add(author, "name", issuer.name)
     add(root, "link", rel="self", href=f"{base_url}/api/cap/feed")
     for entry in entries:
         item = add(root, "entry")
         add(item, "id", f"urn:liandong:cap:{entry['identifier']}")
         add(item, "title", entry["headline"])
-        add(item, "updated", sender.time(entry["sent"]))
+        add(item, "updated", issuer.time(entry["sent"]))
         add(item, "link", rel="alternate", type="application/cap+xml",
             href=f"{base_url}/api/cap/{entry['identifier']}")
         add(item, "summary", entry["headline"])

@@ -4,8 +4,8 @@ SKIP LOCKED and stored with its timeline event in one transaction, so it is issu
 
 from __future__ import annotations
 
-from alerts.cap import Issued, Sender, identifier, message
-from dispatch.pg import Pool, every
+from alerts.cap import Issued, Issuer, identifier, message
+from base.pg import Pool, every
 from dispatch.store import NewEvent, record_events
 from dispatch.views import Views
 
@@ -26,10 +26,10 @@ ORDER BY i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED
 
 
 class CapPublisher:
-    def __init__(self, pool: Pool, views: Views, sender: Sender, poll_s: float) -> None:
+    def __init__(self, pool: Pool, views: Views, origin: Issuer, poll_s: float) -> None:
         self._pool = pool
         self._views = views
-        self.sender = sender
+        self.origin = origin
         self._poll_s = poll_s
 
     async def run(self) -> None:
@@ -55,8 +55,8 @@ class CapPublisher:
             else:
                 msg_type = "Update"
             seq, now = len(previous) + 1, row["now"]
-            ident = identifier(self.sender, row["id"], seq)
-            xml = message(self.sender, self._views.incident(row), row["plan_name"] or "", msg_type, ident, now,
+            ident = identifier(self.origin, row["id"], seq)
+            xml = message(self.origin, self._views.incident(row), row["plan_name"] or "", msg_type, ident, now,
                           [Issued(p["identifier"], p["sent"]) for p in previous])
             await connection.execute(
                 "INSERT INTO cap_messages (identifier, incident_id, seq, msg_type, severity, sent, xml)"

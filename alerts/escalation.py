@@ -18,16 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from dispatch.deadlines import Stage, StageLimits
 from dispatch.tickets import TicketState
 
 
-class Stage(StrEnum):
-    DELIVER = "deliver"
-    ACKNOWLEDGE = "acknowledge"
-    FEEDBACK = "feedback"
+class Measure(StrEnum):
+    """What is done when a stage is late."""
 
-
-class Action(StrEnum):
     SHOW_OFFLINE = "show_offline"
     FALLBACK_TO_DUTY_PHONE = "fallback_to_duty_phone"
     REALERT = "realert"
@@ -38,27 +35,16 @@ class Action(StrEnum):
 
 
 @dataclass(frozen=True)
-class Limits:
-    deliver_s: int
-    acknowledge_s: int
-    feedback_s: int
-
-    def of(self, stage: Stage) -> int:
-        return {Stage.DELIVER: self.deliver_s, Stage.ACKNOWLEDGE: self.acknowledge_s,
-                Stage.FEEDBACK: self.feedback_s}[stage]
-
-
-@dataclass(frozen=True)
-class Decision:
-    actions: tuple[Action, ...]
+class Escalation:
+    measures: tuple[Measure, ...]
     next_step_after_s: int | None  # when the following step falls due, or None: the last step
 
 
-_STEPS: dict[Stage, list[tuple[Action, ...]]] = {
-    Stage.DELIVER: [(Action.SHOW_OFFLINE, Action.FALLBACK_TO_DUTY_PHONE)],
-    Stage.ACKNOWLEDGE: [(Action.REALERT,), (Action.NOTIFY_LEADER,),
-                        (Action.NOTIFY_SUPERVISOR, Action.DISPATCH_BACKUP)],
-    Stage.FEEDBACK: [(Action.REMIND,), (Action.NOTIFY_SUPERVISOR,)],
+_STEPS: dict[Stage, list[tuple[Measure, ...]]] = {
+    Stage.DELIVER: [(Measure.SHOW_OFFLINE, Measure.FALLBACK_TO_DUTY_PHONE)],
+    Stage.ACKNOWLEDGE: [(Measure.REALERT,), (Measure.NOTIFY_LEADER,),
+                        (Measure.NOTIFY_SUPERVISOR, Measure.DISPATCH_BACKUP)],
+    Stage.FEEDBACK: [(Measure.REMIND,), (Measure.NOTIFY_SUPERVISOR,)],
 }
 
 _PENDING_IN: dict[Stage, frozenset[TicketState]] = {
@@ -68,15 +54,10 @@ _PENDING_IN: dict[Stage, frozenset[TicketState]] = {
 }
 
 
-def decide(stage: Stage, step: int, state: TicketState, limits: Limits) -> Decision:
+def escalate(stage: Stage, step: int, state: TicketState, limits: StageLimits) -> Escalation:
     """What to do for a deadline of `stage`/`step` falling due while the ticket is in `state`."""
     if state not in _PENDING_IN[stage]:
-        return Decision((), None)  # satisfied: the stage was done in time after all
+        return Escalation((), None)  # satisfied: the stage was done in time after all
     steps = _STEPS[stage]
     last = step >= len(steps) - 1
-    return Decision(steps[min(step, len(steps) - 1)], None if last else limits.of(stage))
-
-
-def first_deadlines(limits: Limits) -> list[tuple[Stage, int]]:
-    """The deadlines a new ticket starts with: (stage, seconds after creation)."""
-    return [(Stage.DELIVER, limits.deliver_s), (Stage.ACKNOWLEDGE, limits.acknowledge_s)]
+    return Escalation(steps[min(step, len(steps) - 1)], None if last else limits.of(stage))

@@ -12,11 +12,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import msgspec
 
-from alerts.escalation import Action, Limits, Stage, decide
-from alerts.outbox import Message, queue
+from alerts.escalation import Measure, escalate
+from base.outbox import Message, queue
+from base.pg import Connection, Pool, every
+from dispatch.deadlines import Stage, StageLimits
 from dispatch.ids import IdReserves
-from dispatch.pg import Connection, Pool, every
 from dispatch.routing import Assignment
 from dispatch.store import NewEvent, add_tickets, record_events, ticket_from_row, ticket_json
 from dispatch.views import Views
@@ -24,7 +26,7 @@ from dispatch.views import Views
 
 class Escalator:
     def __init__(self, pool: Pool, ids: IdReserves, views: Views, supervisor: tuple[str, str, str],
-                 default_limits: Limits, poll_s: float) -> None:
+                 default_limits: StageLimits, poll_s: float) -> None:
         self._pool = pool
         self._ids = ids
         self._views = views
@@ -56,23 +58,23 @@ class Escalator:
             ticket_row = await connection.fetchrow("SELECT * FROM tickets WHERE id = $1", due["ticket_id"])
             assert incident_row is not None and ticket_row is not None
             ticket = ticket_from_row(ticket_row)
-            limits = Limits(**ticket_row["limits"]) if ticket_row["limits"] else self._default_limits
+            limits = _limits(ticket_row) or self._default_limits
             stage, step, at = Stage(due["stage"]), due["step"], due["now"]
-            decision = decide(stage, step, ticket.state, limits)
-            outcome = "escalated" if decision.actions else "satisfied"
+            decision = escalate(stage, step, ticket.state, limits)
+            outcome = "escalated" if decision.measures else "satisfied"
             await connection.execute("UPDATE deadlines SET fired_at = $2, outcome = $3 WHERE id = $1",
                                      due["id"], at, outcome)
-            if not decision.actions:
+            if not decision.measures:
                 return True
             if decision.next_step_after_s is not None:
                 await connection.execute(
                     "INSERT INTO deadlines (ticket_id, stage, step, due_at) VALUES ($1, $2, $3, $4)"
                     " ON CONFLICT DO NOTHING",
                     ticket.id, stage.value, step + 1, at + timedelta(seconds=decision.next_step_after_s))
-            await self._apply(connection, decision.actions, stage, step, at, incident_row, ticket_row)
+            await self._apply(connection, decision.measures, stage, step, at, incident_row, ticket_row)
         return True
 
-    async def _apply(self, connection: Connection, actions: tuple[Action, ...], stage: Stage, step: int,
+    async def _apply(self, connection: Connection, measures: tuple[Measure, ...], stage: Stage, step: int,
                      at: datetime, incident_row: asyncpg.Record, ticket_row: asyncpg.Record) -> None:
         ticket = ticket_from_row(ticket_row)
         incident = self._views.incident(incident_row)
@@ -84,36 +86,36 @@ class Escalator:
         events: list[NewEvent] = []
         record: dict[str, Any] = {"ticket_id": ticket.id, "subcentre_id": ticket.subcentre_id,
                                   "subcentre_name": subcentre["name"], "stage": stage.value, "step": step,
-                                  "actions": [a.value for a in actions]}
+                                  "actions": [m.value for m in measures]}
 
         def message(reason: str, channel: str, name: str, address: str, subject: str) -> None:
             if address:
                 messages.append(Message(incident["id"], ticket.id, reason, channel, name, address, subject,
                                         f"【联动应急】{subject}：{summary}。{incident['description']}".strip()))
 
-        for action in actions:
-            if action is Action.SHOW_OFFLINE:
+        for measure in measures:
+            if measure is Measure.SHOW_OFFLINE:
                 record["terminal_offline"] = True
-            elif action is Action.FALLBACK_TO_DUTY_PHONE:
+            elif measure is Measure.FALLBACK_TO_DUTY_PHONE:
                 message("undelivered", "sms", f"{subcentre['name']}值班电话", subcentre["duty_phone"],
                         "处警单未送达终端，请立即处置")
-            elif action is Action.REALERT:
-                body = ticket_json(ticket, incident, self._views.alert(incident, escalated=True))
+            elif measure is Measure.REALERT:
+                body = ticket_json(ticket, incident, self._views.tone(incident, escalated=True))
                 events.append(NewEvent(incident["id"], "ticket.realert", at, {"ticket": body}, ticket.id,
                                        ticket.subcentre_id))
-            elif action is Action.REMIND:
-                body = ticket_json(ticket, incident, self._views.alert(incident))
+            elif measure is Measure.REMIND:
+                body = ticket_json(ticket, incident, self._views.tone(incident))
                 events.append(NewEvent(incident["id"], "ticket.reminder", at, {"ticket": body}, ticket.id,
                                        ticket.subcentre_id))
-            elif action is Action.NOTIFY_LEADER:
+            elif measure is Measure.NOTIFY_LEADER:
                 subject = "处警单超时未确认" if stage is Stage.ACKNOWLEDGE else "处警单超时未反馈"
                 message("leader", "sms", subcentre["leader_name"], subcentre["leader_phone"], subject)
                 message("leader", "email", subcentre["leader_name"], subcentre["leader_email"], subject)
-            elif action is Action.NOTIFY_SUPERVISOR:
+            elif measure is Measure.NOTIFY_SUPERVISOR:
                 name, channel, address = self._supervisor
                 message("supervisor", channel, name, address,
                         "分中心持续未确认处警单" if stage is Stage.ACKNOWLEDGE else "分中心超时未反馈")
-            elif action is Action.DISPATCH_BACKUP:
+            elif measure is Measure.DISPATCH_BACKUP:
                 record["backup_ticket_id"] = await self._dispatch_backup(connection, incident, ticket_row,
                                                                          subcentre, at, events)
         record["notified"] = [{"reason": m.reason, "channel": m.channel, "recipient": m.recipient} for m in messages]
@@ -128,10 +130,15 @@ class Escalator:
         if backup is None or await connection.fetchval(
                 "SELECT 1 FROM tickets WHERE incident_id = $1 AND subcentre_id = $2", incident["id"], backup):
             return None
-        limits = Limits(**ticket_row["limits"]) if ticket_row["limits"] else self._default_limits
-        (body,) = await add_tickets(connection, self._ids, incident, self._views.alert(incident),
+        limits = _limits(ticket_row) or self._default_limits
+        (body,) = await add_tickets(connection, self._ids, incident, self._views.tone(incident),
                                     [Assignment(ticket_row["department"], backup, False, 0.0)],
                                     {ticket_row["department"]: list(ticket_row["tasks"])}, limits, at)
         events.append(NewEvent(incident["id"], "ticket.created", at, {"ticket": body}, body["id"], backup))
         backup_id: int = body["id"]
         return backup_id
+
+
+def _limits(ticket_row: asyncpg.Record) -> StageLimits | None:
+    """The stage limits stored with the ticket (its plan's), if any."""
+    return msgspec.convert(ticket_row["limits"], StageLimits) if ticket_row["limits"] else None

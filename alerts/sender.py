@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from alerts.channels import Channel, DeliveryFailed, Outgoing, Unconfigured
-from dispatch.pg import Pool, every
+from base.pg import Pool, every
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def backoff_s(attempts: int) -> int:
     return int(min(_MAX_BACKOFF_S, 2 ** attempts))
 
 
-class Sender:
+class NotificationSender:
     def __init__(self, pool: Pool, channels: Mapping[str, Channel], max_attempts: int, poll_s: float) -> None:
         self._pool = pool
         self._channels = channels

@@ -38,8 +38,9 @@ import psutil
 import shapely
 import websockets
 
-from command.accounts import Role, create_user
-from command.database import migrate, open_pool, start_embedded
+from app.server import PACKAGES
+from base.accounts import Role, create_user
+from base.database import migrate, open_pool, start_embedded
 from dispatch.client import TerminalClient
 from gis.boundaries import city_area, yichang_districts
 
@@ -79,7 +80,7 @@ async def fresh_database(workdir: Path, name: str) -> str:
     await admin.close()
     url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
     async with open_pool(url, 1, 2) as pool:
-        await migrate(pool)
+        await migrate(pool, PACKAGES)
     return url
 
 
@@ -112,7 +113,7 @@ async def server_process(url: str, port: int, workdir: Path,
     env = {**os.environ, "LIANDONG_CONFIG": str(workdir / "config.toml"), "LIANDONG_DATABASE_URL": url,
            "LIANDONG_LISTEN": f"127.0.0.1:{port}"}
     log = (workdir / "server.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "command.cli", "serve"], env=env, cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, cwd=ROOT,
                                stdout=log, stderr=subprocess.STDOUT)
     try:
         async with aiohttp.ClientSession() as http:

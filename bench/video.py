@@ -36,10 +36,10 @@ import aiohttp
 import asyncpg
 import psutil
 
+from base.accounts import Role, create_user
+from base.database import open_pool
 from bench.dispatch import ROOT, cpu_seconds, free_port, fresh_database, percentile, server_process
-from command.accounts import Role, create_user
-from command.database import open_pool
-from video import ffmpeg
+from video.recording import ffmpeg
 
 PASSWORD = "bench-password"
 LEAVES_S = 40  # the clerk leaves the seat this long into the clip

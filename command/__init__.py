@@ -1,1 +1,2 @@
-"""The command centre: app assembly, incident intake, the console API and pages."""
+"""The command centre: incident intake, contingency plans, severity raises, surge triage, decision
+support, statistics, the console's API and socket, and the console page."""

@@ -8,39 +8,44 @@ from typing import Any
 
 import shapely
 
-from command.errors import RequestError
-from command.services import Services
+from base.errors import DomainError
+from base.pg import Pool
+from command.settings import DecisionConfig
+from dispatch.directory import Directory
 from dispatch.taxonomy import Severity
-from gis.areas import circle
+from dispatch.views import Views
+from gis.areas import Facilities, circle
 from gis.distance import degrees_around, metres
+from video.cameras.registry import cameras_near
 
 _PER_DEPARTMENT = 5
 
 
-async def support(services: Services, incident_id: int) -> dict[str, Any]:
-    row = await services.pool.fetchrow("SELECT * FROM incidents WHERE id = $1", incident_id)
+async def support(pool: Pool, views: Views, directory: Directory, facilities: Facilities, settings: DecisionConfig,
+                  incident_id: int) -> dict[str, Any]:
+    row = await pool.fetchrow("SELECT * FROM incidents WHERE id = $1", incident_id)
     if row is None:
-        raise RequestError(404, "not_found", f"incident {incident_id} does not exist", "id")
+        raise DomainError(f"incident {incident_id} does not exist", "id", "not_found")
     lon, lat = row["lon"], row["lat"]
     point = shapely.Point(lon, lat)
 
     # Sub-centres by distance from their site, nearest few per department; travel time would need a
     # road network, which is not loaded.
     by_department: dict[str, list[dict[str, Any]]] = {}
-    for subcentre in services.directory.subcentres.values():
+    for subcentre in directory.subcentres.values():
         by_department.setdefault(subcentre.department, []).append({
             "id": subcentre.id, "name": subcentre.name, "department": subcentre.department,
             "distance_m": round(metres(lon, lat, *subcentre.site), 1),
             "jurisdiction_covers": bool(subcentre.area.covers(point))})
     nearest = {d: sorted(found, key=lambda s: s["distance_m"])[:_PER_DEPARTMENT] for d, found in by_department.items()}
 
-    decision = services.config.decision
+    decision = settings
     radius = decision.affected_radius_m[Severity(row["severity"]).name]
     inside = [{"name": f.name, "kind": f.kind, "location": {"lon": f.lon, "lat": f.lat},
-               "distance_m": round(distance, 1)} for f, distance in services.facilities.within(lon, lat, radius)]
+               "distance_m": round(distance, 1)} for f, distance in facilities.within(lon, lat, radius)]
 
     d_lon, d_lat = degrees_around(lat, decision.similar_radius_m)
-    earlier = await services.pool.fetch(
+    earlier = await pool.fetch(
         "SELECT * FROM incidents WHERE type_code = $1 AND id <> $2 AND created_at BETWEEN $3 AND $4"
         " AND lon BETWEEN $5 AND $6 AND lat BETWEEN $7 AND $8 ORDER BY created_at DESC LIMIT 200",
         row["type_code"], incident_id, row["created_at"] - timedelta(days=decision.similar_days), row["created_at"],
@@ -49,20 +54,13 @@ async def support(services: Services, incident_id: int) -> dict[str, Any]:
     for other in earlier:
         distance = metres(lon, lat, other["lon"], other["lat"])
         if distance <= decision.similar_radius_m:
-            similar.append({**services.views.incident(other), "distance_m": round(distance, 1)})
+            similar.append({**views.incident(other), "distance_m": round(distance, 1)})
 
-    d_lon, d_lat = degrees_around(lat, decision.camera_radius_m)
-    nearby = await services.pool.fetch(
-        "SELECT id, code, name, department, window_label, lon, lat FROM cameras"
-        " WHERE lon BETWEEN $1 AND $2 AND lat BETWEEN $3 AND $4", lon - d_lon, lon + d_lon, lat - d_lat, lat + d_lat)
-    cameras = sorted(({"id": c["id"], "code": c["code"], "name": c["name"], "department": c["department"],
-                       "window": c["window_label"], "location": {"lon": c["lon"], "lat": c["lat"]},
-                       "distance_m": round(metres(lon, lat, c["lon"], c["lat"]), 1)} for c in nearby),
-                     key=lambda c: c["distance_m"])
+    cameras = await cameras_near(pool, lon, lat, decision.camera_radius_m)
 
     return {
-        "incident": services.views.incident(row),
-        "cameras": [c for c in cameras if c["distance_m"] <= decision.camera_radius_m],
+        "incident": views.incident(row),
+        "cameras": cameras,
         "nearest_subcentres": nearest,
         "affected_area": {"radius_m": radius, "geometry": shapely.geometry.mapping(circle(lon, lat, radius)),
                           "facilities": inside},

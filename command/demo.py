@@ -14,9 +14,10 @@ import msgspec
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from command.accounts import Role, create_user
-from command.plans import DepartmentOrder, PlanBody, Recipient, StageLimits
-from dispatch.pg import Pool
+from base.accounts import Role, create_user
+from base.pg import Pool
+from command.plans import DepartmentOrder, PlanBody, Recipient
+from dispatch.deadlines import StageLimits
 from gis.boundaries import city_area, yichang_districts
 from gis.partition import voronoi_cells
 

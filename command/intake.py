@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 
-from alerts.escalation import Limits
-from command.accounts import User
-from command.errors import RequestError
+from base.accounts import User
+from base.errors import DomainError
+from base.outbox import Message
+from base.pg import Pool
+from command.plan_store import LivePlans
 from command.plans import Plan
-from command.services import Services
-from dispatch.routing import RoutingDecision
+from dispatch.deadlines import StageLimits
+from dispatch.directory import Directory
+from dispatch.ids import IdReserves
+from dispatch.routing import Router, RoutingDecision
 from dispatch.store import PlanRef, open_incident
-from dispatch.taxonomy import Severity
-
-
-class Location(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """WGS-84, as GPS and phones give it."""
-
-    lon: Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
-    lat: Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+from dispatch.taxonomy import Severity, Taxonomy
+from dispatch.views import Views
+from gis.coords import Location
 
 
 class IncidentReport(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -41,59 +41,77 @@ class RoutingQuery(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     location: Location
 
 
-def decide(services: Services, type_code: str, severity: int,
-           location: Location) -> tuple[RoutingDecision, Plan | None]:
-    """Who acts: the departments of the most specific contingency plan, or, where no plan covers the
-    type and level, the departments responsible for it by configuration."""
-    if type_code not in services.config.taxonomy:
-        raise RequestError(422, "unknown_type", f"unknown incident type {type_code!r}", "type_code")
-    plan = services.plans.book.select(type_code, Severity(severity))
-    decision = services.router.route(services.directory.jurisdictions, type_code, Severity(severity),
-                                     location.lon, location.lat, plan.department_codes if plan else None)
-    return decision, plan
-
-
-def stage_limits(services: Services, plan: Plan | None) -> Limits:
-    """The plan's stage limits, or the configured defaults where no plan covers the incident."""
-    source = plan.body.limits if plan else services.config.escalation
-    return Limits(source.deliver_s, source.acknowledge_s, source.feedback_s)
-
-
 def plan_ref(plan: Plan) -> PlanRef:
     body = plan.body
     activation = {"plan": {"key": plan.key, "version": plan.version, "name": body.name,
                            "departments": plan.department_codes, "limits": msgspec.to_builtins(body.limits),
                            "public_warning": body.public_warning}}
-    return PlanRef(plan.key, plan.version, activation, {d.code: list(d.tasks) for d in body.departments},
-                   body.name, [(r.channel, r.name, r.address) for r in body.notify])
+    return PlanRef(plan.key, plan.version, activation, {d.code: list(d.tasks) for d in body.departments})
 
 
-def routing_json(services: Services, decision: RoutingDecision, plan: Plan | None) -> dict[str, Any]:
-    names = services.directory.subcentres
-    return {
-        "flagged": decision.flagged,
-        "plan": {"key": plan.key, "version": plan.version, "name": plan.body.name} if plan else None,
-        "assignments": [
-            {"department": a.department, "subcentre_id": a.subcentre_id,
-             "subcentre_name": names[a.subcentre_id].name if a.subcentre_id in names else "",
-             "outside_jurisdiction": a.outside_jurisdiction, "distance_m": round(a.distance_m, 1)}
-            for a in decision.assignments],
-        "departments_without_subcentre": list(decision.departments_without_subcentre),
-    }
+def plan_notices(incident: dict[str, Any], plan: Plan) -> list[Message]:
+    """What a plan's notification list (leaders, duty phones) receives when the plan is activated."""
+    subject = f"启动{plan.body.name}"
+    summary = f"{incident['type_name']} {incident['severity_level']}级 {incident['address']}".strip()
+    body = f"【联动应急】{subject}：{summary}。{incident['description']}".strip()
+    return [Message(incident["id"], None, "plan", r.channel, r.name, r.address, subject, body)
+            for r in plan.body.notify]
 
 
-async def record_incident(services: Services, report: IncidentReport, user: User) -> dict[str, Any]:
-    """Store the incident and its tickets in one transaction; when this returns they are durable."""
-    decision, plan = decide(services, report.type_code, report.severity, report.location)
-    fields = {"type_code": report.type_code, "severity": report.severity, "lon": report.location.lon,
-              "lat": report.location.lat, "address": report.address, "caller_name": report.caller_name,
-              "caller_phone": report.caller_phone, "description": report.description, "flagged": decision.flagged}
-    routing = routing_json(services, decision, plan)
-    if not report.dispatch:  # stored and queued; routing is what dispatching now would do
-        incident, tickets = await open_incident(services.pool, services.ids, services.views, fields, [], user.id,
-                                                routing, None, stage_limits(services, None), pending=True)
+@dataclass(frozen=True)
+class Intake:
+    """Who acts on a report, and storing it: what intake, severity raises and surge dispatch share."""
+
+    pool: Pool
+    ids: IdReserves
+    views: Views
+    taxonomy: Taxonomy
+    router: Router
+    directory: Directory
+    plans: LivePlans
+    default_limits: StageLimits  # where no plan covers an incident
+
+    def route(self, type_code: str, severity: int, location: Location) -> tuple[RoutingDecision, Plan | None]:
+        """Who acts: the departments of the most specific contingency plan, or, where no plan covers the
+        type and level, the departments responsible for it by configuration."""
+        if type_code not in self.taxonomy:
+            raise DomainError(f"unknown incident type {type_code!r}", "type_code", "unknown_type")
+        plan = self.plans.book.select(type_code, Severity(severity))
+        decision = self.router.route(self.directory.jurisdictions, type_code, Severity(severity),
+                                     location.lon, location.lat, plan.department_codes if plan else None)
+        return decision, plan
+
+    def stage_limits(self, plan: Plan | None) -> StageLimits:
+        """The plan's stage limits, or the configured defaults where no plan covers the incident."""
+        return plan.body.limits if plan else self.default_limits
+
+    def routing_json(self, decision: RoutingDecision, plan: Plan | None) -> dict[str, Any]:
+        names = self.directory.subcentres
+        return {
+            "flagged": decision.flagged,
+            "plan": {"key": plan.key, "version": plan.version, "name": plan.body.name} if plan else None,
+            "assignments": [
+                {"department": a.department, "subcentre_id": a.subcentre_id,
+                 "subcentre_name": names[a.subcentre_id].name if a.subcentre_id in names else "",
+                 "outside_jurisdiction": a.outside_jurisdiction, "distance_m": round(a.distance_m, 1)}
+                for a in decision.assignments],
+            "departments_without_subcentre": list(decision.departments_without_subcentre),
+        }
+
+    async def record(self, report: IncidentReport, user: User) -> dict[str, Any]:
+        """Store the incident and its tickets in one transaction; when this returns they are durable."""
+        decision, plan = self.route(report.type_code, report.severity, report.location)
+        fields = {"type_code": report.type_code, "severity": report.severity, "lon": report.location.lon,
+                  "lat": report.location.lat, "address": report.address, "caller_name": report.caller_name,
+                  "caller_phone": report.caller_phone, "description": report.description,
+                  "flagged": decision.flagged}
+        routing = self.routing_json(decision, plan)
+        if not report.dispatch:  # stored and queued; routing is what dispatching now would do
+            incident, tickets = await open_incident(self.pool, self.ids, self.views, fields, [], user.id, routing,
+                                                    None, self.stage_limits(None), pending=True)
+            return {**incident, "tickets": tickets, "routing": routing}
+        incident, tickets = await open_incident(
+            self.pool, self.ids, self.views, fields, decision.assignments, user.id, routing,
+            plan_ref(plan) if plan else None, self.stage_limits(plan),
+            (lambda incident: plan_notices(incident, plan)) if plan else None)
         return {**incident, "tickets": tickets, "routing": routing}
-    incident, tickets = await open_incident(services.pool, services.ids, services.views, fields,
-                                            decision.assignments, user.id, routing, plan_ref(plan) if plan else None,
-                                            stage_limits(services, plan))
-    return {**incident, "tickets": tickets, "routing": routing}

@@ -6,8 +6,8 @@ from typing import Any
 
 import msgspec
 
+from base.pg import Connection, Pool
 from command.plans import AmbiguousPlan, Plan, PlanBody, PlanBook, check
-from dispatch.pg import Connection, Pool
 from dispatch.taxonomy import Taxonomy
 
 PLANS_CHANNEL = "liandong_plans"

@@ -13,23 +13,16 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from base.errors import DomainError
+from dispatch.deadlines import StageLimits
 from dispatch.taxonomy import Severity, Taxonomy
 
-Seconds = Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 3600)]
 Level = Annotated[int, msgspec.Meta(ge=1, le=4)]
 
 
 class DepartmentOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     code: str
     tasks: list[Annotated[str, msgspec.Meta(min_length=1, max_length=300)]] = []
-
-
-class StageLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """How long each ticket stage may take before escalation starts."""
-
-    deliver_s: Seconds = 30
-    acknowledge_s: Seconds = 60
-    feedback_s: Seconds = 4 * 3600
 
 
 class Recipient(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -60,16 +53,19 @@ class Plan(msgspec.Struct, frozen=True):
         return [d.code for d in self.body.departments]
 
 
-class PlanProblem(Exception):
+class PlanProblem(DomainError):
     """A plan that cannot be saved; `field` names the part of the body at fault."""
 
+    code = "invalid_plan"
+
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
 
 
 class AmbiguousPlan(PlanProblem):
     """Saving the plan would leave two plans equally specific for some type and level."""
+
+    code = "ambiguous_plan"
 
 
 def _specificity(plan: PlanBody, type_code: str) -> tuple[int, int]:

@@ -5,28 +5,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts.outbox import plan_activated, queue
-from command.accounts import User
-from command.errors import RequestError
-from command.intake import Location, decide, plan_ref, stage_limits
-from command.services import Services
+from base.accounts import User
+from base.errors import DomainError
+from base.outbox import queue
+from command.intake import Intake, plan_notices, plan_ref
 from dispatch.store import NewEvent, add_tickets, record_events, ticket_from_row, ticket_json
 from dispatch.taxonomy import Severity
 from dispatch.tickets import TicketState
+from gis.coords import Location
 
 
-async def raise_severity(services: Services, incident_id: int, severity: int, user: User) -> dict[str, Any]:
-    async with services.pool.acquire() as connection, connection.transaction():
+async def raise_severity(intake: Intake, incident_id: int, severity: int, user: User) -> dict[str, Any]:
+    async with intake.pool.acquire() as connection, connection.transaction():
         row = await connection.fetchrow("SELECT *, now() AS now FROM incidents WHERE id = $1 FOR UPDATE", incident_id)
         if row is None:
-            raise RequestError(404, "not_found", f"incident {incident_id} does not exist", "id")
+            raise DomainError(f"incident {incident_id} does not exist", "id", "not_found")
         if row["state"] != "open":
-            raise RequestError(409, "closed", "the incident is closed", "id")
+            raise DomainError("the incident is closed", "id", "closed")
         old, new = Severity(row["severity"]), Severity(severity)
         if new >= old:
-            raise RequestError(422, "not_more_severe", f"level {new.name} is not more severe than the current"
-                               f" {old.name} (I is the gravest); only raising is allowed", "severity")
-        decision, plan = decide(services, row["type_code"], severity, Location(row["lon"], row["lat"]))
+            raise DomainError(f"level {new.name} is not more severe than the current {old.name} (I is the gravest);"
+                              " only raising is allowed", "severity", "not_more_severe")
+        decision, plan = intake.route(row["type_code"], severity, Location(row["lon"], row["lat"]))
         existing = [ticket_from_row(t) for t in await connection.fetch(
             "SELECT * FROM tickets WHERE incident_id = $1 ORDER BY id", incident_id)]
         ticketed = {t.subcentre_id for t in existing}
@@ -37,21 +37,20 @@ async def raise_severity(services: Services, incident_id: int, severity: int, us
             "UPDATE incidents SET severity = $2, plan_key = $3, plan_version = $4, flagged = $5 WHERE id = $1",
             incident_id, severity, plan_key, plan_version, flagged)
         now = row["now"]
-        incident = services.views.incident({**row, "severity": severity, "plan_key": plan_key,
+        incident = intake.views.incident({**row, "severity": severity, "plan_key": plan_key,
                                             "plan_version": plan_version, "flagged": flagged})
-        alert = services.views.alert(incident)
-        added_bodies = await add_tickets(connection, services.ids, incident, alert, added,
-                                         plan_ref(plan).tasks if plan else {}, stage_limits(services, plan), now)
+        tone = intake.views.tone(incident)
+        added_bodies = await add_tickets(connection, intake.ids, incident, tone, added,
+                                         plan_ref(plan).tasks if plan else {}, intake.stage_limits(plan), now)
         events = [NewEvent(incident_id, "incident.severity_raised", now,
                            {"incident": incident, "from": old.value, "to": new.value}, actor_id=user.id)]
         if plan and (plan.key, plan.version) != (row["plan_key"], row["plan_version"]):
             events.append(NewEvent(incident_id, "plan.activated", now, plan_ref(plan).activation, actor_id=user.id))
-            await queue(connection, plan_activated(incident, plan.body.name,
-                                                   [(r.channel, r.name, r.address) for r in plan.body.notify]))
+            await queue(connection, plan_notices(incident, plan))
         events += [NewEvent(incident_id, "ticket.created", now, {"ticket": body}, body["id"], body["subcentre_id"],
                             user.id) for body in added_bodies]
         # Tickets already out learn the new level (and sound its tone); finished ones are left alone.
-        events += [NewEvent(incident_id, "ticket.updated", now, {"ticket": ticket_json(t, incident, alert)}, t.id,
+        events += [NewEvent(incident_id, "ticket.updated", now, {"ticket": ticket_json(t, incident, tone)}, t.id,
                             t.subcentre_id, user.id)
                    for t in existing if not t.state.finished and t.state is not TicketState.REJECTED]
         await record_events(connection, events)

@@ -7,14 +7,14 @@ import csv
 import functools
 import io
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import shapely
 from shapely import STRtree
 
-from command.services import Services
-from dispatch.taxonomy import IncidentType
+from base.pg import Pool
+from dispatch.taxonomy import IncidentType, Taxonomy
 from gis.boundaries import yichang_districts
 
 _STAGES = (("delivered", "delivered_at"), ("acknowledged", "acknowledged_at"), ("feedback", "closed_at"))
@@ -37,12 +37,12 @@ def districts() -> DistrictIndex:
     return DistrictIndex()
 
 
-async def summary(services: Services, since: datetime, until: datetime) -> dict[str, Any]:
-    local = timezone(services.config.server.offset)
-    incidents = await services.pool.fetch(
+async def summary(pool: Pool, taxonomy: Taxonomy, offset: timedelta, since: datetime,
+                  until: datetime) -> dict[str, Any]:
+    local = timezone(offset)
+    incidents = await pool.fetch(
         "SELECT type_code, lon, lat, created_at FROM incidents WHERE created_at >= $1 AND created_at < $2"
         " AND merged_into IS NULL", since, until)
-    taxonomy = services.config.taxonomy
     by_type = Counter(r["type_code"] for r in incidents)
     by_district = Counter(districts().name_at(r["lon"], r["lat"]) or "(outside)" for r in incidents)
     by_day = Counter(r["created_at"].astimezone(local).date().isoformat() for r in incidents)
@@ -50,7 +50,7 @@ async def summary(services: Services, since: datetime, until: datetime) -> dict[
         f"percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM t.{column} - t.created_at))"
         f" FILTER (WHERE t.{column} IS NOT NULL) AS {stage}, count(t.{column}) AS {stage}_n"
         for stage, column in _STAGES)
-    rows = await services.pool.fetch(
+    rows = await pool.fetch(
         f"SELECT t.subcentre_id, s.name, s.department, count(*) AS tickets, {percentiles}"
         " FROM tickets t JOIN subcentres s ON s.id = t.subcentre_id JOIN incidents i ON i.id = t.incident_id"
         " WHERE i.created_at >= $1 AND i.created_at < $2 GROUP BY t.subcentre_id, s.name, s.department"
@@ -81,9 +81,9 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-async def tickets_csv(services: Services, since: datetime, until: datetime) -> str:
+async def tickets_csv(pool: Pool, since: datetime, until: datetime) -> str:
     """One row per ticket: the intervals a centre reports, in seconds."""
-    rows = await services.pool.fetch(
+    rows = await pool.fetch(
         "SELECT i.id AS incident_id, i.type_code, i.severity, i.lon, i.lat, i.created_at, t.id AS ticket_id,"
         " s.name AS subcentre, t.department, t.state,"
         " extract(epoch FROM t.delivered_at - t.created_at) AS delivered_s,"

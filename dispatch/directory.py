@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from dispatch.pg import Pool
+from base.errors import DomainError
+from base.pg import Pool
 from gis.jurisdictions import Jurisdiction, Jurisdictions
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,25 @@ class Directory:
             Jurisdictions, [Jurisdiction(s.id, s.department, s.area) for s in subcentres.values()])
         self.subcentres, self.jurisdictions = subcentres, index
         log.info("jurisdiction index built: %d sub-centres", len(subcentres))
+
+    def check(self, code: str, department: str, jurisdiction: Mapping[str, Any]) -> BaseGeometry:
+        """The jurisdiction as a polygon, if the sub-centre may be registered with it: a valid WGS-84
+        polygon that overlaps no other sub-centre's of the same department; raises DomainError."""
+        try:
+            area = shapely.geometry.shape(jurisdiction)
+        except (ValueError, TypeError, IndexError, shapely.errors.GEOSException) as error:
+            raise DomainError(f"not a valid polygon: {error}", "jurisdiction") from None
+        if not area.is_valid or area.is_empty:
+            raise DomainError(f"not a valid polygon: {shapely.is_valid_reason(area)}", "jurisdiction")
+        if not shapely.Polygon([(-180, -90), (180, -90), (180, 90), (-180, 90)]).covers(area):
+            raise DomainError("coordinates must be WGS-84 lon/lat", "jurisdiction")
+        if any(s.code == code for s in self.subcentres.values()):
+            raise DomainError(f"sub-centre {code!r} exists", "code", "duplicate")
+        if clash := self.jurisdictions.overlapping(department, area):
+            names = ", ".join(self.subcentres[i].code for i in clash)
+            raise DomainError(f"the jurisdiction overlaps that of {names} in the same department; shrink theirs"
+                              " first", "jurisdiction", "overlap")
+        return area
 
     async def add(self, code: str, name: str, department: str, site: tuple[float, float],
                   area: BaseGeometry) -> int:

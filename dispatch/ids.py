@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from dispatch.pg import Connection
+from base.pg import Connection
 
 _BLOCK = 64
 

@@ -15,6 +15,9 @@ from typing import Annotated
 
 import msgspec
 
+from base.sockets import Token
+from dispatch.tickets import Feedback, Notes, Outcome, PeopleAffected, ResourcesUsed
+
 TicketId = Annotated[int, msgspec.Meta(ge=1)]
 RequestId = Annotated[int, msgspec.Meta(ge=0)] | None
 
@@ -23,8 +26,8 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True, frozen=True, tag_fiel
     pass
 
 
-class Hello(_Message, tag="hello", frozen=True, forbid_unknown_fields=True):
-    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+class TerminalHello(_Message, tag="hello", frozen=True, forbid_unknown_fields=True):
+    token: Token
     last_seq: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
@@ -40,11 +43,14 @@ class Ack(_Message, tag="ack", frozen=True, forbid_unknown_fields=True):
 
 class FeedbackMessage(_Message, tag="feedback", frozen=True, forbid_unknown_fields=True):
     ticket_id: TicketId
-    outcome: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-    people_affected: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
-    resources_used: Annotated[str, msgspec.Meta(max_length=500)] = ""
-    notes: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    outcome: Outcome
+    people_affected: PeopleAffected = None
+    resources_used: ResourcesUsed = ""
+    notes: Notes = ""
     id: RequestId = None
+
+    def feedback(self) -> Feedback:
+        return Feedback(self.outcome, self.people_affected, self.resources_used, self.notes)
 
 
 class Reject(_Message, tag="reject", frozen=True, forbid_unknown_fields=True):

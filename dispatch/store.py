@@ -10,17 +10,19 @@ when they fit in PostgreSQL's 8000-byte payload, and their ids otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from alerts.escalation import Limits, first_deadlines
-from alerts.outbox import plan_activated
+from base import outbox
+from base.errors import DomainError
+from base.outbox import Message
+from base.pg import Connection, Pool
+from dispatch.deadlines import StageLimits, first_deadlines
 from dispatch.ids import IdReserves
-from dispatch.pg import Connection, Pool
 from dispatch.routing import Assignment
 from dispatch.tickets import Feedback, Ticket, TicketState
 from dispatch.views import Views
@@ -73,14 +75,18 @@ class Announcement(msgspec.Struct, frozen=True):
     ids: list[int] | None = None
 
 
-class TicketNotFound(Exception):
+class TicketNotFound(DomainError):
+    code = "not_found"
+
     def __init__(self, ticket_id: int) -> None:
-        super().__init__(f"ticket {ticket_id} does not exist")
+        super().__init__(f"ticket {ticket_id} does not exist", "ticket_id")
 
 
-class NotYourTicket(Exception):
+class NotYourTicket(DomainError):
+    code = "forbidden"
+
     def __init__(self, ticket_id: int) -> None:
-        super().__init__(f"ticket {ticket_id} belongs to another sub-centre")
+        super().__init__(f"ticket {ticket_id} belongs to another sub-centre", "ticket_id")
 
 
 def ticket_from_row(row: Mapping[str, Any] | asyncpg.Record) -> Ticket:
@@ -95,42 +101,79 @@ def ticket_from_row(row: Mapping[str, Any] | asyncpg.Record) -> Ticket:
     )
 
 
-def ticket_json(ticket: Ticket, incident: JSON, alert: JSON) -> JSON:
-    """A ticket as terminals and consoles see it: with its incident and the alert to sound."""
+def ticket_json(ticket: Ticket, incident: JSON, tone: JSON) -> JSON:
+    """A ticket as terminals and consoles see it: with its incident and the tone to sound (`alert`)."""
     body: JSON = msgspec.to_builtins(ticket, builtin_types=(datetime,))
     body["incident"] = incident
-    body["alert"] = alert
+    body["alert"] = tone
     return body
+
+
+class TicketBatch(msgspec.Struct, frozen=True):
+    """New tickets for one incident, rendered once (the bodies terminals receive are stored as sent),
+    with what the statement that stores them needs."""
+
+    tickets: list[Ticket]
+    bodies: list[JSON]
+    distances: list[float]
+    limits: StageLimits
+
+    def columns(self) -> list[object]:
+        """The parameters of `_insert_tickets`, in order."""
+        first = first_deadlines(self.limits)
+        return [[t.id for t in self.tickets], [t.subcentre_id for t in self.tickets],
+                [t.department for t in self.tickets], [t.outside_jurisdiction for t in self.tickets],
+                self.distances, [msgspec.json.encode(list(t.tasks)).decode() for t in self.tickets],
+                msgspec.to_builtins(self.limits), [s.value for s, _ in first], [float(secs) for _, secs in first]]
+
+
+async def new_tickets(connection: Connection, ids: IdReserves, incident: JSON, tone: JSON,
+                      assignments: Sequence[Assignment], tasks: Mapping[str, Sequence[str]], limits: StageLimits,
+                      now: datetime) -> TicketBatch:
+    """The one way tickets come into being: ids reserved, bodies rendered, ready for `_insert_tickets`."""
+    ticket_ids = await ids.tickets.take(connection, len(assignments))
+    tickets = [Ticket(id=i, incident_id=incident["id"], subcentre_id=a.subcentre_id, department=a.department,
+                      state=TicketState.CREATED, created_at=now, outside_jurisdiction=a.outside_jurisdiction,
+                      tasks=tuple(tasks.get(a.department, ()))) for i, a in zip(ticket_ids, assignments, strict=True)]
+    return TicketBatch(tickets, [ticket_json(t, incident, tone) for t in tickets],
+                       [a.distance_m for a in assignments], limits)
+
+
+def _insert_tickets(incident: str, at: str, first: int) -> str:
+    """CTEs `ticket` and `deadline`: a TicketBatch's tickets with their first deadlines, from its
+    `columns()` bound at $first onwards, for the incident and time named by the SQL `incident` and `at`."""
+    t, s, d, o, m, k, lim, stages, secs = (f"${first + i}" for i in range(9))
+    return f"""ticket AS (
+    INSERT INTO tickets (id, incident_id, subcentre_id, department, state, created_at, outside_jurisdiction,
+                         distance_m, tasks, limits)
+    SELECT a.t, {incident}, a.s, a.d, 'created', {at}, a.o, a.m, a.k::jsonb, {lim}::jsonb
+    -- checklists travel as JSON text: nested lists would be read as a 2-D array
+    FROM unnest({t}::bigint[], {s}::int[], {d}::text[], {o}::bool[], {m}::float8[], {k}::text[])
+        AS a(t, s, d, o, m, k)),
+deadline AS (
+    INSERT INTO deadlines (ticket_id, stage, due_at)
+    SELECT a.t, f.stage, {at}::timestamptz + make_interval(secs => f.secs)
+    FROM unnest({t}::bigint[]) AS a(t) CROSS JOIN unnest({stages}::text[], {secs}::float8[]) AS f(stage, secs))"""
 
 
 _OPEN_INCIDENT = f"""
 WITH incident AS (
     INSERT INTO incidents (id, type_code, severity, lon, lat, address, caller_name, caller_phone, description,
                            flagged, created_by, created_at, plan_key, plan_version, state)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $20, $21, $32)),
-{_next_seqs("$14")},
-ticket AS (
-    INSERT INTO tickets (id, incident_id, subcentre_id, department, state, created_at, outside_jurisdiction,
-                         distance_m, tasks, limits)
-    SELECT t, $1, s, d, 'created', $12, o, m, k::jsonb, $24::jsonb  -- checklists travel as JSON text: nested
-    FROM unnest($13::bigint[], $14::int[], $15::text[], $16::bool[], $17::float8[], $22::text[])  -- lists would
-        AS a(t, s, d, o, m, k)),                                                  -- be read as a 2-D array
-deadline AS (
-    INSERT INTO deadlines (ticket_id, stage, due_at)
-    SELECT t, f.stage, $12::timestamptz + make_interval(secs => f.secs)
-    FROM unnest($13::bigint[]) AS t CROSS JOIN unnest($25::text[], $26::float8[]) AS f(stage, secs)),
-notice AS (  -- the plan's notification list, queued in the same commit as the incident
-    INSERT INTO notifications (incident_id, reason, channel, recipient, address, subject, body)
-    SELECT $1, 'plan', n.c, n.r, n.a, $30, $31 FROM unnest($27::text[], $28::text[], $29::text[]) AS n(c, r, a)),
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)),
+{_next_seqs("$20")},
+{_insert_tickets("$1", "$12", 19)},
+notice AS (  -- whom the plan tells on activation, queued in the same commit as the incident
+    {outbox.insert(28)}),
 event AS (  -- in timeline order: the report, the plan it activated, then the tickets
     INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data)
     SELECT $1::bigint, t, s, q, k, $11::int, $12::timestamptz, d FROM (
-        SELECT 0 AS o, NULL::bigint AS t, NULL::int AS s, NULL::bigint AS q, 'incident.created' AS k, $18::jsonb AS d
+        SELECT 0 AS o, NULL::bigint AS t, NULL::int AS s, NULL::bigint AS q, 'incident.created' AS k, $16::jsonb AS d
         UNION ALL
-        SELECT 1, NULL, NULL, NULL, 'plan.activated', $23::jsonb WHERE $23::jsonb IS NOT NULL
+        SELECT 1, NULL, NULL, NULL, 'plan.activated', $17::jsonb WHERE $17::jsonb IS NOT NULL
         UNION ALL
         SELECT 2, a.t, a.s, seq.last_seq, 'ticket.created', a.data
-        FROM unnest($13::bigint[], $14::int[], $19::jsonb[]) WITH ORDINALITY AS a(t, s, data, n)
+        FROM unnest($19::bigint[], $20::int[], $18::jsonb[]) AS a(t, s, data)
         JOIN seq ON seq.id = a.s) ordered
     ORDER BY o, t
     RETURNING *)
@@ -144,54 +187,42 @@ class PlanRef(msgspec.Struct, frozen=True):
     version: int
     activation: JSON  # the plan.activated event's data
     tasks: dict[str, list[str]]  # checklist by department
-    name: str = ""
-    notify: list[tuple[str, str, str]] = []  # (channel, name, address) told when the plan is activated
 
 
 async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mapping[str, Any],
                         assignments: Sequence[Assignment], actor_id: int | None, routing: JSON,
-                        plan: PlanRef | None, limits: Limits, pending: bool = False) -> tuple[JSON, list[JSON]]:
-    """Store a new incident with one ticket per assignment, and the events that start its timeline.
+                        plan: PlanRef | None, limits: StageLimits,
+                        notices: Callable[[JSON], Sequence[Message]] | None = None,
+                        pending: bool = False) -> tuple[JSON, list[JSON]]:
+    """Store a new incident with one ticket per assignment, the events that start its timeline and the
+    messages `notices` composes for the incident (its plan's notification list), in one statement.
 
     `fields` are the incident's columns (type_code, severity, lon, lat, address, caller_name,
     caller_phone, description, flagged). A `pending` report is stored without tickets, to be
     dispatched or merged by a dispatcher. When this returns, all of it is durable.
     """
     assert not (pending and (assignments or plan)), "a pending report has no tickets and no plan yet"
-    tasks = plan.tasks if plan else {}
     async with pool.acquire() as connection:
         # Ids first, so the ticket bodies terminals receive are rendered once, here, and stored as sent.
         (incident_id,) = await ids.incidents.take(connection, 1)
-        ticket_ids = await ids.tickets.take(connection, len(assignments))
         now = datetime.now(UTC)
         incident = views.incident({**fields, "id": incident_id, "state": "pending" if pending else "open",
-                                   "created_by": actor_id,
-                                   "created_at": now, "closed_at": None,
+                                   "created_by": actor_id, "created_at": now, "closed_at": None,
                                    "plan_key": plan.key if plan else None,
                                    "plan_version": plan.version if plan else None})
-        alert = views.alert(incident)
-        notices = plan_activated(incident, plan.name, plan.notify) if plan else []
-        tickets = [ticket_json(Ticket(id=ticket_id, incident_id=incident["id"], subcentre_id=a.subcentre_id,
-                                      department=a.department, state=TicketState.CREATED, created_at=now,
-                                      outside_jurisdiction=a.outside_jurisdiction,
-                                      tasks=tuple(tasks.get(a.department, ()))), incident, alert)
-                   for ticket_id, a in zip(ticket_ids, assignments, strict=True)]
+        batch = await new_tickets(connection, ids, incident, views.tone(incident), assignments,
+                                  plan.tasks if plan else {}, limits, now)
         await connection.execute(
             _OPEN_INCIDENT, incident["id"], fields["type_code"], fields["severity"], fields["lon"], fields["lat"],
             fields["address"], fields["caller_name"], fields["caller_phone"], fields["description"],
-            fields["flagged"], actor_id, now, ticket_ids, [a.subcentre_id for a in assignments],
-            [a.department for a in assignments], [a.outside_jurisdiction for a in assignments],
-            [a.distance_m for a in assignments], {"incident": incident, "routing": routing},
-            [{"ticket": t} for t in tickets], plan.key if plan else None, plan.version if plan else None,
-            [msgspec.json.encode(tasks.get(a.department, [])).decode() for a in assignments],
-            plan.activation if plan else None, msgspec.to_builtins(limits),
-            [stage.value for stage, _ in first_deadlines(limits)], [float(s) for _, s in first_deadlines(limits)],
-            [m.channel for m in notices], [m.recipient for m in notices], [m.address for m in notices],
-            notices[0].subject if notices else "", notices[0].body if notices else "", incident["state"])
-    return incident, tickets
+            fields["flagged"], actor_id, now, plan.key if plan else None, plan.version if plan else None,
+            incident["state"], {"incident": incident, "routing": routing}, plan.activation if plan else None,
+            [{"ticket": body} for body in batch.bodies], *batch.columns(),
+            *outbox.columns(notices(incident) if notices else ()))
+    return incident, batch.bodies
 
 
-class Action(msgspec.Struct, frozen=True):
+class TicketAction(msgspec.Struct, frozen=True):
     """What a person asks of a ticket; `kind` names the state machine's method."""
 
     kind: str  # "deliver" | "acknowledge" | "report_back" | "reject" | "cancel"
@@ -199,7 +230,7 @@ class Action(msgspec.Struct, frozen=True):
     feedback: Feedback | None = None
 
 
-def _apply(ticket: Ticket, action: Action, now: datetime) -> Ticket:
+def _apply(ticket: Ticket, action: TicketAction, now: datetime) -> Ticket:
     if action.kind == "deliver":
         return ticket.deliver(now)
     if action.kind == "acknowledge":
@@ -235,7 +266,7 @@ event AS (
 {_ANNOUNCE}"""
 
 
-async def change_ticket(pool: Pool, views: Views, ticket_id: int, action: Action, actor_id: int,
+async def change_ticket(pool: Pool, views: Views, ticket_id: int, action: TicketAction, actor_id: int,
                         actor_subcentre: int | None) -> JSON | None:
     """Apply `action` to a ticket in one transaction; returns the ticket, or None when a repeated
     delivery receipt changed nothing. `actor_subcentre` is set for operators: they may only act on
@@ -262,7 +293,7 @@ async def change_ticket(pool: Pool, views: Views, ticket_id: int, action: Action
         finishes_incident = changed.state.finished and all(TicketState(t["state"]).finished
                                                            for t in siblings.values())
         incident = views.incident(row)
-        body = ticket_json(changed, incident, views.alert(incident))
+        body = ticket_json(changed, incident, views.tone(incident))
         closed = views.incident({**row, "state": "closed", "closed_at": now}) if finishes_incident else None
         acknowledged = changed.state is TicketState.ACKNOWLEDGED
         feedback_s = float(current["limits"].get("feedback_s", 0)) if acknowledged and current["limits"] else None
@@ -274,30 +305,19 @@ async def change_ticket(pool: Pool, views: Views, ticket_id: int, action: Action
         return body
 
 
-async def add_tickets(connection: Connection, ids: IdReserves, incident: JSON, alert: JSON,
-                      assignments: Sequence[Assignment], tasks: Mapping[str, list[str]], limits: Limits,
+_ADD_TICKETS = f"""
+WITH {_insert_tickets("$1::bigint", "$2::timestamptz", 3)}
+SELECT 1"""
+
+
+async def add_tickets(connection: Connection, ids: IdReserves, incident: JSON, tone: JSON,
+                      assignments: Sequence[Assignment], tasks: Mapping[str, Sequence[str]], limits: StageLimits,
                       now: datetime) -> list[JSON]:
     """Add tickets, with their first deadlines, to a running incident inside the caller's transaction;
     returns their bodies. The caller records their `ticket.created` events (see record_events)."""
-    ticket_ids = await ids.tickets.take(connection, len(assignments))
-    fresh = [Ticket(id=i, incident_id=incident["id"], subcentre_id=a.subcentre_id, department=a.department,
-                    state=TicketState.CREATED, created_at=now, outside_jurisdiction=a.outside_jurisdiction,
-                    tasks=tuple(tasks.get(a.department, ()))) for i, a in zip(ticket_ids, assignments, strict=True)]
-    await connection.execute(
-        "INSERT INTO tickets (id, incident_id, subcentre_id, department, state, created_at, outside_jurisdiction,"
-        " distance_m, tasks, limits) SELECT t, $1, s, d, 'created', $2, o, m, k::jsonb, $9::jsonb"
-        " FROM unnest($3::bigint[], $4::int[], $5::text[], $6::bool[], $7::float8[], $8::text[])"
-        " AS a(t, s, d, o, m, k)",
-        incident["id"], now, [t.id for t in fresh], [t.subcentre_id for t in fresh], [t.department for t in fresh],
-        [t.outside_jurisdiction for t in fresh], [a.distance_m for a in assignments],
-        [msgspec.json.encode(list(t.tasks)).decode() for t in fresh], msgspec.to_builtins(limits))
-    first = first_deadlines(limits)
-    await connection.execute(
-        "INSERT INTO deadlines (ticket_id, stage, due_at) SELECT t, f.stage, $2::timestamptz"
-        " + make_interval(secs => f.secs) FROM unnest($1::bigint[]) AS t"
-        " CROSS JOIN unnest($3::text[], $4::float8[]) AS f(stage, secs)",
-        [t.id for t in fresh], now, [s.value for s, _ in first], [float(secs) for _, secs in first])
-    return [ticket_json(t, incident, alert) for t in fresh]
+    batch = await new_tickets(connection, ids, incident, tone, assignments, tasks, limits, now)
+    await connection.execute(_ADD_TICKETS, incident["id"], now, *batch.columns())
+    return batch.bodies
 
 
 class NewEvent(msgspec.Struct, frozen=True):

@@ -15,6 +15,11 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
+
+import msgspec
+
+from base.errors import DomainError
 
 
 class TicketState(StrEnum):
@@ -42,22 +47,29 @@ _ALLOWED: dict[TicketState, frozenset[TicketState]] = {
 }
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(DomainError):
+    code = "illegal_transition"
+
     def __init__(self, ticket_id: int, state: TicketState, target: TicketState) -> None:
-        super().__init__(f"ticket {ticket_id} is {state.value}; it cannot become {target.value}")
+        super().__init__(f"ticket {ticket_id} is {state.value}; it cannot become {target.value}", "ticket_id")
         self.ticket_id = ticket_id
         self.state = state
         self.target = target
 
 
-@dataclass(frozen=True)
-class Feedback:
-    """信息反馈: what the sub-centre reports when handling is done."""
+Outcome = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+PeopleAffected = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None
+ResourcesUsed = Annotated[str, msgspec.Meta(max_length=500)]
+Notes = Annotated[str, msgspec.Meta(max_length=2000)]
 
-    outcome: str
-    people_affected: int | None = None
-    resources_used: str = ""
-    notes: str = ""
+
+class Feedback(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """信息反馈: what the sub-centre reports when handling is done (the API body, and on the ticket)."""
+
+    outcome: Outcome
+    people_affected: PeopleAffected = None
+    resources_used: ResourcesUsed = ""
+    notes: Notes = ""
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,16 @@ from typing import Any
 
 import asyncpg
 
-from alerts.tones import AlertPolicy
 from dispatch.taxonomy import Severity, Taxonomy
+from dispatch.tones import TonePolicy
 
 JSON = dict[str, Any]
 
 
 class Views:
-    def __init__(self, taxonomy: Taxonomy, alerts: AlertPolicy) -> None:
+    def __init__(self, taxonomy: Taxonomy, tones: TonePolicy) -> None:
         self._taxonomy = taxonomy
-        self._alerts = alerts
+        self._tones = tones
 
     def incident(self, row: Mapping[str, Any] | asyncpg.Record) -> JSON:
         kind = self._taxonomy.get(row["type_code"])
@@ -33,6 +33,7 @@ class Views:
             "merged_into": row.get("merged_into"),
         }
 
-    def alert(self, incident: Mapping[str, Any], escalated: bool = False) -> JSON:
-        alert = self._alerts.for_severity(Severity(incident["severity"]))
-        return (alert.louder() if escalated else alert).payload()
+    def tone(self, incident: Mapping[str, Any], escalated: bool = False) -> JSON:
+        """The reminder tone a ticket of this incident carries (the `alert` of the terminal protocol)."""
+        tone = self._tones.for_severity(Severity(incident["severity"]))
+        return (tone.louder() if escalated else tone).payload()

@@ -1,4 +1,4 @@
-"""WGS-84 ↔ GCJ-02 datum conversion.
+"""Coordinates: the WGS-84 point every package speaks, and WGS-84 ↔ GCJ-02 datum conversion.
 
 GPS and phones give WGS-84; Chinese map data (the Yichang boundaries here) is published in GCJ-02,
 which is WGS-84 with a deliberate, position-dependent shift of a few hundred metres. Routing in the
@@ -9,6 +9,9 @@ Krasovsky 1940 ellipsoid; the inverse has no closed form and is found by fixed-p
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
@@ -61,3 +64,10 @@ def gcj02_to_wgs84(lon: Array, lat: Array, tolerance_deg: float = 1e-9) -> tuple
         if max(float(np.max(np.abs(e_lon), initial=0.0)), float(np.max(np.abs(e_lat), initial=0.0))) < tolerance_deg:
             break
     return w_lon, w_lat
+
+
+class Location(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """A point in WGS-84 longitude/latitude, as GPS and phones give it (incidents, sites, cameras)."""
+
+    lon: Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
+    lat: Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]

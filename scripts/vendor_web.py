@@ -1,6 +1,6 @@
-"""Fetch the pages' browser libraries from the npm registry into command/web/vendor/.
+"""Fetch the pages' browser libraries from the npm registry into base/web/vendor/.
 
-Reads command/web/vendor.json (name, exact version, the registry's sha512 integrity, the files
+Reads base/web/vendor.json (name, exact version, the registry's sha512 integrity, the files
 wanted), downloads each package tarball once, refuses it unless the integrity matches, and copies
 only the listed files. npm itself is not needed; a mirror is honoured through NPM_CONFIG_REGISTRY.
 Runs with the standard library only, before the project is installed.
@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-WEB = Path(__file__).resolve().parent.parent / "command" / "web"
+WEB = Path(__file__).resolve().parent.parent / "base" / "web"
 VENDOR = WEB / "vendor"
 
 

@@ -20,9 +20,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, async_playwright
 
-from command.app import build_app
-from command.config import Config, load
-from command.database import start_embedded
+from app.config import Config, load
+from app.server import build_app
+from base.database import start_embedded
 from tests.helpers import Liandong
 
 _numbers = itertools.count(1)
@@ -95,7 +95,7 @@ def start_server(database_url: str, port: int, log: Path) -> subprocess.Popen[by
     env = {**os.environ, "LIANDONG_DATABASE_URL": database_url, "LIANDONG_LISTEN": f"127.0.0.1:{port}",
            "LIANDONG_CONFIG": str(config)}
     with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "command.cli", "serve"], cwd=ROOT, env=env,
+        return subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from command.services import SERVICES, Services
+from alerts.context import ALERTS, Alerts
+from base.context import PLATFORM, Platform
 from dispatch.client import TerminalClient
 
 PASSWORD = "liandong"  # the demo accounts' password
@@ -65,10 +66,15 @@ class Liandong:
         return next(int(f["id"]) for f in body["features"] if f["properties"]["code"] == code)
 
     @property
-    def services(self) -> Services:
-        """The in-process server's parts: tests fire deadlines and deliveries by naming the time."""
+    def alerts(self) -> Alerts:
+        """The in-process server's escalator, sender and CAP publisher: tests fire them by naming the time."""
         assert self.app is not None, "the server runs in another process"
-        return self.app[SERVICES]
+        return self.app[ALERTS]
+
+    @property
+    def platform(self) -> Platform:
+        assert self.app is not None, "the server runs in another process"
+        return self.app[PLATFORM]
 
     @property
     def terminal_url(self) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from command.config import ConfigError, load
+from app.config import ConfigError, load
 from tests.conftest import config_text_for_tests
 from tests.helpers import Liandong
 

@@ -47,7 +47,7 @@ async def feed_identifiers(liandong: Liandong) -> list[str]:
 
 async def test_a_severe_flood_is_warned_updated_and_cancelled(liandong: Liandong, schema: etree.XMLSchema) -> None:
     flood = await liandong.report("101", 2, *XILING, address="夷陵区 黄柏河沿岸", description="河水漫堤 & 低洼处进水")
-    await liandong.services.cap.publish_due()
+    await liandong.alerts.cap.publish_due()
     (alert_event,) = await cap_events(liandong, flood["id"])
     alert = await fetch(liandong, alert_event["identifier"], schema)
     assert alert.findtext(f"{CAP}msgType") == "Alert" and alert.findtext(f"{CAP}scope") == "Public"
@@ -63,7 +63,7 @@ async def test_a_severe_flood_is_warned_updated_and_cancelled(liandong: Liandong
     status, _ = await liandong.call("POST", f"/api/incidents/{flood['id']}/severity", {"severity": 1},
                                     as_user="dispatcher")
     assert status == 200
-    await liandong.services.cap.publish_due()
+    await liandong.alerts.cap.publish_due()
     update_event = (await cap_events(liandong, flood["id"]))[1]
     update = await fetch(liandong, update_event["identifier"], schema)
     assert update.findtext(f"{CAP}msgType") == "Update"
@@ -74,19 +74,19 @@ async def test_a_severe_flood_is_warned_updated_and_cancelled(liandong: Liandong
     for ticket in (await liandong.incident(flood["id"]))["tickets"]:
         await liandong.call("POST", f"/api/tickets/{ticket['id']}/cancel", {"reason": "洪水已退"}, as_user="dispatcher")
     assert (await liandong.incident(flood["id"]))["state"] == "closed"
-    await liandong.services.cap.publish_due()
+    await liandong.alerts.cap.publish_due()
     cancel_event = (await cap_events(liandong, flood["id"]))[2]
     cancel = await fetch(liandong, cancel_event["identifier"], schema)
     assert cancel.findtext(f"{CAP}msgType") == "Cancel"
     references = cancel.findtext(f"{CAP}references", "").split()
     assert [r.split(",")[1] for r in references] == [alert_event["identifier"], update_event["identifier"]]
     assert await feed_identifiers(liandong) == []
-    assert await liandong.services.cap.publish_due() == 0  # nothing more to say
+    assert await liandong.alerts.cap.publish_due() == 0  # nothing more to say
 
 
 async def test_an_incident_whose_plan_issues_no_warning_gets_none(liandong: Liandong) -> None:
     fire = await liandong.report("201", 4, *XILING)
-    await liandong.services.cap.publish_due()
+    await liandong.alerts.cap.publish_due()
     assert await cap_events(liandong, fire["id"]) == []
     status, body = await liandong.call("GET", "/api/cap/no-such-message")
     assert (status, body["error"]["field"]) == (404, "identifier")

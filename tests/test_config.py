@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from command.config import DEFAULT_PATH, ConfigError, load
+from app.config import DEFAULT_PATH, ConfigError, load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +72,7 @@ def test_environment_overrides_the_database_url_and_listen_address() -> None:
 
 def test_the_server_refuses_to_start_on_a_bad_configuration(tmp_path: Path) -> None:
     path = write(tmp_path, '[server]\nport = "eighty"', base=False)
-    result = subprocess.run([sys.executable, "-m", "command.cli", "--config", str(path), "serve"],
+    result = subprocess.run([sys.executable, "-m", "app.cli", "--config", str(path), "serve"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 2
     assert "server.port" in result.stderr and "Expected `int`" in result.stderr

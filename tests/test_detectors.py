@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from video.detectors import (
+from video.analysis.detectors import (
     ABSENT,
     COVERED,
     DEFOCUSED,
@@ -16,15 +16,15 @@ from video.detectors import (
     OFFLINE,
     Change,
     Gray,
-    Limits,
     Roi,
+    Thresholds,
     Watch,
     opening_hours,
 )
 
 W, H = 384, 216
 SEAT = Roi.of((0.35, 0.30, 0.30, 0.45), W, H)
-LIMITS = Limits(absence_limit_s=60, offline_after_s=10, tamper_after_s=5, frozen_after_s=20)
+LIMITS = Thresholds(absence_limit_s=60, offline_after_s=10, tamper_after_s=5, frozen_after_s=20)
 ALWAYS = opening_hours([1, 2, 3, 4, 5, 6, 7], ["00:00-23:59"], 8 * 3600)
 rng = np.random.default_rng(7)
 
@@ -90,7 +90,7 @@ def test_absence_is_not_judged_while_the_hall_is_closed() -> None:
 
 def test_the_empty_seat_is_learned_while_closed_and_the_seat_has_not_changed() -> None:
     closed = opening_hours([1], ["08:30-09:00"], 8 * 3600)
-    w = Watch(Limits(learn_empty_s=120), SEAT, closed, empty_seat=None)
+    w = Watch(Thresholds(learn_empty_s=120), SEAT, closed, empty_seat=None)
     empty = hall(False)
     play(w, 0, 130, lambda t: empty)
     assert w.learned_empty_seat and w.empty_seat is not None

@@ -12,29 +12,30 @@ from typing import Any
 import asyncpg
 import pytest
 
-from alerts.escalation import Action, Limits, Stage, decide
+from alerts.escalation import Measure, escalate
+from dispatch.deadlines import Stage, StageLimits
 from dispatch.tickets import TicketState
 from tests.conftest import free_port, start_server, wait_healthy
 from tests.helpers import Liandong
 
 XILING = (111.29, 30.70)
-FIRE = Limits(deliver_s=15, acknowledge_s=45, feedback_s=4 * 3600)  # the demo "fire" plan's limits
+FIRE = StageLimits(deliver_s=15, acknowledge_s=45, feedback_s=4 * 3600)  # the demo "fire" plan's limits
 
 
 def test_the_rules_step_by_step() -> None:
-    assert decide(Stage.DELIVER, 0, TicketState.CREATED, FIRE).actions == (Action.SHOW_OFFLINE,
-                                                                            Action.FALLBACK_TO_DUTY_PHONE)
-    assert decide(Stage.DELIVER, 0, TicketState.DELIVERED, FIRE).actions == ()  # arrived after all
-    assert decide(Stage.ACKNOWLEDGE, 0, TicketState.DELIVERED, FIRE).actions == (Action.REALERT,)
-    assert decide(Stage.ACKNOWLEDGE, 0, TicketState.DELIVERED, FIRE).next_step_after_s == 45
-    assert decide(Stage.ACKNOWLEDGE, 1, TicketState.CREATED, FIRE).actions == (Action.NOTIFY_LEADER,)
-    last = decide(Stage.ACKNOWLEDGE, 2, TicketState.CREATED, FIRE)
-    assert (last.actions, last.next_step_after_s) == ((Action.NOTIFY_SUPERVISOR, Action.DISPATCH_BACKUP), None)
-    assert decide(Stage.ACKNOWLEDGE, 1, TicketState.ACKNOWLEDGED, FIRE).actions == ()
-    assert decide(Stage.FEEDBACK, 0, TicketState.ACKNOWLEDGED, FIRE).actions == (Action.REMIND,)
-    assert decide(Stage.FEEDBACK, 1, TicketState.ACKNOWLEDGED, FIRE).actions == (Action.NOTIFY_SUPERVISOR,)
-    assert decide(Stage.FEEDBACK, 0, TicketState.CLOSED, FIRE).actions == ()
-    assert decide(Stage.ACKNOWLEDGE, 0, TicketState.CANCELLED, FIRE).actions == ()
+    assert escalate(Stage.DELIVER, 0, TicketState.CREATED, FIRE).measures == (Measure.SHOW_OFFLINE,
+                                                                            Measure.FALLBACK_TO_DUTY_PHONE)
+    assert escalate(Stage.DELIVER, 0, TicketState.DELIVERED, FIRE).measures == ()  # arrived after all
+    assert escalate(Stage.ACKNOWLEDGE, 0, TicketState.DELIVERED, FIRE).measures == (Measure.REALERT,)
+    assert escalate(Stage.ACKNOWLEDGE, 0, TicketState.DELIVERED, FIRE).next_step_after_s == 45
+    assert escalate(Stage.ACKNOWLEDGE, 1, TicketState.CREATED, FIRE).measures == (Measure.NOTIFY_LEADER,)
+    last = escalate(Stage.ACKNOWLEDGE, 2, TicketState.CREATED, FIRE)
+    assert (last.measures, last.next_step_after_s) == ((Measure.NOTIFY_SUPERVISOR, Measure.DISPATCH_BACKUP), None)
+    assert escalate(Stage.ACKNOWLEDGE, 1, TicketState.ACKNOWLEDGED, FIRE).measures == ()
+    assert escalate(Stage.FEEDBACK, 0, TicketState.ACKNOWLEDGED, FIRE).measures == (Measure.REMIND,)
+    assert escalate(Stage.FEEDBACK, 1, TicketState.ACKNOWLEDGED, FIRE).measures == (Measure.NOTIFY_SUPERVISOR,)
+    assert escalate(Stage.FEEDBACK, 0, TicketState.CLOSED, FIRE).measures == ()
+    assert escalate(Stage.ACKNOWLEDGE, 0, TicketState.CANCELLED, FIRE).measures == ()
 
 
 def escalations(timeline: list[dict[str, Any]], ticket_id: int) -> list[tuple[str, int]]:
@@ -60,7 +61,7 @@ async def test_a_ticket_nobody_answers_climbs_every_step_once(liandong: Liandong
     def at(seconds: int) -> datetime:  # the test's clock
         return t0 + timedelta(seconds=seconds)
 
-    escalator = liandong.services.escalator
+    escalator = liandong.alerts.escalator
 
     assert await escalator.tick(at(10)) == 0
     assert await escalator.tick(at(16)) == 1  # not delivered in 15 s: offline, and the duty phone gets it
@@ -103,20 +104,20 @@ async def test_an_answered_ticket_is_left_alone_and_a_late_report_is_chased(lian
         ticket = await station.next_ticket()
         await station.acknowledge(ticket["id"])
         t0 = datetime.fromisoformat(incident["created_at"])
-        assert await liandong.services.escalator.tick(t0 + timedelta(seconds=60)) == 2  # both deadlines: satisfied
+        assert await liandong.alerts.escalator.tick(t0 + timedelta(seconds=60)) == 2  # both deadlines: satisfied
         stored = await liandong.incident(incident["id"])
         assert escalations(stored["timeline"], ticket["id"]) == []
 
         acknowledged = datetime.fromisoformat(stored["tickets"][0]["acknowledged_at"])
-        assert await liandong.services.escalator.tick(acknowledged + timedelta(hours=4, seconds=1)) == 1  # reminder
+        assert await liandong.alerts.escalator.tick(acknowledged + timedelta(hours=4, seconds=1)) == 1  # reminder
         for _ in range(100):
             if ("reminder", ticket["id"]) in station.heard:
                 break
             await asyncio.sleep(0.02)
         assert ("reminder", ticket["id"]) in station.heard  # the terminal was reminded
-        assert await liandong.services.escalator.tick(acknowledged + timedelta(hours=8, seconds=2)) == 1  # supervisor
+        assert await liandong.alerts.escalator.tick(acknowledged + timedelta(hours=8, seconds=2)) == 1  # supervisor
         await station.report_back(ticket["id"], "已处置")
-        assert await liandong.services.escalator.tick(acknowledged + timedelta(days=2)) == 0
+        assert await liandong.alerts.escalator.tick(acknowledged + timedelta(days=2)) == 0
     finally:
         await station.close()
     timeline = (await liandong.incident(incident["id"]))["timeline"]

@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiosmtpd.controller import Controller
 
-from command.app import build_app
-from command.config import ConfigError, load
+from app.config import ConfigError, load
+from app.server import build_app
 from tests.conftest import config_text_for_tests, free_port
 from tests.helpers import Liandong
 
@@ -105,7 +105,7 @@ async def test_a_severe_flood_tells_the_plans_leaders_by_sms_and_e_mail(
     gateway, _ = receiver
     box, _ = mailbox
     flood = await wired.report("101", 1, *XILING, address='夷陵区 "黄柏河" 大堤', description="堤防出现管涌\n需要支援")
-    assert await wired.services.sender.deliver_due() == 2
+    assert await wired.alerts.sender.deliver_due() == 2
     sms = [json.loads(body) for path, body, _ in gateway.requests if path == "/sms"]
     assert [m["to"] for m in sms] == ["13800000001"]
     assert "重大洪涝灾害处置预案" in sms[0]["text"] and '"黄柏河"' in sms[0]["text"] and "\n" in sms[0]["text"]
@@ -121,7 +121,7 @@ async def test_a_failing_gateway_is_retried_with_backoff_until_it_takes_the_mess
     gateway, _ = receiver
     gateway.fail_next = 2
     flood = await wired.report("101", 2, *XILING)
-    sender = wired.services.sender
+    sender = wired.alerts.sender
     now = datetime.fromisoformat(flood["created_at"])
     await sender.deliver_due(now + timedelta(seconds=1))
     (sms, _mail) = await outcomes(wired, flood["id"])
@@ -139,7 +139,7 @@ async def test_a_gateway_that_never_answers_well_ends_failed_and_says_why(
     gateway, _ = receiver
     gateway.fail_next = 100
     flood = await wired.report("101", 2, *XILING)
-    sender = wired.services.sender
+    sender = wired.alerts.sender
     now = datetime.fromisoformat(flood["created_at"])
     for minutes in range(1, 6):
         await sender.deliver_due(now + timedelta(minutes=minutes))
@@ -152,10 +152,10 @@ async def test_the_supervisor_hears_of_a_silent_sub_centre_by_webhook(
     gateway, _ = receiver
     incident = await wired.report("201", 4, *XILING)  # plan "fire": acknowledge within 45 s, three steps
     t0 = datetime.fromisoformat(incident["created_at"])
-    escalator = wired.services.escalator
+    escalator = wired.alerts.escalator
     for seconds in (16, 46, 92, 138):
         await escalator.tick(t0 + timedelta(seconds=seconds))
-    await wired.services.sender.deliver_due(t0 + timedelta(seconds=139))
+    await wired.alerts.sender.deliver_due(t0 + timedelta(seconds=139))
     hooks = [json.loads(body) for path, body, _ in gateway.requests if path == "/hook"]
     assert len(hooks) == 1
     assert hooks[0]["reason"] == "supervisor" and hooks[0]["incident_id"] == incident["id"]
@@ -167,7 +167,7 @@ async def test_the_supervisor_hears_of_a_silent_sub_centre_by_webhook(
 
 async def test_an_unconfigured_channel_fails_at_once_and_visibly(liandong: Liandong) -> None:
     flood = await liandong.report("101", 1, *XILING)  # the shipped config enables neither SMS nor e-mail
-    await liandong.services.sender.deliver_due()
+    await liandong.alerts.sender.deliver_due()
     results = await outcomes(liandong, flood["id"])
     assert [(n["channel"], n["status"], n["attempts"]) for n in results] == [("sms", "failed", 1),
                                                                             ("email", "failed", 1)]

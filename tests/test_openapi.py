@@ -1,12 +1,16 @@
-"""The OpenAPI document describes exactly the routes the server has."""
+"""The OpenAPI document describes exactly the routes the server has, with the roles the server enforces."""
 
 from __future__ import annotations
 
-from command.app import build_app
-from command.config import Config
+from typing import Any
+
+from app.config import Config
+from app.openapi import document
+from app.server import APIS, build_app
 from tests.helpers import Liandong
 
 DOCUMENTED_PREFIXES = ("/api/", "/healthz", "/ws/")
+EXAMPLE_PATH = {"{id}": "1", "{key}": "fire", "{identifier}": "nothing.here"}
 
 
 def test_every_api_route_is_documented_and_every_documented_route_exists(config: Config) -> None:
@@ -14,10 +18,38 @@ def test_every_api_route_is_documented_and_every_documented_route_exists(config:
     served = {(route.method.lower(), route.resource.canonical) for route in app.router.routes()
               if route.resource is not None and route.resource.canonical.startswith(DOCUMENTED_PREFIXES)
               and route.method != "HEAD"}
-    from command.openapi import document
-
-    documented = {(method, path) for path, operations in document()["paths"].items() for method in operations}
+    documented = {(method, path) for path, operations in document(APIS)["paths"].items() for method in operations}
     assert served == documented
+
+
+def _example(path: str) -> str:
+    for placeholder, value in EXAMPLE_PATH.items():
+        path = path.replace(placeholder, value)
+    return path
+
+
+async def test_the_server_enforces_the_roles_the_document_states(liandong: Liandong) -> None:
+    """Every HTTP operation that says it needs a log-in answers 401 without one, and one that names roles
+    answers 403 to an account without them; a public one never asks for a log-in."""
+    spec = document(APIS)
+    probed = 0
+    for path, operations in spec["paths"].items():
+        if path.startswith("/ws/"):
+            continue  # sockets check roles at hello: tests/test_sockets.py
+        for method, operation in operations.items():
+            status, _ = await liandong.call(method.upper(), _example(path))
+            if "security" not in operation:
+                assert status != 401, (method, path)
+                continue
+            assert status == 401, (method, path, status)
+            roles = operation["description"].removeprefix("Roles: ").rstrip(".").split(", ")
+            outsider = next((u for u, r in (("fire-xiling", "operator"), ("supervisor", "supervisor"),
+                                            ("dispatcher", "dispatcher")) if r not in roles), None)
+            if outsider is not None and roles != ["any account"]:
+                status, body = await liandong.call(method.upper(), _example(path), as_user=outsider)
+                assert status == 403, (method, path, outsider, status, body)
+            probed += 1
+    assert probed >= 35  # the document lists this many guarded operations; a sanity check that all were probed
 
 
 async def test_the_document_is_served_and_its_schemas_resolve(liandong: Liandong) -> None:
@@ -29,6 +61,8 @@ async def test_the_document_is_served_and_its_schemas_resolve(liandong: Liandong
     assert set(schemas[name]["required"]) == {"type_code", "severity", "location"}
     refs = [value for value in _walk(spec) if isinstance(value, str) and value.startswith("#/components/schemas/")]
     assert refs and all(ref.rsplit("/", 1)[1] in schemas for ref in refs)
+    errors: dict[str, Any] = spec["paths"]["/api/tickets/{id}/acknowledge"]["post"]["responses"]
+    assert {"401", "403", "404", "409"} <= set(errors)
 
 
 def _walk(node: object) -> list[object]:

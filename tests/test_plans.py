@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from command.config import load
+from app.config import load
 from command.demo import DEMO_PLANS
 from command.plans import DepartmentOrder, Plan, PlanBody, PlanBook, check
 from dispatch.taxonomy import Severity

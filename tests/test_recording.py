@@ -22,8 +22,8 @@ import pytest
 
 from tests.conftest import ROOT, free_port, server_with_media
 from tests.helpers import Liandong
-from video import ffmpeg
-from video.retention import Policy, Retention
+from video.recording import ffmpeg
+from video.recording.retention import Policy, Retention
 
 SEGMENT_S = 2
 HALL = {"lon": 111.2905, "lat": 30.7008}
@@ -205,7 +205,7 @@ async def test_playback_joins_segments_and_a_signed_export_tells_when_it_was_alt
         (tmp_path / "key.pem").write_bytes(await response.read())
 
     def verify(path: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "command.cli", "video", "verify", str(path), "--key",
+        return subprocess.run([sys.executable, "-m", "app.cli", "video", "verify", str(path), "--key",
                                str(tmp_path / "key.pem")], capture_output=True, text=True, cwd=ROOT, timeout=60)
 
     intact = verify(tmp_path / "export.zip")
@@ -251,7 +251,7 @@ async def test_retention_removes_what_is_too_old_and_keeps_under_the_quota_with_
     liandong, media = recording
     camera_id, segments = await _recorded(liandong, media, database_url, 4)
     sizes = [s["bytes"] for s in segments]
-    pool = liandong.services.pool
+    pool = liandong.platform.pool
     tight = Retention(pool, Policy(default_days=30, quota_bytes=sum(sizes[:2]) + 1000, root=tmp_path))
     outcome = await tight.enforce()
     assert outcome is not None and outcome.over_quota >= 1 and outcome.used_bytes <= sum(sizes[:2]) + 1000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from command.config import Config, load
+from app.config import Config, load
 from command.demo import demo_subcentres
 from dispatch.routing import Router
 from dispatch.taxonomy import Severity

@@ -15,7 +15,7 @@ import aiohttp
 
 from tests.helpers import Liandong
 from tests.test_recording import HALL, query, wait_until
-from video import ffmpeg
+from video.recording import ffmpeg
 
 SEAT = {"x": 0.35, "y": 0.30, "width": 0.30, "height": 0.45}
 ALWAYS_OPEN = {"days": [1, 2, 3, 4, 5, 6, 7], "periods": ["00:00-23:59"]}

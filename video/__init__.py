@@ -1,1 +1,3 @@
-"""Video supervision (cameras, recording, the wall, analytics). Built out by a later issue."""
+"""Video supervision of the service windows: cameras/ (what a camera is, the registry, its routes),
+recording/ (full-time recording, retention, playback, signed evidence), analysis/ (worker processes,
+detectors, supervision alerts), wall/ (tiles, the wall and focus sockets, the page)."""

@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from command.database import connect
-from dispatch.pg import Connection
+from base.database import connect
+from base.pg import Connection
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ import av
 import cv2
 import numpy as np
 
-from dispatch.pg import Pool
-from video.cameras import CameraSpec, Location, OpeningHours, RegionOfInterest, Thresholds
-from video.detectors import Roi
+from base.pg import Pool
+from gis.coords import Location
+from video.analysis.detectors import Roi, Thresholds
+from video.cameras.spec import CameraSpec, OpeningHours, RegionOfInterest
 
 HALL = (111.2905, 30.7008)  # 宜昌市民中心 (approximate), in 西陵区
 LOOP_S = 120

@@ -1,0 +1,227 @@
+"""Application assembly: configuration in, a running aiohttp application out. The one module that
+imports every package: each contributes its routes, pages, migrations and run-time parts here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gc
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import WSCloseCode, web
+
+from alerts import routes as alert_routes
+from alerts.cap import Issuer
+from alerts.cap_publisher import CapPublisher
+from alerts.channels import Channel, Email, SmsGateway, Webhook
+from alerts.context import ALERTS, Alerts
+from alerts.escalator import Escalator
+from alerts.sender import NotificationSender
+from app import openapi
+from app.config import Config
+from base import routes as base_routes
+from base.accounts import Sessions
+from base.context import PLATFORM, SOCKETS, OpenSockets, Platform
+from base.database import migrate, open_pool, start_embedded
+from base.http import Api, json_errors, page
+from base.hub import Hub
+from base.vitals import LoopLag
+from command import console_socket, decision_routes, plan_routes, surge_routes
+from command import routes as command_routes
+from command.context import COMMAND, Command
+from command.demo import seed
+from command.intake import Intake
+from command.plan_store import PLANS_CHANNEL, LivePlans
+from dispatch import routes as dispatch_routes
+from dispatch import terminal_socket
+from dispatch.context import DISPATCH, Dispatch
+from dispatch.directory import SUBCENTRES_CHANNEL, Directory
+from dispatch.fanout import EventStream
+from dispatch.ids import IdReserves
+from dispatch.routing import Router
+from dispatch.tones import TonePolicy
+from dispatch.views import Views
+from gis.areas import Facilities
+from video import demo
+from video.analysis import routes as analysis_routes
+from video.analysis.supervision import MARK_EMPTY_CHANNEL, SUPERVISION_CHANNEL
+from video.analysis.workers import ANALYSIS_LOCK_BASE, Analysis, Settings, mark_requested
+from video.cameras import routes as camera_routes
+from video.cameras.registry import sync_from_config
+from video.claims import Claims
+from video.context import VIDEO, Video
+from video.recording import ffmpeg
+from video.recording.evidence import signing_key
+from video.recording.recordings import recording
+from video.recording.retention import Policy, Retention
+from video.wall import sockets as wall_sockets
+from video.wall.tiles import TileBoard
+from video.wall.walls import Walls
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+_LISTEN_READY_S = 15.0
+
+# Lowest layer first: each package's migrations are applied in this order.
+PACKAGES = ("base", "gis", "dispatch", "alerts", "video", "command")
+
+# Every route the server has, by package; the OpenAPI document is made from the same list.
+APIS: tuple[Api, ...] = (
+    base_routes.api, dispatch_routes.api, terminal_socket.api, alert_routes.api, camera_routes.api,
+    analysis_routes.api, wall_sockets.api, command_routes.api, plan_routes.api, surge_routes.api,
+    decision_routes.api, console_socket.api)
+
+# Pages, and the folders their assets are served from (/static/ holds what every page shares).
+PAGES = {"/console": ROOT / "command/web/console.html", "/terminal": ROOT / "dispatch/web/terminal.html",
+         "/wall": ROOT / "video/wall/web/wall.html"}
+STATIC = {"/static/console/": ROOT / "command/web", "/static/terminal/": ROOT / "dispatch/web",
+          "/static/wall/": ROOT / "video/wall/web", "/static/": ROOT / "base/web"}
+
+
+def _background(stack: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None], name: str) -> None:
+    """Run `work` for as long as the application does; cancelled and awaited on the way out."""
+    task = asyncio.create_task(work, name=name)
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    stack.push_async_callback(stop)
+
+
+@contextlib.asynccontextmanager
+async def open_channels(config: Config) -> AsyncIterator[dict[str, Channel]]:
+    """The notification channels the configuration enables; the others are reported now, at start-up."""
+    c = config.channels
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=c.webhook.timeout_s)) as webhook_http, \
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=c.sms.timeout_s)) as sms_http:
+        channels: dict[str, Channel] = {"webhook": Webhook(webhook_http)}
+        if c.email.host:
+            channels["email"] = Email(c.email.host, c.email.port, c.email.sender, c.email.starttls,
+                                      c.email.username, c.email.password, c.email.timeout_s)
+        if c.sms.url:
+            channels["sms"] = SmsGateway(sms_http, c.sms.url, c.sms.body_template, c.sms.content_type)
+        for name in sorted({"email", "sms"} - set(channels)):
+            log.warning("notification channel %s is not configured: its messages will fail (see [channels.%s])",
+                        name, name)
+        if config.escalation.supervisor.channel not in channels:
+            log.error("escalation.supervisor uses the %s channel, which is not configured: the supervisor will"
+                      " not be reached", config.escalation.supervisor.channel)
+        yield channels
+
+
+def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def parts(app: web.Application) -> AsyncIterator[None]:
+        url = config.database.url or await asyncio.to_thread(start_embedded, config.data_dir)
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await stack.enter_async_context(
+                open_pool(url, config.database.pool_min, config.database.pool_max))
+            await migrate(pool, PACKAGES)
+            if config.demo.seed:
+                await seed(pool)
+            ffmpeg_binary = ffmpeg.binary(config.video.ffmpeg)
+            demo_cameras = await asyncio.to_thread(demo.cameras, config.media_dir, ffmpeg_binary, config.demo.cameras)
+            await sync_from_config(pool, [*config.cameras, *demo_cameras])
+            await demo.seed_empty_seats(pool, demo_cameras, config.video.tile_width)
+            hub = Hub(url, config.database.listen_retry_s)
+            loop_lag = LoopLag()
+            app[PLATFORM] = Platform(pool, url, hub, Sessions(pool, timedelta(hours=config.auth.session_hours)),
+                                     loop_lag, config.server.max_body_bytes, config.server.offset)
+
+            directory = Directory(pool)
+            await directory.load()
+            hub.on_change(SUBCENTRES_CHANNEL, directory.load)
+            views = Views(config.taxonomy, TonePolicy(config.alert.tone_by_severity, config.alert.repeat_s))
+            ids = IdReserves()
+            events = EventStream(pool, hub)
+            app[DISPATCH] = Dispatch(config.taxonomy, config.departments,
+                                     Router(config.taxonomy, config.departments, config.severity_rules),
+                                     directory, views, ids, events)
+
+            e = config.escalation
+            escalator = Escalator(pool, ids, views, (e.supervisor.name, e.supervisor.channel, e.supervisor.address),
+                                  e.limits, e.poll_s)
+            channels = await stack.enter_async_context(open_channels(config))
+            sender = NotificationSender(pool, channels, config.notifications.max_attempts, config.notifications.poll_s)
+            c = config.cap
+            cap = CapPublisher(pool, views, Issuer(c.sender, c.sender_name, config.server.offset, c.radius_km),
+                               c.poll_s)
+            app[ALERTS] = Alerts(escalator, sender, cap)
+
+            tiles, walls = TileBoard(), Walls(pool)
+            hub.on_change(SUPERVISION_CHANNEL, walls.reload)
+            analysis = None
+            if config.video.analysis:
+                v = config.video
+                analysis = Analysis(pool, Settings(v.analysis_workers, v.tile_width, v.analysis_fps,
+                                                   int(config.server.offset.total_seconds())), tiles)
+                hub.on_message(MARK_EMPTY_CHANNEL, functools.partial(mark_requested, analysis))
+            app[VIDEO] = Video(config.video, config.media_dir, ffmpeg_binary,
+                               signing_key(config.data_dir / "keys" / "evidence-signing.pem"), tiles, walls, analysis)
+
+            plans = LivePlans(pool, config.taxonomy)
+            await plans.load()
+            hub.on_change(PLANS_CHANNEL, plans.load)
+            intake = Intake(pool, ids, views, config.taxonomy, app[DISPATCH].router, directory, plans, e.limits)
+            app[COMMAND] = Command(intake, plans, Facilities.load(config.facilities_path), config.surge,
+                                   config.decision, config.map)
+
+            _background(stack, hub.run(), "hub")
+            _background(stack, events.run(), "events")
+            _background(stack, loop_lag.run(), "loop-lag")
+            _background(stack, escalator.run(), "escalator")
+            _background(stack, sender.run(), "notifications")
+            _background(stack, cap.run(), "cap")
+            if config.video.record:
+                recorders = recording(pool, url, ffmpeg_binary, config.recordings_dir, config.video.segment_s)
+                _background(stack, recorders.run(), "recording")
+                retention = Retention(pool, Policy(config.video.retention_days,
+                                                   int(config.video.disk_quota_gb * 2**30), config.recordings_dir))
+                _background(stack, retention.run(), "retention")
+            if analysis is not None:
+                _background(stack, analysis.run(), "analysis-store")
+                _background(stack, Claims(url, ANALYSIS_LOCK_BASE, "analysis", analysis).run(), "analysis")
+            # Serve only once events can reach this process's terminals.
+            await asyncio.wait_for(hub.connected.wait(), _LISTEN_READY_S)
+            # What lives now (configuration, geometry, code) lives for good: freeze it out of the
+            # cyclic garbage collector, so its full collections stay short while tickets are in flight.
+            gc.freeze()
+            yield
+    return parts
+
+
+async def _close_sockets(app: web.Application) -> None:
+    sockets: OpenSockets = app[SOCKETS]
+    for socket in list(sockets):
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+async def _openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi.document(APIS))
+
+
+async def _home(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/console")
+
+
+def build_app(config: Config) -> web.Application:
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[json_errors])
+    app[SOCKETS] = OpenSockets()
+    app.cleanup_ctx.append(_parts(config))
+    app.on_shutdown.append(_close_sockets)
+    for api in APIS:
+        api.register(app)
+    app.router.add_get("/api/openapi.json", _openapi)
+    app.router.add_get("/", _home)
+    for path, file in PAGES.items():
+        app.router.add_get(path, page(file))
+    for prefix, folder in STATIC.items():  # the specific prefixes first: the router takes the first match
+        app.router.add_static(prefix, folder)
+    return app

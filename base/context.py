@@ -1,0 +1,33 @@
+"""What the platform gives every package at run time, under one typed application key."""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiohttp import web
+
+from base.accounts import Sessions
+from base.hub import Hub
+from base.pg import Pool
+from base.vitals import LoopLag
+
+
+class OpenSockets(weakref.WeakSet[web.WebSocketResponse]):
+    """Every open WebSocket, so shutdown can close them with GOING_AWAY instead of dropping them."""
+
+
+@dataclass(frozen=True)
+class Platform:
+    pool: Pool
+    url: str  # the database's, for connections of their own (LISTEN, camera claims)
+    hub: Hub
+    sessions: Sessions
+    loop_lag: LoopLag
+    max_body_bytes: int
+    utc_offset: timedelta  # local time for "today", days in statistics, opening hours
+
+
+PLATFORM = web.AppKey("platform", Platform)
+SOCKETS = web.AppKey("sockets", OpenSockets)

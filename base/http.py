@@ -1,0 +1,196 @@
+"""HTTP for every package: routes declared once (the router and the OpenAPI document both read the
+declaration), authentication by the roles a route names, typed parameters and bodies, JSON replies,
+and the middleware that turns every failure into a JSON error in one place."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar, overload
+
+import msgspec
+from aiohttp import web
+
+from base.accounts import Role, User
+from base.context import PLATFORM
+from base.errors import DomainError, RequestError, decode, http_status
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ANYONE: tuple[Role, ...] | None = None  # no token needed
+LOGGED_IN: tuple[Role, ...] = ()  # any account
+USER = web.RequestKey("user", User)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route as declared: what the router serves and what the OpenAPI document says."""
+
+    method: str
+    path: str
+    summary: str
+    handler: Handler
+    roles: tuple[Role, ...] | None  # None: public; (): any logged-in account
+    body: type | None = None  # the JSON body (or, for a WebSocket, its first message)
+    status: int = 200
+    produces: str = "application/json"
+    conflicts: bool = False  # may answer 409
+    query: tuple[str, ...] = ()  # query parameters, documented by name
+
+
+@dataclass
+class Api:
+    """A package's routes. Declare with the decorators; `register` adds them to the application."""
+
+    routes: list[Route] = field(default_factory=list)
+
+    def route(self, method: str, path: str, summary: str, *, roles: tuple[Role, ...] | None, body: type | None = None,
+              status: int = 200, produces: str = "application/json", conflicts: bool = False,
+              query: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+        def declare(handler: Handler) -> Handler:
+            guarded = _guarded(handler, roles) if roles is not None else handler
+            self.routes.append(Route(method, path, summary, guarded, roles, body, status, produces, conflicts, query))
+            return handler
+        return declare
+
+    def get(self, path: str, summary: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, summary, **options)
+
+    def post(self, path: str, summary: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, summary, **options)
+
+    def put(self, path: str, summary: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, summary, **options)
+
+    def delete(self, path: str, summary: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, summary, **options)
+
+    def websocket(self, path: str, summary: str, *, roles: tuple[Role, ...],
+                  hello: type) -> Callable[[Handler], Handler]:
+        """A WebSocket route; its roles are checked at hello (see base.sockets), not here."""
+        def declare(handler: Handler) -> Handler:
+            self.routes.append(Route("GET", path, summary, handler, roles, hello, 101))
+            return handler
+        return declare
+
+    def register(self, app: web.Application) -> None:
+        for route in self.routes:
+            app.router.add_route(route.method, route.path, route.handler)
+
+
+def _guarded(handler: Handler, roles: tuple[Role, ...]) -> Handler:
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        request[USER] = await authenticate(request, roles)
+        return await handler(request)
+    return guarded
+
+
+async def authenticate(request: web.Request, roles: tuple[Role, ...]) -> User:
+    """The account behind the request's bearer token, if it has one of `roles` (any, when empty)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise DomainError("log in first: send Authorization: Bearer <token>", "Authorization", "unauthenticated")
+    user = await request.app[PLATFORM].sessions.user_for(token.strip())
+    if user is None:
+        raise DomainError("the token is unknown or has expired", "Authorization", "unauthenticated")
+    if roles and user.role not in roles:
+        raise DomainError(f"a {user.role.value} may not do this", code="forbidden")
+    return user
+
+
+def user_of(request: web.Request) -> User:
+    """The account its route's declaration authenticated."""
+    return request[USER]
+
+
+def reply(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json")
+
+
+async def body_of(request: web.Request, kind: type[T]) -> T:
+    if request.content_type != "application/json":
+        raise DomainError("send the body as application/json", "Content-Type", "unsupported_media_type")
+    return decode(await request.read(), kind)
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise DomainError(f"{raw!r} is not an id", name, "not_found")
+    return int(raw)
+
+
+def limit_param(request: web.Request, default: int, highest: int = 1000) -> int:
+    raw = request.query.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= highest:
+        raise RequestError(400, "invalid", f"limit is a whole number from 1 to {highest}", "limit")
+    return int(raw)
+
+
+@overload
+def choice_param(request: web.Request, name: str, choices: tuple[str, ...], default: str) -> str: ...
+
+
+@overload
+def choice_param(request: web.Request, name: str, choices: tuple[str, ...], default: None) -> str | None: ...
+
+
+def choice_param(request: web.Request, name: str, choices: tuple[str, ...], default: str | None) -> str | None:
+    """A query parameter that must be one of `choices` (`default` when absent)."""
+    raw = request.query.get(name, default)
+    if raw is not None and raw not in choices:
+        raise RequestError(400, "invalid", f"{name} is {', '.join(choices[:-1])} or {choices[-1]}", name)
+    return raw
+
+
+def timestamp_param(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise RequestError(400, "invalid", f"{raw!r} is not an ISO 8601 time", name) from None
+    if moment.tzinfo is None:
+        raise RequestError(400, "invalid", "give the time zone, e.g. 2026-11-23T08:00:00+08:00", name)
+    return moment
+
+
+def _error_response(error: DomainError, status: int) -> web.Response:
+    return web.Response(body=msgspec.json.encode({"error": error.payload()}), status=status,
+                        content_type="application/json")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map every failure to a JSON error in one place; unexpected ones are logged, never leaked."""
+    try:
+        return await handler(request)
+    except DomainError as error:
+        return _error_response(error, http_status(error))
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[PLATFORM].max_body_bytes
+        return _error_response(DomainError(f"the body exceeds {limit} bytes", "body", "too_large"), 413)
+    except web.HTTPException as error:
+        if not request.path.startswith("/api/") or error.status < 400:
+            raise
+        return _error_response(DomainError(error.reason, code=error.reason.lower().replace(" ", "_")), error.status)
+    except Exception:
+        log.exception("request %s %s failed", request.method, request.path)
+        return _error_response(DomainError("the server could not do this; it is logged", code="internal"), 500)
+
+
+def page(path: Path) -> Handler:
+    """A page of the web interface, always revalidated so a new release is seen at once."""
+    async def serve(_request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+    return serve

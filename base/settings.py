@@ -1,0 +1,50 @@
+"""Configuration building blocks: the section type every package's settings derive from, the error
+that names the key at fault, and the platform's own sections ([server], [database], [auth])."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A table of config.toml: typed, frozen, and no key it does not know."""
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the key and what is wrong with it."""
+
+
+def problem(path: Path, key: str, what: str) -> ConfigError:
+    return ConfigError(f"{path}: {key}: {what}")
+
+
+class ServerConfig(Section, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 65536
+    data_dir: str = "var"
+    utc_offset: Annotated[str, msgspec.Meta(pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$")] = "+08:00"
+
+    @property
+    def offset(self) -> timedelta:
+        sign = -1 if self.utc_offset.startswith("-") else 1
+        hours, minutes = self.utc_offset[1:].split(":")
+        return sign * timedelta(hours=int(hours), minutes=int(minutes))
+
+
+class DatabaseConfig(Section, frozen=True, forbid_unknown_fields=True):
+    url: str = ""
+    pool_min: Annotated[int, msgspec.Meta(ge=1)] = 2
+    pool_max: Annotated[int, msgspec.Meta(ge=1)] = 10
+    listen_retry_s: Positive = 1.0
+
+
+class AuthConfig(Section, frozen=True, forbid_unknown_fields=True):
+    session_hours: Positive = 12.0

@@ -1,0 +1,64 @@
+"""The command console's HTTP API: the base map, routing previews, recording and reading incidents."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from base.accounts import Role
+from base.context import PLATFORM
+from base.http import LOGGED_IN, Api, body_of, choice_param, limit_param, path_id, reply, timestamp_param, user_of
+from base.outbox import about_incident
+from command.context import COMMAND
+from command.intake import IncidentReport, RoutingQuery
+from dispatch import board
+from gis.boundaries import district_outlines
+
+api = Api()
+DISPATCHER = (Role.DISPATCHER,)
+WATCHERS = (Role.DISPATCHER, Role.SUPERVISOR)
+
+
+@api.get("/api/map", "The pages' base map: district outlines (GeoJSON, WGS-84, simplified to"
+         " map.boundary_tolerance_m) and the configured tile service, if any", roles=LOGGED_IN)
+async def map_base(request: web.Request) -> web.Response:
+    settings = request.app[COMMAND].map
+    return reply({"tile_url": settings.tile_url, "attribution": settings.attribution, "max_zoom": settings.max_zoom,
+                  "districts": district_outlines(settings.boundary_tolerance_m)})
+
+
+@api.post("/api/routing/preview", "Which sub-centres an incident would go to", roles=DISPATCHER, body=RoutingQuery)
+async def preview_routing(request: web.Request) -> web.Response:
+    query = await body_of(request, RoutingQuery)
+    intake = request.app[COMMAND].intake
+    return reply(intake.routing_json(*intake.route(query.type_code, query.severity, query.location)))
+
+
+@api.post("/api/incidents", "Record an incident; its tickets are stored before this returns", roles=DISPATCHER,
+          body=IncidentReport, status=201)
+async def create_incident(request: web.Request) -> web.Response:
+    report = await body_of(request, IncidentReport)
+    return reply(await request.app[COMMAND].intake.record(report, user_of(request)), status=201)
+
+
+@api.get("/api/incidents", "List incidents, newest first (the pending queue gravest first); each ticket with its"
+         " stage times, plan limits and escalations so far", roles=WATCHERS, query=("state", "since", "until", "limit"))
+async def list_incidents(request: web.Request) -> web.Response:
+    state = choice_param(request, "state", ("pending", "open", "closed"), None)
+    limit = limit_param(request, 100)
+    since, until = timestamp_param(request, "since"), timestamp_param(request, "until")
+    intake = request.app[COMMAND].intake
+    return reply(await board.incidents(intake.pool, intake.views, state, since, until, limit))
+
+
+@api.get("/api/incidents/{id}", "One incident with its tickets (with limits and escalations) and timeline; an"
+         " operator sees its own sub-centre's part", roles=LOGGED_IN)
+async def get_incident(request: web.Request) -> web.Response:
+    user = user_of(request)
+    intake = request.app[COMMAND].intake
+    own = user.subcentre_id if user.role is Role.OPERATOR else None
+    return reply(await board.incident(intake.pool, intake.views, path_id(request), own))
+
+
+@api.get("/api/incidents/{id}/notifications", "Messages sent about an incident and their outcome", roles=WATCHERS)
+async def incident_notifications(request: web.Request) -> web.Response:
+    return reply(await about_incident(request.app[PLATFORM].pool, path_id(request)))

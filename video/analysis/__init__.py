@@ -1,0 +1,1 @@
+"""Supervision analysis: worker processes decode pictures, detectors judge them, alerts are stored."""

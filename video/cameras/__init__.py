@@ -1,0 +1,1 @@
+"""Window cameras: what a camera is (its source checked safe), the registry, and its routes."""

@@ -1,0 +1,123 @@
+"""HTTP routes of the camera registry."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import msgspec
+from aiohttp import web
+
+from base.accounts import Role
+from base.context import PLATFORM
+from base.errors import DomainError, RequestError
+from base.http import ANYONE, Api, body_of, path_id, reply, timestamp_param, user_of
+from video.cameras.registry import camera_json, cameras, register
+from video.cameras.spec import CameraSpec, check
+from video.context import VIDEO
+from video.recording.evidence import Piece, export, public_pem
+from video.recording.playback import stream
+
+api = Api()
+WATCHERS = (Role.SUPERVISOR, Role.DISPATCHER)
+
+
+@api.get("/api/cameras", "Window cameras (stream credentials removed)", roles=WATCHERS)
+async def list_cameras(request: web.Request) -> web.Response:
+    return reply([camera_json(r) for r in await cameras(request.app[PLATFORM].pool)])
+
+
+@api.get("/api/cameras/{id}", "One camera", roles=WATCHERS)
+async def get_camera(request: web.Request) -> web.Response:
+    return reply(camera_json(await camera_row(request)))
+
+
+_LONGEST = timedelta(hours=24)
+
+
+def _range(request: web.Request, since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    if since is None or until is None:
+        raise RequestError(400, "invalid", "give since and until (ISO 8601 with a time zone)",
+                           "since" if since is None else "until")
+    if until <= since:
+        raise RequestError(400, "invalid", "until must be after since", "until")
+    if until - since > _LONGEST:
+        raise RequestError(400, "invalid", "at most 24 hours at a time", "until")
+    return since, until
+
+
+async def _pieces(request: web.Request, camera_id: int, since: datetime, until: datetime) -> list[Piece]:
+    rows = await request.app[PLATFORM].pool.fetch(
+        "SELECT path, started_at, ended_at FROM segments WHERE camera_id = $1 AND ended_at > $2 AND started_at < $3"
+        " ORDER BY started_at", camera_id, since, until)
+    # Retention deletes a segment's row before its file, so every indexed segment is on disk.
+    pieces = [Piece(Path(r["path"]), r["started_at"], r["ended_at"]) for r in rows]
+    if not pieces:
+        raise DomainError("nothing was recorded by this camera in that time", "since", "not_found")
+    return pieces
+
+
+async def camera_row(request: web.Request) -> asyncpg.Record:
+    camera_id = path_id(request)
+    row = await request.app[PLATFORM].pool.fetchrow("SELECT * FROM cameras WHERE id = $1", camera_id)
+    if row is None:
+        raise DomainError(f"camera {camera_id} does not exist", "id", "not_found")
+    return row
+
+
+@api.get("/api/cameras/{id}/playback", "A camera's recording between since and until (at most 24 h), one MP4 joined"
+         " without re-encoding", roles=WATCHERS, produces="video/mp4", query=("since", "until"))
+async def playback(request: web.Request) -> web.StreamResponse:
+    camera = await camera_row(request)
+    since, until = _range(request, timestamp_param(request, "since"), timestamp_param(request, "until"))
+    pieces = await _pieces(request, camera["id"], since, until)
+    response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+    await response.prepare(request)
+    async for chunk in stream(request.app[VIDEO].ffmpeg, pieces):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+class ExportRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    since: datetime
+    until: datetime
+
+
+@api.post("/api/cameras/{id}/exports", "A signed evidence export (zip: segments, SHA-256 manifest, Ed25519 signature)",
+          roles=(Role.SUPERVISOR,), body=ExportRequest, produces="application/zip")
+async def export_evidence(request: web.Request) -> web.Response:
+    user = user_of(request)
+    camera = await camera_row(request)
+    body = await body_of(request, ExportRequest)
+    for name, moment in (("since", body.since), ("until", body.until)):
+        if moment.tzinfo is None:
+            raise DomainError("give the time zone, e.g. 2026-11-23T08:00:00+08:00", name)
+    since, until = _range(request, body.since, body.until)
+    pieces = await _pieces(request, camera["id"], since, until)
+    described = {k: v for k, v in camera_json(camera).items() if k not in ("main_url", "sub_url")}
+    archive = await asyncio.to_thread(export, pieces, {**described, "exported_by": user.username}, since, until,
+                                      request.app[VIDEO].evidence_key, datetime.now(UTC))
+    name = f"{camera['code']}-{since.strftime('%Y%m%dT%H%M%S')}.zip"
+    return web.Response(body=archive, content_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@api.get("/api/video/signing-key", "The public key evidence exports are signed with", roles=ANYONE,
+         produces="application/x-pem-file")
+async def signing_key_pem(request: web.Request) -> web.Response:
+    return web.Response(body=public_pem(request.app[VIDEO].evidence_key), content_type="application/x-pem-file")
+
+
+@api.post("/api/cameras", "Register, or re-register by code, a window camera", roles=WATCHERS, body=CameraSpec,
+          status=201)
+async def add_camera(request: web.Request) -> web.Response:
+    spec = await body_of(request, CameraSpec)
+    check(spec, request.app[VIDEO].media_dir)
+    pool = request.app[PLATFORM].pool
+    camera_id = await register(pool, spec)
+    row = await pool.fetchrow("SELECT * FROM cameras WHERE id = $1", camera_id)
+    assert row is not None
+    return reply(camera_json(row), status=201)

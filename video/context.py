@@ -1,0 +1,28 @@
+"""What video's routes and sockets share at run time, under one typed application key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from video.analysis.workers import Analysis
+from video.settings import VideoConfig
+from video.wall.tiles import TileBoard
+from video.wall.walls import Walls
+
+
+@dataclass(frozen=True)
+class Video:
+    settings: VideoConfig
+    media_dir: Path  # file:// cameras are read from here only
+    ffmpeg: str  # the binary
+    evidence_key: Ed25519PrivateKey  # signs evidence exports
+    tiles: TileBoard  # the latest picture of each camera analysed in this process
+    walls: Walls
+    analysis: Analysis | None  # None when config turns analysis off
+
+
+VIDEO = web.AppKey("video", Video)

@@ -1,0 +1,178 @@
+"""The supervisors' monitoring wall over WebSocket (the session itself is base.sockets).
+
+/ws/wall: after hello, the wall gets the cameras and the open alerts; it says which cameras it
+shows (`show`), and from then on receives their tiles as binary messages — a 12-byte header
+(camera id: uint32, arrival time in epoch milliseconds: float64, both big-endian) then the JPEG —
+and the alert list again whenever an alert opens, clears, is acknowledged or closed.
+
+/ws/focus: one camera in full motion (see video.recording.ffmpeg.focus_args): first a text message
+naming the MIME type, then the stream as binary messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import msgspec
+from aiohttp import WSCloseCode, web
+
+from base.accounts import Role
+from base.context import PLATFORM
+from base.errors import DomainError
+from base.http import Api
+from base.sockets import Endpoint, SocketSession, Token
+from video.analysis.supervision import KINDS, alerts
+from video.cameras.registry import camera_json, cameras
+from video.context import VIDEO
+from video.recording import ffmpeg
+from video.wall.walls import Wall
+
+api = Api()
+
+_MAX_TILES = 16
+_CHUNK = 64 * 1024
+WATCHERS = (Role.SUPERVISOR, Role.DISPATCHER)
+
+
+class WallHello(msgspec.Struct, tag="hello", frozen=True, forbid_unknown_fields=True):
+    token: Token
+
+
+class Show(msgspec.Struct, tag="show", frozen=True, forbid_unknown_fields=True):
+    cameras: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(max_length=_MAX_TILES)]
+
+
+class FocusHello(msgspec.Struct, tag="hello", frozen=True, forbid_unknown_fields=True):
+    token: Token
+    camera: Annotated[int, msgspec.Meta(ge=1)]
+    mode: Literal["mse", "jpeg"] = "mse"
+
+
+class WallEndpoint(Endpoint[Wall]):
+    roles = WATCHERS
+    hello = WallHello
+    name = "wall"
+    max_frame_bytes = 16 * 1024
+    queue_limit = 200
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on(Show, self._show)
+
+    async def open(self, app: web.Application, session: SocketSession,
+                   hello: WallHello) -> tuple[Wall, Mapping[str, Any]]:
+        video, pool = app[VIDEO], app[PLATFORM].pool
+        wall = Wall(session, video.tiles)
+        video.walls.add(wall)
+        states = video.analysis.states if video.analysis else {}
+        listed = []
+        for row in await cameras(pool):
+            state = states.get(row["id"])
+            listed.append({**camera_json(row), "analysis": {"connected": state.connected, "note": state.note}
+                           if state else None})
+        return wall, {"type": "welcome", "user": session.user.public(), "cameras": listed, "kinds": KINDS,
+                      "alerts": await alerts(pool, True, None, 200)}
+
+    async def _show(self, wall: Wall, show: Show) -> None:
+        wall.show(set(show.cameras))
+
+    def source(self, state: Wall) -> Callable[[], Awaitable[list[bytes]]]:
+        return state.next_tiles
+
+    async def close(self, app: web.Application, state: Wall) -> None:
+        state.leave()
+        app[VIDEO].walls.remove(state)
+
+
+@dataclass
+class Focus:
+    process: asyncio.subprocess.Process
+    pump: asyncio.Task[None]
+
+
+class FocusEndpoint(Endpoint[Focus]):
+    roles = WATCHERS
+    hello = FocusHello
+    name = "focus"
+    max_frame_bytes = 16 * 1024
+    queue_limit = 256  # chunks of up to 64 KiB: a viewer this far behind is cut off
+
+    async def open(self, app: web.Application, session: SocketSession, hello: FocusHello) -> tuple[Focus, None]:
+        url = await app[PLATFORM].pool.fetchval("SELECT main_url FROM cameras WHERE id = $1", hello.camera)
+        if url is None:
+            raise DomainError(f"camera {hello.camera} does not exist", "camera", "not_found")
+        process = await asyncio.create_subprocess_exec(
+            app[VIDEO].ffmpeg, *ffmpeg.focus_args(url, hello.mode),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        pump = asyncio.create_task(_pump(process, session, hello.mode), name=f"focus-pump {session.name}")
+        return Focus(process, pump), None
+
+    async def close(self, app: web.Application, state: Focus) -> None:
+        state.pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await state.pump
+        if state.process.returncode is None:
+            state.process.kill()
+        await state.process.wait()
+
+
+async def _pump(process: asyncio.subprocess.Process, session: SocketSession, mode: str) -> None:
+    assert process.stdout is not None
+    try:
+        if mode == "mse":
+            await _pump_mp4(process.stdout, session)
+        else:
+            await _pump_jpeg(process.stdout, session)
+    except (ConnectionResetError, asyncio.IncompleteReadError):
+        pass
+    session.run(lambda: _end(session))
+
+
+async def _end(session: SocketSession) -> None:
+    if not session.socket.closed:
+        await session.socket.close(code=WSCloseCode.GOING_AWAY, message=b"the stream ended")
+
+
+async def _pump_mp4(stdout: asyncio.StreamReader, session: SocketSession) -> None:
+    head = b""
+    while b"moof" not in head:  # the init segment (ftyp, moov) names the codec
+        chunk = await stdout.read(_CHUNK)
+        if not chunk:
+            return
+        head += chunk
+    session.send({"type": "codec", "mime": mp4_mime(head)})
+    session.send_bytes(head)
+    while chunk := await stdout.read(_CHUNK):
+        session.send_bytes(chunk)
+
+
+def mp4_mime(init: bytes) -> str:
+    """The MIME type MSE needs, from the avcC box: profile, compatibility and level."""
+    at = init.find(b"avcC")
+    if at < 0 or len(init) < at + 8:
+        return 'video/mp4; codecs="avc1.42E01E"'
+    profile, compatibility, level = init[at + 5], init[at + 6], init[at + 7]
+    return f'video/mp4; codecs="avc1.{profile:02X}{compatibility:02X}{level:02X}"'
+
+
+async def _pump_jpeg(stdout: asyncio.StreamReader, session: SocketSession) -> None:
+    session.send({"type": "codec", "mime": "image/jpeg"})
+    while True:
+        headers = await stdout.readuntil(b"\r\n\r\n")
+        length = next((int(line.split(b":", 1)[1]) for line in headers.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), None)
+        if length is None:
+            continue
+        session.send_bytes(await stdout.readexactly(length))
+
+
+walls = WallEndpoint()
+api.websocket("/ws/wall", "Monitoring wall WebSocket: send WallHello, then Show; tiles arrive as binary (uint32"
+              " camera id, float64 epoch ms, JPEG), alert lists as text", roles=WATCHERS, hello=WallHello)(walls.serve)
+focus = FocusEndpoint()
+api.websocket("/ws/focus", "One camera in full motion: send FocusHello; a codec message, then fragmented MP4"
+              " (mode mse) or JPEG pictures (mode jpeg) as binary", roles=WATCHERS, hello=FocusHello)(focus.serve)
