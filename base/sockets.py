@@ -20,7 +20,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -28,6 +28,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from base.accounts import Role, User
 from base.context import PLATFORM, SOCKETS
 from base.errors import CLOSE_CODE, DomainError, close_code, convert, decode
+from base.messages import Hello, Token
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +40,6 @@ _TOO_SLOW = object()
 
 CLOSE_CODE.setdefault("invalid", 4400)
 CLOSE_CODE.setdefault("malformed_json", 4400)
-
-
-Token = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-
-
-class Hello(msgspec.Struct, tag="hello", frozen=True, forbid_unknown_fields=True):
-    """The first message on a socket that needs nothing else to start; others add their own fields."""
-
-    token: Token
 
 
 class _Adapter(logging.LoggerAdapter[logging.Logger]):
@@ -270,3 +262,6 @@ async def _refuse(socket: web.WebSocketResponse, error: DomainError) -> None:
     """Tell the client what was wrong, and close with the code the error maps to."""
     await socket.send_str(encode({"type": "error", **error.payload()}))
     await socket.close(code=close_code(error.code), message=error.code.encode())
+
+
+__all__ = ["Endpoint", "Hello", "SocketSession", "Token", "encode"]

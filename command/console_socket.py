@@ -16,7 +16,8 @@ from aiohttp import web
 
 from base.accounts import Role
 from base.http import Api
-from base.sockets import Endpoint, Hello, SocketSession
+from base.messages import Hello
+from base.sockets import Endpoint, SocketSession
 from dispatch.context import DISPATCH
 from dispatch.store import StoredEvent
 

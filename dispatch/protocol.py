@@ -15,7 +15,7 @@ from typing import Annotated
 
 import msgspec
 
-from base.sockets import Token
+from base.messages import Token
 from dispatch.tickets import Feedback, Notes, Outcome, PeopleAffected, ResourcesUsed
 
 TicketId = Annotated[int, msgspec.Meta(ge=1)]

@@ -24,7 +24,8 @@ from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError
 from base.http import Api
-from base.sockets import Endpoint, SocketSession, Token
+from base.messages import Token
+from base.sockets import Endpoint, SocketSession
 from video.analysis.supervision import KINDS, alerts
 from video.cameras.registry import camera_json, cameras
 from video.context import VIDEO
