@@ -107,6 +107,7 @@ async def test_a_file_camera_is_recorded_in_playable_contiguous_segments_with_it
         assert codecs == ["h264", "aac"]  # copied, not re-encoded, and the audio kept
         assert abs(duration - SEGMENT_S) < 0.5
         assert segment["bytes"] > 10_000
+        assert segment["bytes"] == Path(segment["path"]).stat().st_size  # indexed once complete, not before
     for before, after in itertools.pairwise(segments):
         assert abs((after["started_at"] - before["ended_at"]).total_seconds()) < 0.2  # no hole between them
 
@@ -268,3 +269,31 @@ async def test_retention_removes_what_is_too_old_and_keeps_under_the_quota_with_
     assert remaining == []
     (alert,) = await query(database_url, "SELECT * FROM supervision_alerts WHERE kind = 'storage'")
     assert alert["cleared_at"] is not None  # well under the quota now
+
+
+def test_a_listed_segment_is_finished_only_once_its_writer_has_closed_it(tmp_path: Path) -> None:
+    """ffmpeg lists a segment before it closes the file (its last fragment may still be in a buffer):
+    a segment still held open by the writing process is not reported, whatever the list says."""
+    from video.recording.recorder import SegmentList
+
+    segment = tmp_path / "20261124T080000.mp4"
+    segment.write_bytes(b"x" * 1000)
+    writer = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                               f"f = open({str(segment)!r}, 'ab'); sys.stdout.write('open\\n'); sys.stdout.flush()\n"
+                               "sys.stdin.readline(); f.write(b'y' * 500); f.close(); time.sleep(30)"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdin is not None
+        assert writer.stdout.readline() == "open\n"
+        (tmp_path / "segments.csv").write_text(f"{segment.name},0.000000,2.000000\n")
+        listing = SegmentList(tmp_path / "segments.csv", tmp_path)
+        assert listing.finished(writer.pid) == []  # listed, but its writer still has it open
+        writer.stdin.write("close\n")
+        writer.stdin.flush()
+        deadline = time.monotonic() + 10
+        while not (done := listing.finished(writer.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(s.path.name, s.bytes) for s in done] == [(segment.name, 1500)]
+    finally:
+        writer.kill()
+        writer.wait()

@@ -81,18 +81,13 @@ class Recorder:
             self._ffmpeg, *record_args(self._url, self._segment_s), cwd=self._directory,
             env={**os.environ, "TZ": "UTC"}, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        read = 0
+        listed = SegmentList(listing, self._directory)
         last_end: datetime | None = None
         last_progress = time.monotonic()
-        anchor: datetime | None = None
         try:
             while True:
                 await asyncio.sleep(0.5)
-                lines, read = _new_lines(listing, read)
-                for line in lines:
-                    segment, anchor = _segment(self._directory, line, anchor)
-                    if segment is None:
-                        continue
+                for segment in listed.finished(process.pid if process.returncode is None else None):
                     if last_end is None and gap_open:
                         await self._index.gap_closed(segment.started_at)
                     last_end = segment.ended_at
@@ -111,13 +106,51 @@ class Recorder:
                 except TimeoutError:
                     process.kill()
                     await process.wait()
-                # ffmpeg writes the last segment's line as it stops: index it too.
-                lines, read = _new_lines(listing, read)
-                for line in lines:
-                    segment, anchor = _segment(self._directory, line, anchor)
-                    if segment is not None:
-                        with contextlib.suppress(Exception):
-                            await asyncio.shield(self._index.segment(segment))
+                # ffmpeg writes the last segment's line as it stops: index it too (it has closed every file).
+                for segment in listed.finished(None):
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self._index.segment(segment))
+
+
+class SegmentList:
+    """ffmpeg's segment list, read as it grows. ffmpeg prints a segment's line *before* it closes the
+    segment's file (libavformat/segment.c: the list is flushed, then the file), so a listed segment is
+    finished only once the writing process no longer holds it open; until then it waits here."""
+
+    def __init__(self, listing: Path, directory: Path) -> None:
+        self._listing = listing
+        self._directory = directory
+        self._read = 0
+        self._anchor: datetime | None = None
+        self._waiting: list[tuple[Path, datetime, datetime]] = []
+
+    def finished(self, writer_pid: int | None) -> list[Segment]:
+        """Listed segments whose file `writer_pid` (None: the writer has exited) no longer has open."""
+        lines, self._read = _new_lines(self._listing, self._read)
+        for line in lines:
+            listed, self._anchor = _segment(self._directory, line, self._anchor)
+            if listed is not None:
+                self._waiting.append(listed)
+        still_open = _open_files(writer_pid) if writer_pid is not None and self._waiting else set()
+        done = []
+        while self._waiting and self._waiting[0][0] not in still_open:
+            path, started, ended = self._waiting.pop(0)
+            with contextlib.suppress(FileNotFoundError):
+                done.append(Segment(path, started, ended, path.stat().st_size))
+        return done
+
+
+def _open_files(pid: int) -> set[Path]:
+    """The files a process has open (Linux /proc); empty if it is gone."""
+    fds = Path(f"/proc/{pid}/fd")
+    found = set()
+    try:
+        for fd in os.listdir(fds):
+            with contextlib.suppress(OSError):
+                found.add(Path(os.readlink(fds / fd)))
+    except OSError:  # the process has exited: it holds nothing
+        return set()
+    return found
 
 
 def _new_lines(listing: Path, read: int) -> tuple[list[str], int]:
@@ -131,9 +164,10 @@ def _new_lines(listing: Path, read: int) -> tuple[list[str], int]:
     return complete.decode().splitlines(), read + len(complete)
 
 
-def _segment(directory: Path, line: str, anchor: datetime | None) -> tuple[Segment | None, datetime | None]:
-    """A segment-list line (name, start, end in stream seconds) as wall-clock times. The first
-    segment's file name (its UTC opening second) anchors the stream clock of this ffmpeg run."""
+def _segment(directory: Path, line: str,
+             anchor: datetime | None) -> tuple[tuple[Path, datetime, datetime] | None, datetime | None]:
+    """A segment-list line (name, start, end in stream seconds) as its file and wall-clock times. The
+    first segment's file name (its UTC opening second) anchors the stream clock of this ffmpeg run."""
     name, start_s, end_s = line.split(",")[:3]
     path = directory / name
     if not path.exists():
@@ -142,8 +176,7 @@ def _segment(directory: Path, line: str, anchor: datetime | None) -> tuple[Segme
     if anchor is None:
         anchor = datetime.strptime(name.removesuffix(".mp4"), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
         anchor -= timedelta(seconds=start)
-    return Segment(path, anchor + timedelta(seconds=start), anchor + timedelta(seconds=end),
-                   path.stat().st_size), anchor
+    return (path.resolve(), anchor + timedelta(seconds=start), anchor + timedelta(seconds=end)), anchor
 
 
 def _clean(stderr: str, url: str) -> str:
