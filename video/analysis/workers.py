@@ -132,7 +132,7 @@ class Analysis(CameraWork):
         while True:
             try:
                 report: Report = worker.pipe.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError, TypeError):  # TypeError: the pipe was closed under us at shutdown
                 break
             loop.call_soon_threadsafe(self._report, report)
         with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
