@@ -91,6 +91,10 @@ def exists(path: str) -> bool:
     return Path(path).exists()
 
 
+def size(path: str) -> int:
+    return Path(path).stat().st_size
+
+
 def probe(path: str) -> tuple[list[str], float]:
     with av.open(path) as container:
         return [s.codec_context.name for s in container.streams], float(container.duration or 0) / 1e6
@@ -107,7 +111,7 @@ async def test_a_file_camera_is_recorded_in_playable_contiguous_segments_with_it
         assert codecs == ["h264", "aac"]  # copied, not re-encoded, and the audio kept
         assert abs(duration - SEGMENT_S) < 0.5
         assert segment["bytes"] > 10_000
-        assert segment["bytes"] == Path(segment["path"]).stat().st_size  # indexed once complete, not before
+        assert segment["bytes"] == size(segment["path"])  # indexed once ffmpeg finished it, not before
     for before, after in itertools.pairwise(segments):
         assert abs((after["started_at"] - before["ended_at"]).total_seconds()) < 0.2  # no hole between them
 

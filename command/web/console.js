@@ -522,7 +522,7 @@ function connect() {
     }
     else if (data.type === "event") apply(data);
     else if (data.type === "resync") reload();
-    else if (data.type === "error" && data.code === "unauthenticated") logOut();
+    else if (data.type === "error" && (data.code === "unauthenticated" || data.code === "forbidden")) logOut();
   };
   socket.onclose = () => {
     setConnection(false);

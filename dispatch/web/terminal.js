@@ -162,7 +162,7 @@ function connect() {
       if (data.event === "realert") updateAlarm();  // escalated: the louder tone at once
       if (data.event === "reminder") remind(data.ticket);
     } else if (data.type === "error") {
-      if (data.code === "unauthenticated") { logOut(); return; }
+      if (data.code === "unauthenticated" || data.code === "forbidden") { logOut(); return; }
       const where = data.ticket_id ? cards.get(data.ticket_id) : null;
       (where ? [where.querySelector(".error")] : document.querySelectorAll(".ticket .error"))
         .forEach((e) => { e.textContent = `${data.field ?? ""} ${data.message}`; });

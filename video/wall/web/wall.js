@@ -198,7 +198,7 @@ function connect() {
       setConnection(true); renderGroups(); takeAlerts(data.alerts);
     } else if (data.type === "alerts") {
       takeAlerts(data.alerts);
-    } else if (data.type === "error" && data.code === "unauthenticated") {
+    } else if (data.type === "error" && (data.code === "unauthenticated" || data.code === "forbidden")) {
       logOut();
     }
   };
