@@ -93,11 +93,16 @@ class SocketSession:
                 await self.socket.close(code=WSCloseCode.INTERNAL_ERROR, message=b"reconnect")
 
     async def _write(self, source: Callable[[], Awaitable[list[bytes]]] | None) -> None:
+        if source is None:  # the common case, on the latency path of every ticket: no future per message
+            while (item := await self._queue.get()) is not _TOO_SLOW:
+                await self._send(item)
+            await self.socket.close(code=CLOSE_CODE["too_slow"], message=b"too slow")
+            return
         queued: asyncio.Future[Any] = asyncio.ensure_future(self._queue.get())
-        pulled: asyncio.Future[list[bytes]] | None = asyncio.ensure_future(source()) if source else None
+        pulled: asyncio.Future[list[bytes]] = asyncio.ensure_future(source())
         try:
             while True:
-                await asyncio.wait([f for f in (queued, pulled) if f is not None], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait([queued, pulled], return_when=asyncio.FIRST_COMPLETED)
                 if queued.done():
                     item = queued.result()
                     if item is _TOO_SLOW:
@@ -105,14 +110,13 @@ class SocketSession:
                         return
                     await self._send(item)
                     queued = asyncio.ensure_future(self._queue.get())
-                if pulled is not None and source is not None and pulled.done():
+                if pulled.done():
                     for data in pulled.result():
                         await self.socket.send_bytes(data)
                     pulled = asyncio.ensure_future(source())
         finally:
             queued.cancel()
-            if pulled is not None:
-                pulled.cancel()
+            pulled.cancel()
 
     async def _send(self, item: Any) -> None:
         if isinstance(item, bytes):
