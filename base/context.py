@@ -27,6 +27,7 @@ class Platform:
     loop_lag: LoopLag
     max_body_bytes: int
     utc_offset: timedelta  # local time for "today", days in statistics, opening hours
+    request_deadline_s: float = 10.0  # a request not answered by then gets 503 (base.http)
 
 
 PLATFORM = web.AppKey("platform", Platform)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 import warnings
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from base.pg import Connection, Pool
 
 log = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT_S = 5.0
+STATEMENT_TIMEOUT_S = 30.0  # the longest a statement may take (a year's statistics); requests give up sooner
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _MIGRATION_LOCK = 727001
 
@@ -74,12 +77,45 @@ async def _roll_back_if_needed(connection: Connection) -> None:
 
 @contextlib.asynccontextmanager
 async def open_pool(url: str, min_size: int, max_size: int) -> AsyncIterator[Pool]:
+    # A frozen server must not hold a request for ever: connecting and each statement have deadlines
+    # (requests have their own, base.http); a statement past its deadline is cancelled.
     pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     reset=_roll_back_if_needed, server_settings={"application_name": "liandong"})
+                                     reset=_roll_back_if_needed, server_settings={"application_name": "liandong"},
+                                     timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S)
     try:
         yield pool
     finally:
         await pool.close()
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database cannot be reached now (down, restarting, frozen past a
+    deadline), rather than a fault in what was asked of it."""
+    if isinstance(error, FileNotFoundError):  # the embedded server's Unix socket is gone
+        return ".s.PGSQL" in str(error.filename or error)
+    return isinstance(error, (ConnectionError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+                              asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+                              asyncpg.TooManyConnectionsError, asyncpg.QueryCanceledError))
+
+
+class Outage:
+    """Logs a database outage once when it is first noticed and once when it ends, not per request."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def noticed(self, error: BaseException) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.error("database unavailable (%s: %s); answering 503 until it is back", type(error).__name__, error)
+
+    def over(self) -> None:
+        if self.since is not None:
+            log.warning("database available again after %.1f s", time.monotonic() - self.since)
+            self.since = None
+
+
+OUTAGE = Outage()
 
 
 @dataclass(frozen=True)

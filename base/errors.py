@@ -37,6 +37,7 @@ HTTP_STATUS: dict[str, int] = {
     "not_more_severe": 422,
     "unknown_department": 422,
     "internal": 500,
+    "unavailable": 503,  # the database cannot be reached now: try again (Retry-After)
 }
 
 # code → WebSocket close code, for the errors that end a connection rather than answer a message.
@@ -45,6 +46,7 @@ CLOSE_CODE: dict[str, int] = {
     "forbidden": 4403,
     "too_slow": 1013,  # TRY_AGAIN_LATER: the client reconnects and catches up
     "internal": 1011,
+    "unavailable": 1013,
 }
 
 
@@ -105,8 +107,13 @@ def field_of(error: msgspec.ValidationError, prefix: str = "") -> str:
     return f"{prefix}{path}" if path else prefix.rstrip(".")
 
 
+
+
 def invalid(error: msgspec.ValidationError) -> DomainError:
-    return DomainError(_AT_PATH.sub("", str(error)), field_of(error) or None)
+    message = _AT_PATH.sub("", str(error))
+    if "matching regex" in message and "x0b-" in message:  # base.messages.PLAIN, said in words
+        message = "must not hold control characters (tab and newline are allowed)"
+    return DomainError(message, field_of(error) or None)
 
 
 def convert(value: object, kind: type[T]) -> T:
@@ -125,3 +132,5 @@ def decode(raw: bytes | str, kind: type[T]) -> T:
         raise invalid(error) from None
     except msgspec.DecodeError as error:
         raise DomainError(f"body is not valid JSON: {error}", code="malformed_json") from None
+    except RecursionError:
+        raise DomainError("the JSON is nested too deeply", code="malformed_json") from None

@@ -4,6 +4,7 @@ and the middleware that turns every failure into a JSON error in one place."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,9 @@ from aiohttp import web
 
 from base.accounts import Role, User
 from base.context import PLATFORM
+from base.database import OUTAGE, unavailable
 from base.errors import DomainError, RequestError, decode, http_status
+from base.messages import INT8_MAX
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class Route:
     produces: str = "application/json"
     conflicts: bool = False  # may answer 409
     query: tuple[str, ...] = ()  # query parameters, documented by name
+    deadline: bool = True  # answer within the platform's request deadline or 503 (not for streams)
 
 
 @dataclass
@@ -53,10 +57,12 @@ class Api:
 
     def route(self, method: str, path: str, summary: str, *, roles: tuple[Role, ...] | None, body: type | None = None,
               status: int = 200, produces: str = "application/json", conflicts: bool = False,
-              query: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+              query: tuple[str, ...] = (), deadline: bool = True) -> Callable[[Handler], Handler]:
         def declare(handler: Handler) -> Handler:
-            guarded = _guarded(handler, roles) if roles is not None else handler
-            self.routes.append(Route(method, path, summary, guarded, roles, body, status, produces, conflicts, query))
+            served = _guarded(handler, roles) if roles is not None else handler
+            served = _in_time(served) if deadline else served
+            self.routes.append(Route(method, path, summary, served, roles, body, status, produces, conflicts, query,
+                                     deadline))
             return handler
         return declare
 
@@ -83,6 +89,19 @@ class Api:
     def register(self, app: web.Application) -> None:
         for route in self.routes:
             app.router.add_route(route.method, route.path, route.handler)
+
+
+def _in_time(handler: Handler) -> Handler:
+    """The request's deadline (pool, statements and all): past it, 503 rather than a client left waiting."""
+    @functools.wraps(handler)
+    async def in_time(request: web.Request) -> web.StreamResponse:
+        try:
+            async with asyncio.timeout(request.app[PLATFORM].request_deadline_s):
+                return await handler(request)
+        except TimeoutError:
+            raise DomainError("the database did not answer in time; try again shortly",
+                              code="unavailable") from None
+    return in_time
 
 
 def _guarded(handler: Handler, roles: tuple[Role, ...]) -> Handler:
@@ -122,9 +141,10 @@ async def body_of(request: web.Request, kind: type[T]) -> T:
     return decode(await request.read(), kind)
 
 
-def path_id(request: web.Request, name: str = "id") -> int:
+def path_id(request: web.Request, name: str = "id", highest: int = INT8_MAX) -> int:
+    """An id in the path; one that cannot name a row (not a number, or beyond the column's range) is 404."""
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not 1 <= int(raw) <= highest:
         raise DomainError(f"{raw!r} is not an id", name, "not_found")
     return int(raw)
 
@@ -162,20 +182,37 @@ def timestamp_param(request: web.Request, name: str) -> datetime | None:
         raise RequestError(400, "invalid", f"{raw!r} is not an ISO 8601 time", name) from None
     if moment.tzinfo is None:
         raise RequestError(400, "invalid", "give the time zone, e.g. 2026-11-23T08:00:00+08:00", name)
+    return in_era(moment, name, 400)
+
+
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2200
+
+
+def in_era(moment: T, name: str, status: int = 422) -> T:
+    """A date or time a record of this system can have; arithmetic on year 1 or 9999 would overflow."""
+    year: int = moment.year  # type: ignore[attr-defined]  # a date or a datetime
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise RequestError(status, "invalid", f"give a time between {EARLIEST_YEAR} and {LATEST_YEAR}", name)
     return moment
 
 
+RETRY_AFTER_S = 5
+
+
 def _error_response(error: DomainError, status: int) -> web.Response:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
     return web.Response(body=msgspec.json.encode({"error": error.payload()}), status=status,
-                        content_type="application/json")
+                        content_type="application/json", headers=headers)
 
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map every failure to a JSON error in one place; unexpected ones are logged, never leaked."""
     try:
-        return await handler(request)
+        response = await handler(request)
     except DomainError as error:
+        if error.code == "unavailable":
+            OUTAGE.noticed(error)
         return _error_response(error, http_status(error))
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[PLATFORM].max_body_bytes
@@ -184,9 +221,16 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if not request.path.startswith("/api/") or error.status < 400:
             raise
         return _error_response(DomainError(error.reason, code=error.reason.lower().replace(" ", "_")), error.status)
-    except Exception:
+    except Exception as error:
+        if unavailable(error):
+            OUTAGE.noticed(error)
+            return _error_response(DomainError("the database cannot be reached now; try again shortly",
+                                               code="unavailable"), 503)
         log.exception("request %s %s failed", request.method, request.path)
         return _error_response(DomainError("the server could not do this; it is logged", code="internal"), 500)
+    if OUTAGE.since is not None and response.status < 500:
+        OUTAGE.over()
+    return response
 
 
 def page(path: Path) -> Handler:

@@ -27,6 +27,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from base.accounts import Role, User
 from base.context import PLATFORM, SOCKETS
+from base.database import OUTAGE, unavailable
 from base.errors import CLOSE_CODE, DomainError, close_code, convert, decode
 from base.messages import Hello, Token
 
@@ -186,6 +187,14 @@ class Endpoint(Generic[C]):
             await self._read(session, state)
         except DomainError as error:  # refused at open (e.g. no such camera)
             await _refuse(socket, error)
+        except Exception as error:  # the socket is upgraded: an HTTP 500 can no longer be sent, so say it here
+            if unavailable(error):
+                OUTAGE.noticed(error)
+                await _refuse(socket, DomainError("the database cannot be reached now; reconnect shortly",
+                                                  code="unavailable"))
+            else:
+                log.exception("%s: opening failed", self.name)
+                await _refuse(socket, DomainError("the server could not do this; it is logged", code="internal"))
         finally:
             if opened:
                 await self.close(request.app, state)  # type: ignore[arg-type]  # set whenever opened is
@@ -217,7 +226,13 @@ class Endpoint(Generic[C]):
         except DomainError as error:
             error.message = f"expected hello: {error.message}"
             raise
-        user = await request.app[PLATFORM].sessions.user_for(hello.token)
+        try:
+            user = await request.app[PLATFORM].sessions.user_for(hello.token)
+        except Exception as error:
+            if not unavailable(error):
+                raise
+            OUTAGE.noticed(error)
+            raise DomainError("the database cannot be reached now; reconnect shortly", code="unavailable") from None
         if user is None:
             raise DomainError("the token is unknown or has expired", "token", "unauthenticated")
         if user.role not in self.roles:
@@ -239,6 +254,8 @@ class Endpoint(Generic[C]):
                 raw = msgspec.json.decode(text)  # parsed once; the id answers even a frame that is invalid
             except msgspec.DecodeError:
                 raise DomainError("frame is not valid JSON", code="malformed_json") from None
+            except RecursionError:
+                raise DomainError("the JSON is nested too deeply", code="malformed_json") from None
             if not isinstance(raw, dict):
                 raise DomainError("a message is a JSON object with a type", "type")
             if isinstance(raw.get("id"), int):

@@ -9,6 +9,7 @@ import msgspec
 
 from base.accounts import User
 from base.errors import DomainError
+from base.messages import PLAIN
 from base.outbox import Message
 from base.pg import Pool
 from command.plan_store import LivePlans
@@ -24,19 +25,19 @@ from gis.coords import Location
 
 
 class IncidentReport(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    type_code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    type_code: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=16)]
     severity: Annotated[int, msgspec.Meta(ge=1, le=4)]
     location: Location
-    address: Annotated[str, msgspec.Meta(max_length=200)] = ""
-    caller_name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    address: Annotated[str, PLAIN, msgspec.Meta(max_length=200)] = ""
+    caller_name: Annotated[str, PLAIN, msgspec.Meta(max_length=100)] = ""
     caller_phone: Annotated[str, msgspec.Meta(max_length=32, pattern=r"^[0-9+\-() ]*$")] = ""
-    description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    description: Annotated[str, PLAIN, msgspec.Meta(max_length=2000)] = ""
     # False: queue the report as pending (surge triage) instead of dispatching it at once.
     dispatch: bool = True
 
 
 class RoutingQuery(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    type_code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    type_code: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=16)]
     severity: Annotated[int, msgspec.Meta(ge=1, le=4)]
     location: Location
 

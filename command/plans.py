@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from base.errors import DomainError
+from base.messages import PLAIN
 from dispatch.deadlines import StageLimits
 from dispatch.taxonomy import Severity, Taxonomy
 
@@ -21,21 +22,21 @@ Level = Annotated[int, msgspec.Meta(ge=1, le=4)]
 
 
 class DepartmentOrder(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    code: str
-    tasks: list[Annotated[str, msgspec.Meta(min_length=1, max_length=300)]] = []
+    code: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=32)]
+    tasks: list[Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=300)]] = []
 
 
 class Recipient(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    name: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=100)]
     channel: Literal["sms", "email", "webhook"]
-    address: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    address: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=500)]
 
 
 class PlanBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A plan as dispatchers write it (the API body and the stored version)."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    types: Annotated[list[str], msgspec.Meta(min_length=1)]
+    name: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=200)]
+    types: Annotated[list[Annotated[str, PLAIN, msgspec.Meta(max_length=16)]], msgspec.Meta(min_length=1)]
     levels: Annotated[list[Level], msgspec.Meta(min_length=1)]
     departments: Annotated[list[DepartmentOrder], msgspec.Meta(min_length=1)]
     limits: StageLimits = StageLimits()

@@ -10,6 +10,7 @@ from aiohttp import web
 from base.accounts import Role
 from base.errors import DomainError
 from base.http import Api, body_of, path_id, reply, user_of
+from base.messages import PLAIN, Id
 from command.context import COMMAND
 from command.surge import dispatch_pending, likely_duplicates, merge
 from gis.coords import Location
@@ -19,12 +20,12 @@ DISPATCHER = (Role.DISPATCHER,)
 
 
 class DuplicateQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    type_code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    type_code: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=16)]
     location: Location
 
 
 class MergeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    into: Annotated[int, msgspec.Meta(ge=1)]
+    into: Id
 
 
 @api.post("/api/duplicates", "Likely duplicates of a report about to be recorded", roles=DISPATCHER,

@@ -15,10 +15,10 @@ from typing import Annotated
 
 import msgspec
 
-from base.messages import Token
+from base.messages import PLAIN, Id, Token
 from dispatch.tickets import Feedback, Notes, Outcome, PeopleAffected, ResourcesUsed
 
-TicketId = Annotated[int, msgspec.Meta(ge=1)]
+TicketId = Id
 RequestId = Annotated[int, msgspec.Meta(ge=0)] | None
 
 
@@ -55,7 +55,7 @@ class FeedbackMessage(_Message, tag="feedback", frozen=True, forbid_unknown_fiel
 
 class Reject(_Message, tag="reject", frozen=True, forbid_unknown_fields=True):
     ticket_id: TicketId
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    reason: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=500)]
     id: RequestId = None
 
 

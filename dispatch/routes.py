@@ -12,6 +12,7 @@ from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError
 from base.http import ANYONE, LOGGED_IN, Api, body_of, path_id, reply, user_of
+from base.messages import PLAIN
 from dispatch.context import DISPATCH
 from dispatch.store import TicketAction, change_ticket
 from dispatch.taxonomy import Severity
@@ -52,8 +53,8 @@ class Geometry(msgspec.Struct, frozen=True):
 
 class NewSubcentre(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     code: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9\-_]{0,63}$")]
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    department: str
+    name: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=100)]
+    department: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=32)]
     site: Location
     jurisdiction: Geometry
 
@@ -72,7 +73,7 @@ async def add_subcentre(request: web.Request) -> web.Response:
 
 
 class Reason(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    reason: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=500)]
 
 
 async def _act(request: web.Request, action: TicketAction) -> web.Response:

@@ -20,6 +20,7 @@ from typing import Annotated
 import msgspec
 
 from base.errors import DomainError
+from base.messages import PLAIN
 
 
 class TicketState(StrEnum):
@@ -57,10 +58,10 @@ class IllegalTransition(DomainError):
         self.target = target
 
 
-Outcome = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+Outcome = Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=500)]
 PeopleAffected = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None
-ResourcesUsed = Annotated[str, msgspec.Meta(max_length=500)]
-Notes = Annotated[str, msgspec.Meta(max_length=2000)]
+ResourcesUsed = Annotated[str, PLAIN, msgspec.Meta(max_length=500)]
+Notes = Annotated[str, PLAIN, msgspec.Meta(max_length=2000)]
 
 
 class Feedback(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

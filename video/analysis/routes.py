@@ -12,7 +12,8 @@ from aiohttp import web
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError, RequestError
-from base.http import Api, body_of, choice_param, limit_param, path_id, reply, timestamp_param, user_of
+from base.http import Api, body_of, choice_param, in_era, limit_param, path_id, reply, timestamp_param, user_of
+from base.messages import PLAIN
 from video.analysis import supervision
 from video.analysis.supervision import MARK_EMPTY_CHANNEL
 from video.cameras.routes import WATCHERS, camera_row
@@ -45,7 +46,7 @@ async def acknowledge_alert(request: web.Request) -> web.Response:
 
 
 class CloseBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""  # what was done about it
+    note: Annotated[str, PLAIN, msgspec.Meta(max_length=2000)] = ""  # what was done about it
 
 
 @api.post("/api/supervision/alerts/{id}/close", "Close a supervision alert with a note", roles=(Role.SUPERVISOR,),
@@ -61,7 +62,7 @@ def _date(request: web.Request, name: str, default: date) -> date:
     if raw is None:
         return default
     try:
-        return date.fromisoformat(raw)
+        return in_era(date.fromisoformat(raw), name, 400)
     except ValueError:
         raise RequestError(400, "invalid", f"{raw!r} is not a date (YYYY-MM-DD)", name) from None
 

@@ -13,7 +13,8 @@ from aiohttp import web
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError, RequestError
-from base.http import ANYONE, Api, body_of, path_id, reply, timestamp_param, user_of
+from base.http import ANYONE, Api, body_of, in_era, path_id, reply, timestamp_param, user_of
+from base.messages import INT4_MAX
 from video.cameras.registry import camera_json, cameras, register
 from video.cameras.spec import CameraSpec, check
 from video.context import VIDEO
@@ -60,7 +61,7 @@ async def _pieces(request: web.Request, camera_id: int, since: datetime, until: 
 
 
 async def camera_row(request: web.Request) -> asyncpg.Record:
-    camera_id = path_id(request)
+    camera_id = path_id(request, highest=INT4_MAX)
     row = await request.app[PLATFORM].pool.fetchrow("SELECT * FROM cameras WHERE id = $1", camera_id)
     if row is None:
         raise DomainError(f"camera {camera_id} does not exist", "id", "not_found")
@@ -68,7 +69,7 @@ async def camera_row(request: web.Request) -> asyncpg.Record:
 
 
 @api.get("/api/cameras/{id}/playback", "A camera's recording between since and until (at most 24 h), one MP4 joined"
-         " without re-encoding", roles=WATCHERS, produces="video/mp4", query=("since", "until"))
+         " without re-encoding", roles=WATCHERS, produces="video/mp4", query=("since", "until"), deadline=False)
 async def playback(request: web.Request) -> web.StreamResponse:
     camera = await camera_row(request)
     since, until = _range(request, timestamp_param(request, "since"), timestamp_param(request, "until"))
@@ -87,7 +88,7 @@ class ExportRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 @api.post("/api/cameras/{id}/exports", "A signed evidence export (zip: segments, SHA-256 manifest, Ed25519 signature)",
-          roles=(Role.SUPERVISOR,), body=ExportRequest, produces="application/zip")
+          roles=(Role.SUPERVISOR,), body=ExportRequest, produces="application/zip", deadline=False)
 async def export_evidence(request: web.Request) -> web.Response:
     user = user_of(request)
     camera = await camera_row(request)
@@ -95,6 +96,7 @@ async def export_evidence(request: web.Request) -> web.Response:
     for name, moment in (("since", body.since), ("until", body.until)):
         if moment.tzinfo is None:
             raise DomainError("give the time zone, e.g. 2026-11-23T08:00:00+08:00", name)
+        in_era(moment, name)
     since, until = _range(request, body.since, body.until)
     pieces = await _pieces(request, camera["id"], since, until)
     described = {k: v for k, v in camera_json(camera).items() if k not in ("main_url", "sub_url")}

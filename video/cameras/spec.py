@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from base.errors import DomainError
+from base.messages import PLAIN
 from gis.coords import Location
 from video.analysis.detectors import Thresholds
 
@@ -38,16 +39,17 @@ class RegionOfInterest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class OpeningHours(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     days: list[Annotated[int, msgspec.Meta(ge=1, le=7)]] = msgspec.field(
         default_factory=lambda: [1, 2, 3, 4, 5])  # ISO weekdays, 1 = Monday
-    periods: list[str] = msgspec.field(default_factory=lambda: ["08:30-12:00", "14:00-17:30"])
+    periods: list[Annotated[str, msgspec.Meta(max_length=11)]] = msgspec.field(
+        default_factory=lambda: ["08:30-12:00", "14:00-17:30"])
 
 
 class CameraSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A window camera as registered through config.toml or the API."""
 
     code: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    department: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]  # whose service hall
-    window: Annotated[str, msgspec.Meta(min_length=1, max_length=20)]  # 窗口号
+    name: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=100)]
+    department: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=100)]  # whose service hall
+    window: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=20)]  # 窗口号
     location: Location
     main_url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]  # recorded
     sub_url: Annotated[str, msgspec.Meta(max_length=2000)] = ""  # analysed and shown in tiles, if any

@@ -24,7 +24,7 @@ from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError
 from base.http import Api
-from base.messages import Token
+from base.messages import SmallId, Token
 from base.sockets import Endpoint, SocketSession
 from video.analysis.supervision import KINDS, alerts
 from video.cameras.registry import camera_json, cameras
@@ -44,12 +44,12 @@ class WallHello(msgspec.Struct, tag="hello", frozen=True, forbid_unknown_fields=
 
 
 class Show(msgspec.Struct, tag="show", frozen=True, forbid_unknown_fields=True):
-    cameras: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(max_length=_MAX_TILES)]
+    cameras: Annotated[list[SmallId], msgspec.Meta(max_length=_MAX_TILES)]
 
 
 class FocusHello(msgspec.Struct, tag="hello", frozen=True, forbid_unknown_fields=True):
     token: Token
-    camera: Annotated[int, msgspec.Meta(ge=1)]
+    camera: SmallId
     mode: Literal["mse", "jpeg"] = "mse"
 
 
