@@ -133,7 +133,8 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             hub = Hub(url, config.database.listen_retry_s)
             loop_lag = LoopLag()
             app[PLATFORM] = Platform(pool, url, hub, Sessions(pool, timedelta(hours=config.auth.session_hours)),
-                                     loop_lag, config.server.max_body_bytes, config.server.offset)
+                                     loop_lag, config.server.max_body_bytes, config.server.offset,
+                                     config.server.request_deadline_s)
 
             directory = Directory(pool)
             await directory.load()

@@ -91,13 +91,38 @@ class Api:
             app.router.add_route(route.method, route.path, route.handler)
 
 
+_STRAGGLERS: set[asyncio.Future[Any]] = set()  # work abandoned at its deadline, finishing its cancellation
+
+
+async def within(seconds: float, work: Awaitable[T]) -> T:
+    """`work`'s result, or TimeoutError after `seconds` without waiting for `work` to wind down: a
+    driver cancelled while the database is frozen can take as long to clean up as to answer."""
+    future = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({future}, timeout=seconds)
+    except asyncio.CancelledError:
+        future.cancel()
+        raise
+    if future in done:
+        return future.result()
+    future.cancel()
+    _STRAGGLERS.add(future)
+    future.add_done_callback(_forget)
+    raise TimeoutError(f"no answer within {seconds} s")
+
+
+def _forget(future: asyncio.Future[Any]) -> None:
+    _STRAGGLERS.discard(future)
+    if not future.cancelled() and future.exception() is not None:
+        log.debug("abandoned work ended with %r", future.exception())
+
+
 def _in_time(handler: Handler) -> Handler:
     """The request's deadline (pool, statements and all): past it, 503 rather than a client left waiting."""
     @functools.wraps(handler)
     async def in_time(request: web.Request) -> web.StreamResponse:
         try:
-            async with asyncio.timeout(request.app[PLATFORM].request_deadline_s):
-                return await handler(request)
+            return await within(request.app[PLATFORM].request_deadline_s, handler(request))
         except TimeoutError:
             raise DomainError("the database did not answer in time; try again shortly",
                               code="unavailable") from None

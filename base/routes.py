@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import msgspec
@@ -10,7 +9,7 @@ from aiohttp import web
 
 from base.context import PLATFORM
 from base.errors import DomainError
-from base.http import ANYONE, LOGGED_IN, Api, body_of, reply, user_of
+from base.http import ANYONE, LOGGED_IN, Api, body_of, reply, user_of, within
 from base.messages import PLAIN
 
 api = Api()
@@ -45,7 +44,7 @@ async def healthz(request: web.Request) -> web.Response:
     platform = request.app[PLATFORM]
     problem = None
     try:
-        await asyncio.wait_for(platform.pool.fetchval("SELECT 1"), HEALTH_PROBE_S)
+        await within(HEALTH_PROBE_S, platform.pool.fetchval("SELECT 1"))
     except TimeoutError:
         problem = f"the database did not answer within {HEALTH_PROBE_S} s"
     except Exception as error:  # any failure means "not healthy"; the body says which

@@ -31,6 +31,7 @@ class ServerConfig(Section, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 65536
     data_dir: str = "var"
     utc_offset: Annotated[str, msgspec.Meta(pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$")] = "+08:00"
+    request_deadline_s: Annotated[float, msgspec.Meta(ge=0.5, le=120)] = 10.0
 
     @property
     def offset(self) -> timedelta:
