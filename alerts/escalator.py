@@ -118,9 +118,11 @@ class Escalator:
             elif measure is Measure.DISPATCH_BACKUP:
                 record["backup_ticket_id"] = await self._dispatch_backup(connection, incident, ticket_row,
                                                                          subcentre, at, events)
-        record["notified"] = [{"reason": m.reason, "channel": m.channel, "recipient": m.recipient} for m in messages]
+        ids = await queue(connection, messages)
+        # What the screens may say about each message: queued now; its outcome follows as its own event.
+        record["notified"] = [{"id": i, "reason": m.reason, "channel": m.channel, "recipient": m.recipient,
+                               "status": "pending"} for i, m in zip(ids, messages, strict=True)]
         events.insert(0, NewEvent(incident["id"], f"escalation.{stage.value}", at, record, ticket.id))
-        await queue(connection, messages)
         await record_events(connection, events)
 
     async def _dispatch_backup(self, connection: Connection, incident: dict[str, Any], ticket_row: asyncpg.Record,

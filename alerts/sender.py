@@ -16,6 +16,7 @@ import asyncpg
 
 from alerts.channels import Channel, DeliveryFailed, Outgoing, Unconfigured
 from base.pg import Pool, every
+from dispatch.store import NewEvent, record_events
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,24 @@ class NotificationSender:
         except DeliveryFailed as error:
             final = row["attempts"] >= self._max_attempts or isinstance(channel, Unconfigured)
             retry_at: datetime = row["now"] + timedelta(seconds=backoff_s(row["attempts"]))
-            await self._pool.execute(
-                "UPDATE notifications SET status = $2, next_attempt_at = $3, last_error = $4 WHERE id = $1",
-                row["id"], "failed" if final else "pending", retry_at, str(error)[:1000])
+            await self._outcome(row, "failed" if final else "pending", str(error)[:1000], retry_at)
             log.warning("notification %d to %s by %s failed (attempt %d%s): %s", row["id"], row["recipient"],
                         row["channel"], row["attempts"], ", giving up" if final else "", error)
             return
-        await self._pool.execute(
-            "UPDATE notifications SET status = 'sent', sent_at = $2, last_error = '' WHERE id = $1",
-            row["id"], row["now"])
+        await self._outcome(row, "sent", "", row["now"])
+
+    async def _outcome(self, row: asyncpg.Record, status: str, error: str, at: datetime) -> None:
+        """Store what became of one attempt and, for a message about an incident, put it on the incident's
+        timeline in the same transaction: screens say "sent" or "failed" only from this."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "UPDATE notifications SET status = $2, last_error = $3,"
+                " next_attempt_at = CASE WHEN $2 = 'pending' THEN $4 ELSE next_attempt_at END,"
+                " sent_at = CASE WHEN $2 = 'sent' THEN $4 END WHERE id = $1", row["id"], status, error, at)
+            if row["incident_id"] is None:
+                return
+            kind = {"sent": "notification.sent", "failed": "notification.failed"}.get(status, "notification.retrying")
+            await record_events(connection, [NewEvent(row["incident_id"], kind, row["now"], {"notification": {
+                "id": row["id"], "ticket_id": row["ticket_id"], "reason": row["reason"], "channel": row["channel"],
+                "recipient": row["recipient"], "status": status, "error": error, "attempts": row["attempts"]}},
+                ticket_id=row["ticket_id"])])

@@ -40,10 +40,12 @@ def insert(first: int) -> str:
             f" {n[4]}::text[], {n[5]}::text[], {n[6]}::text[], {n[7]}::text[])")
 
 
-async def queue(connection: Connection, messages: Sequence[Message]) -> None:
-    """Queue messages inside the caller's transaction: they go out only if it commits."""
-    if messages:
-        await connection.execute(insert(1), *columns(messages))
+async def queue(connection: Connection, messages: Sequence[Message]) -> list[int]:
+    """Queue messages inside the caller's transaction (they go out only if it commits); their ids."""
+    if not messages:
+        return []
+    rows = await connection.fetch(insert(1) + " RETURNING id", *columns(messages))
+    return [r["id"] for r in rows]
 
 
 async def about_incident(pool: Pool, incident_id: int) -> list[dict[str, object]]:

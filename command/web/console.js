@@ -37,14 +37,29 @@ const TICKET_STATES = { created: ["待送达", "sent"], delivered: ["已送达",
                         closed: ["已反馈", "reported back"], rejected: ["已退回", "rejected"], cancelled: ["已撤销", "cancelled"] };
 const INCIDENT_STATES = { pending: ["待派", "pending"], open: ["处置中", "open"], closed: ["已结束", "closed"] };
 const STAGES = { deliver: ["送达", "delivery"], acknowledge: ["确认", "acknowledgement"], feedback: ["反馈", "feedback"] };
+// What an escalation step did on the terminal and in the store; whom it told is said from each message's
+// stored outcome (noticeText), never assumed. The reasons name the messages each step queued.
 const ESCALATION_TEXT = {
-  "deliver:0": ["未送达终端，已短信通知值班电话", "not delivered to the terminal; the duty phone was sent an SMS"],
+  "deliver:0": ["未送达终端", "not delivered to the terminal"],
   "acknowledge:0": ["超时未确认，终端再次提醒", "not acknowledged in time; the terminal re-alerts"],
-  "acknowledge:1": ["仍未确认，已通知分中心负责人", "still not acknowledged; the sub-centre's leader was notified"],
-  "acknowledge:2": ["仍未确认，已通知值班长并派备用分中心", "still not acknowledged; supervisor notified, backup dispatched"],
+  "acknowledge:1": ["仍未确认", "still not acknowledged"],
+  "acknowledge:2": ["仍未确认，已派备用分中心", "still not acknowledged; backup sub-centre dispatched"],
   "feedback:0": ["超时未反馈，已提醒", "no feedback in time; the terminal was reminded"],
-  "feedback:1": ["仍未反馈，已通知值班长", "still no feedback; the supervisor was notified"],
+  "feedback:1": ["仍未反馈", "still no feedback"],
 };
+const ESCALATION_REASONS = { "deliver:0": ["undelivered"], "acknowledge:1": ["leader"], "acknowledge:2": ["supervisor"],
+                             "feedback:1": ["supervisor"] };
+const CHANNELS = { sms: ["短信", "SMS"], email: ["邮件", "e-mail"], webhook: ["Webhook", "webhook"] };
+const MAX_ALARM_GROUPS = 4;  // incidents shown in the alarm bar; the rest are counted
+
+// One message's stored outcome, in words: queued, retrying (and why), sent, or failed (and why).
+function noticeText(n) {
+  const how = word(CHANNELS[n.channel]) || n.channel;
+  if (n.status === "sent") return t(`已${how}通知${n.recipient}`, `${how} sent to ${n.recipient}`);
+  if (n.status === "failed") return t(`${how}通知${n.recipient}失败：${n.error}`, `${how} to ${n.recipient} FAILED: ${n.error}`);
+  if (n.error) return t(`${how}通知${n.recipient}未成功，正在重试：${n.error}`, `${how} to ${n.recipient} not delivered yet, retrying: ${n.error}`);
+  return t(`正在${how}通知${n.recipient}`, `sending ${how} to ${n.recipient}`);
+}
 const KINDS = { school: ["学校", "school"], hospital: ["医院", "hospital"], shelter: ["避难场所", "shelter"] };
 const when = (iso) => new Date(iso).toLocaleString(i18n.lang === "en" ? "en-GB" : "zh-CN");
 const word = (pair) => (pair ? t(pair[0], pair[1]) : "");
@@ -315,7 +330,8 @@ function upsertTicket(body) {
   const incident = incidents.get(ticket.incident_id);
   if (!incident) return;
   const known = incident.tickets.find((x) => x.id === ticket.id);
-  const merged = { limits: known?.limits, escalations: known?.escalations ?? [], ...ticket };
+  const merged = { limits: known?.limits, escalations: known?.escalations ?? [], notifications: known?.notifications ?? [],
+                   ...ticket };
   incident.tickets = [...incident.tickets.filter((x) => x.id !== ticket.id), merged].sort((a, b) => a.id - b.id);
   if (!merged.limits) refreshIncident(ticket.incident_id);  // a ticket from an event: fetch its plan limits once
 }
@@ -339,8 +355,13 @@ function apply(message) {
     const ticket = incidents.get(message.incident_id)?.tickets.find((x) => x.id === data.ticket_id);
     if (ticket) {
       ticket.escalations = [...(ticket.escalations ?? []), { stage: data.stage, step: data.step, at: message.at }];
+      for (const n of data.notified ?? []) rememberNotice(ticket, n);
       alarmsFrom(ticket);
     }
+  }
+  if (message.kind.startsWith("notification.") && data.notification) {  // a message's outcome, as stored
+    const ticket = incidents.get(message.incident_id)?.tickets.find((x) => x.id === data.notification.ticket_id);
+    if (ticket) { rememberNotice(ticket, { ...data.notification, at: message.at }); alarmsFrom(ticket); }
   }
   if (message.kind === "ticket.rejected" && data.ticket) alarmsFrom(data.ticket);
   renderSoon();  // a burst of events repaints once
@@ -352,33 +373,63 @@ const alarms = new Map();  // key -> {key, stage ("rejected" for a rejection), i
 const acknowledged = new Set(JSON.parse(sessionStorage.getItem("liandong.console.acknowledged") ?? "[]"));
 let alarmTimer = null;
 
-// The alarms a ticket stands for: escalations of the stage it is still in, and a rejection.
+function rememberNotice(ticket, notice) {
+  const known = (ticket.notifications ??= []).find((n) => n.id === notice.id);
+  if (known) Object.assign(known, notice); else ticket.notifications.push(notice);
+}
+
+// The alarms a ticket stands for: escalations of the stage it is still in (each with the stored
+// outcome of the messages it sent), a rejection with its reason, and every message that failed.
 function alarmsFrom(ticket) {
   const stage = stageOf(ticket)?.stage;
   const name = () => subcentreName(ticket.subcentre_id);
+  const ticketName = () => `${t("处警单", "Ticket")} #${ticket.id} → ${name()}`;
   for (const e of ticket.escalations ?? []) {
     const key = `${ticket.id}:${e.stage}:${e.step}`;
     if (e.stage !== stage || acknowledged.has(key)) continue;
-    alarms.set(key, { key, stage: e.stage, incident_id: ticket.incident_id, ticket_id: ticket.id,
-                      text: () => `${t("处警单", "Ticket")} #${ticket.id} → ${name()}: ${word(ESCALATION_TEXT[`${e.stage}:${Math.min(e.step, 2)}`])}` });
+    const step = `${e.stage}:${Math.min(e.step, 2)}`;
+    const notices = () => (ticket.notifications ?? []).filter((n) => (ESCALATION_REASONS[step] ?? []).includes(n.reason));
+    alarms.set(key, { key, stage: e.stage, incident_id: ticket.incident_id, ticket_id: ticket.id, at: e.at,
+                      text: () => [`${ticketName()}: ${word(ESCALATION_TEXT[step])}`, ...notices().map(noticeText)].join("；") });
   }
   const rejection = `${ticket.id}:rejected`;
   if (ticket.state === "rejected" && !acknowledged.has(rejection)) {
     alarms.set(rejection, { key: rejection, stage: "rejected", incident_id: ticket.incident_id, ticket_id: ticket.id,
+                            at: ticket.rejected_at ?? "",
                             text: () => `${t("处警单", "Ticket")} #${ticket.id} ${t("被退回", "rejected by")} ${name()}: ${ticket.reason ?? ""}` });
+  }
+  for (const n of ticket.notifications ?? []) {  // a fallback that failed is an alarm of its own
+    const key = `${ticket.id}:notification:${n.id}`;
+    if (n.status !== "failed" || acknowledged.has(key)) continue;
+    alarms.set(key, { key, stage: "notification", incident_id: ticket.incident_id, ticket_id: ticket.id,
+                      at: n.at ?? "", text: () => `${ticketName()}: ${noticeText(n)}` });
   }
 }
 
 function renderAlarms() {
-  // Alarms of tickets that have moved on (acknowledged, reported back) settle by themselves.
+  // Alarms of tickets that have moved on (acknowledged, reported back) settle by themselves; a failed
+  // message stays until a dispatcher acknowledges it.
   for (const [key, alarm] of alarms) {
+    if (alarm.stage === "notification") continue;
     const ticket = incidents.get(alarm.incident_id)?.tickets.find((x) => x.id === alarm.ticket_id);
     const current = ticket?.state === "rejected" ? "rejected" : ticket && stageOf(ticket)?.stage;
     if (ticket && current !== alarm.stage) alarms.delete(key);
   }
-  const active = [...alarms.values()];
+  // A failed message already said on its escalation's line is not said twice.
+  const escalating = new Set([...alarms.values()].filter((a) => !["notification", "rejected"].includes(a.stage))
+    .map((a) => a.ticket_id));
+  const active = [...alarms.values()].filter((a) => a.stage !== "notification" || !escalating.has(a.ticket_id)).sort((a, b) =>
+    // newest first; alarms of one moment, the latest incident first
+    String(b.at).localeCompare(String(a.at)) || b.incident_id - a.incident_id);
   $("alarm").classList.toggle("hidden", active.length === 0);
-  $("alarm-list").innerHTML = active.map((a) => `<li data-alarm="${esc(a.key)}">${esc(a.text())}</li>`).join("");
+  // One line per incident, newest first; a bounded bar: the incidents beyond it are counted, not listed.
+  const groups = new Map();
+  for (const a of active) (groups.get(a.incident_id) ?? groups.set(a.incident_id, []).get(a.incident_id)).push(a);
+  const shown = [...groups.entries()].slice(0, MAX_ALARM_GROUPS);
+  const hidden = [...groups.values()].slice(MAX_ALARM_GROUPS).reduce((sum, g) => sum + g.length, 0);
+  $("alarm-list").innerHTML = shown.map(([incidentId, list]) => `<li data-alarm-incident="${esc(incidentId)}">` +
+      `<b>${t("事件", "Incident")} #${esc(incidentId)}</b> ${list.map((a) => `<span data-alarm="${esc(a.key)}">${esc(a.text())}</span>`).join(" · ")}</li>`).join("") +
+    (hidden ? `<li class="alarm-more">${t(`另有 ${hidden} 条告警（其他 ${groups.size - shown.length} 起事件）`, `${hidden} more alarms on ${groups.size - shown.length} other incidents`)}</li>` : "");
   document.title = active.length ? `【${active.length}】${t("升级告警", "ESCALATION")} · 联动` : "联动 · 指挥台 Liandong command console";
   liandongAudio.ringing = active.length > 0;
   if (active.length && !alarmTimer) ring();
