@@ -77,3 +77,51 @@ async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_l
     await fits(page)
     await screenshot(page, "wall-tablet")
     watch.assert_clean()
+
+
+async def test_several_new_alerts_pop_up_the_newest_and_one_without_a_picture_shows_no_broken_image(
+        supervised: tuple[Liandong, Path], browser: Browser) -> None:
+    """Two cameras go offline (an offline camera sends no picture, so its alert has none) a second apart,
+    and a covered lens after them: the pop-up names the covered lens, and no alert shows a broken image."""
+    from datetime import UTC, datetime, timedelta
+
+    from video.analysis.supervision import open_alert
+
+    liandong, _media = supervised
+    ids = []
+    for code in ("hall-a", "hall-b", "hall-c"):
+        status, body = await liandong.call("POST", "/api/cameras", {
+            "code": code, "name": f"{code} 窗口", "department": "行政服务中心", "window": code[-1],
+            "location": {"lon": 111.29, "lat": 30.70}, "main_url": "rtsp://127.0.0.1:9/none"}, as_user="supervisor")
+        assert status == 201, body
+        ids.append(body["id"])
+    watch = Watch(liandong.base_url)
+    page = watch.page(await (await browser.new_context(viewport=DESKTOP)).new_page())
+    await page.goto(f"{liandong.base_url}/wall")
+    await log_in(page, "supervisor")
+    await page.wait_for_selector("#conn.up")
+    now = datetime.now(UTC)
+    pool = liandong.platform.pool
+    async with pool.acquire() as connection, connection.transaction():  # announced together, on commit
+        await open_alert(connection, "offline", ids[0], now - timedelta(seconds=12), now - timedelta(seconds=2), {})
+        await open_alert(connection, "offline", ids[1], now - timedelta(seconds=11), now - timedelta(seconds=1), {})
+        await open_alert(connection, "covered", ids[2], now - timedelta(seconds=10), now, {}, dark_picture())
+    await page.wait_for_selector("#popup:not(.hidden)")
+    assert "hall-c" in await page.inner_text("#popup")  # the newest, not the oldest
+    await page.wait_for_selector(".alert .no-snapshot")
+    broken = await page.eval_on_selector_all(
+        ".alert img", "imgs => imgs.filter(i => !i.getAttribute('src') || (i.complete && i.naturalWidth === 0)).length")
+    offline_without_picture = await page.locator(".alert .no-snapshot").count()
+    assert offline_without_picture == 2
+    first_pinned = await page.get_attribute("#grid .tile[data-camera]", "data-camera")
+    assert int(first_pinned or 0) == ids[2]
+    await screenshot(page, "wall-alerts-without-pictures-1920")
+    assert broken == 0
+    watch.assert_clean()
+
+
+def dark_picture() -> bytes:
+    import cv2
+    import numpy as np
+
+    return bytes(cv2.imencode(".jpg", np.full((54, 96, 3), 12, np.uint8))[1].tobytes())

@@ -7,7 +7,10 @@ rather than queueing them (a late picture is worth less than the next one).
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
+
+FRESH_S = 5.0  # the wall dims a tile whose picture is older than this (wall.js STALE_MS)
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,11 @@ class TileBoard:
     def leave(self, viewer: Viewer) -> None:
         self._viewers.discard(viewer)
 
-    def show(self, viewer: Viewer, cameras: set[int]) -> None:
-        """The wall now shows these cameras: their current pictures go out at once."""
+    def show(self, viewer: Viewer, cameras: set[int], now: float | None = None) -> None:
+        """The wall now shows these cameras: their current pictures go out at once. A picture older than
+        FRESH_S is not current (the camera is offline): sent as new, a wall would show it as live."""
         viewer.cameras = cameras
+        now = time.time() if now is None else now
         for camera_id in cameras:
-            if tile := self.latest.get(camera_id):
+            if (tile := self.latest.get(camera_id)) and now - tile.at <= FRESH_S:
                 viewer.offer(tile)

@@ -132,12 +132,13 @@ function takeAlerts(list) {
   list.forEach((a) => seenAlerts.add(a.id));
   // A camera stays popped while its alert lasts; the newest alert's camera goes first.
   for (let i = pinned.length - 1; i >= 0; i--) if (!active.some((a) => a.camera_id === pinned[i])) pinned.splice(i, 1);
-  for (const a of fresh.reverse()) {
+  fresh.sort((a, b) => String(b.opened_at).localeCompare(String(a.opened_at)) || b.id - a.id);  // newest first
+  for (const a of [...fresh].reverse()) {  // the oldest pinned first, so the newest ends on top
     const at = pinned.indexOf(a.camera_id);
     if (at >= 0) pinned.splice(at, 1);
     pinned.unshift(a.camera_id);
   }
-  if (fresh.length) popup(fresh[0]);
+  if (fresh.length) popup(fresh[0]);  // the newest alert names itself
   renderAlerts();
   render();
 }
@@ -159,9 +160,15 @@ function renderAlerts() {
     const node = $("alert-template").content.firstElementChild.cloneNode(true);
     node.dataset.alert = String(a.id);
     node.classList.toggle("cleared", a.cleared_at !== null);
+    const picture = node.querySelector("img");
     if (a.snapshot_url) {
       fetch(a.snapshot_url, { headers: { Authorization: `Bearer ${token}` } })
-        .then((r) => (r.ok ? r.blob() : null)).then((b) => { if (b) node.querySelector("img").src = URL.createObjectURL(b); });
+        .then((r) => (r.ok ? r.blob() : null)).then((b) => { if (b) picture.src = URL.createObjectURL(b); });
+    } else {  // an offline camera sent no picture: say so rather than show a broken image
+      const none = document.createElement("div");
+      none.className = "no-snapshot";
+      none.textContent = t("无截图", "no picture");
+      picture.replaceWith(none);
     }
     node.querySelector(".what").textContent = kindLabel(a.kind) + (a.cleared_at ? t(" · 已恢复", " · cleared") : "");
     node.querySelector(".camera").textContent = a.camera_name ? `${a.camera_name} (${a.department})` : t("系统", "system");
@@ -171,7 +178,7 @@ function renderAlerts() {
     node.querySelector(".ack").disabled = a.acknowledged_at !== null;
     node.querySelector(".ack").addEventListener("click", () => act(a.id, "acknowledge"));
     node.querySelector(".close").addEventListener("click", () => act(a.id, "close"));
-    if (a.camera_id !== null) node.querySelector("img").addEventListener("click", () => openFocus(a.camera_id));
+    if (a.camera_id !== null) node.firstElementChild.addEventListener("click", () => openFocus(a.camera_id));
     return node;
   }));
 }
