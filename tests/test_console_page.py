@@ -129,8 +129,14 @@ async def test_a_storm_of_alarms_stays_on_one_bounded_bar_newest_first_and_the_c
     watch = Watch(quick.base_url)
     console = watch.page(await (await browser.new_context(viewport=DESKTOP)).new_page())
     await console.goto(f"{quick.base_url}/console")
+    form = await console.locator("#login-form").bounding_box()
+    assert form is not None and form["width"] <= 450  # a log-in form, not a banner across 1920 px
     await log_in(console, "dispatcher")
     await console.wait_for_selector("#map .leaflet-interactive")
+    names = await console.eval_on_selector_all(".district-label", "labels => labels.map(l => l.textContent)")
+    assert len(names) == 13 and "西陵区" in names  # every district named on the map
+    legend = await console.inner_text(".map-legend")
+    assert "区县界" in legend and "辖区" in legend  # solid and dashed lines explained
     reported = [await quick.report("204", 3, MAIN[0] + 0.001 * i, MAIN[1]) for i in range(25)]
     newest = max(r["id"] for r in reported)
     await console.wait_for_function(  # every incident alarming: 4 listed, 21 counted

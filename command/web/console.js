@@ -137,6 +137,21 @@ function drawMap(base, features) {
   Object.values(layers).forEach((layer) => layer.addTo(map));
   L.control.layers(null, { [t("辖区", "Jurisdictions")]: jurisdictions, [t("分中心", "Sub-centres")]: sites,
                            [t("摄像机", "Cameras")]: cameraLayer, [t("事件", "Incidents")]: layers.incidents }).addTo(map);
+  // District names where each district is, and a legend for what the lines and colours mean.
+  const districtNames = L.layerGroup(base.districts.features.map((f) => L.marker(
+    L.geoJSON(f).getBounds().getCenter(), { interactive: false, keyboard: false,
+      icon: L.divIcon({ className: "district-label", html: esc(f.properties.name), iconSize: null }) })));
+  districtNames.addTo(map);
+  const legend = L.control({ position: "bottomleft" });
+  legend.onAdd = () => {
+    const box = L.DomUtil.create("div", "map-legend");
+    box.innerHTML = `<div><i class="line solid"></i>${t("区县界", "district boundary")}</div>` +
+      `<div><i class="line dashed"></i>${t("消防站、医院辖区", "fire-station and hospital jurisdictions")}</div>` +
+      `<div><i class="dot site"></i>${t("分中心", "sub-centre")}</div>` +
+      `<div>${[1, 2, 3, 4].map((s) => `<i class="dot sev${s}"></i>${["I", "II", "III", "IV"][s - 1]}`).join(" ")} ${t("事件级别", "incident level")}</div>`;
+    return box;
+  };
+  legend.addTo(map);
   const labels = () => $("map").classList.toggle("near", map.getZoom() >= 11);
   map.on("zoomend", labels);
   labels();
