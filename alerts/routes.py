@@ -27,7 +27,7 @@ async def cap_feed(request: web.Request) -> web.Response:
     entries = [{"identifier": r["identifier"], "sent": r["sent"], "headline": headline(r["xml"])}
                for r in rows if r["msg_type"] != "Cancel"]
     updated = max((e["sent"] for e in entries), default=datetime.now(UTC))
-    body = feed(request.app[ALERTS].cap.origin, f"{request.scheme}://{request.host}", entries, updated)
+    body = feed(request.app[ALERTS].cap.origin, request.app[PLATFORM].public_url, entries, updated)
     return web.Response(body=body, content_type="application/atom+xml", charset="utf-8")
 
 

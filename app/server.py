@@ -134,7 +134,7 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             loop_lag = LoopLag()
             app[PLATFORM] = Platform(pool, url, hub, Sessions(pool, timedelta(hours=config.auth.session_hours)),
                                      loop_lag, config.server.max_body_bytes, config.server.offset,
-                                     config.server.request_deadline_s)
+                                     config.server.request_deadline_s, config.server.base_url)
 
             directory = Directory(pool)
             await directory.load()

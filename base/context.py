@@ -28,6 +28,7 @@ class Platform:
     max_body_bytes: int
     utc_offset: timedelta  # local time for "today", days in statistics, opening hours
     request_deadline_s: float = 10.0  # a request not answered by then gets 503 (base.http)
+    public_url: str = "http://127.0.0.1:8080"  # absolute links (feeds) start here, never at the Host header
 
 
 PLATFORM = web.AppKey("platform", Platform)

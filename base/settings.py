@@ -32,6 +32,12 @@ class ServerConfig(Section, frozen=True, forbid_unknown_fields=True):
     data_dir: str = "var"
     utc_offset: Annotated[str, msgspec.Meta(pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$")] = "+08:00"
     request_deadline_s: Annotated[float, msgspec.Meta(ge=0.5, le=120)] = 10.0
+    public_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$")] = ""
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach this server, for absolute links (never the request's Host header)."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def offset(self) -> timedelta:

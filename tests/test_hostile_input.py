@@ -95,3 +95,13 @@ async def test_a_focus_hello_for_an_impossible_camera_is_an_error_message_not_a_
     token = await liandong.token("supervisor")
     (error,) = await socket_answer(liandong, "/ws/focus", {"type": "hello", "token": token, "camera": 2**40})
     assert (error["type"], error["code"], error["field"]) == ("error", "invalid", "camera")
+
+
+async def test_the_feed_links_to_the_configured_address_whatever_host_a_request_names(liandong: Liandong) -> None:
+    await liandong.report("101", 1, 111.29, 30.70, description="堤坝渗水")  # its plan warns the public
+    await liandong.alerts.cap.publish_due()
+    async with liandong.http.get(liandong.base_url + "/api/cap/feed", headers={"Host": "evil.example"}) as feed:
+        document = etree.fromstring(await feed.read())
+    links = document.xpath("//*[local-name()='link']/@href")
+    assert links and not [link for link in links if "evil.example" in link]
+    assert all(link.startswith("http://127.0.0.1:8080/") for link in links)
