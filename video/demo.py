@@ -5,7 +5,9 @@ loop — and the camera reads it as a live file source, round and round."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
+import time
 from pathlib import Path
 
 import av
@@ -16,6 +18,8 @@ from base.pg import Pool
 from gis.coords import Location
 from video.analysis.detectors import Roi, Thresholds
 from video.cameras.spec import CameraSpec, OpeningHours, RegionOfInterest
+
+log = logging.getLogger(__name__)
 
 HALL = (111.2905, 30.7008)  # 宜昌市民中心 (approximate), in 西陵区
 LOOP_S = 120
@@ -45,11 +49,20 @@ def clip(path: Path, ffmpeg: str, window: int) -> None:
 def cameras(media_dir: Path, ffmpeg: str, count: int) -> list[CameraSpec]:
     """The demo cameras, drawing any clip that is missing."""
     media_dir.mkdir(parents=True, exist_ok=True)
+    missing = [w for w in range(1, count + 1) if not (media_dir / f"demo-window-{w}.mp4").exists()]
+    if missing:  # the first start: say what the wait is for
+        log.info("first start: drawing %d demo window-camera clips (%d s each) with ffmpeg into %s; this takes"
+                 " about %d s and happens once", len(missing), LOOP_S, media_dir, 25 * len(missing))
     specs = []
     for window in range(1, count + 1):
         path = media_dir / f"demo-window-{window}.mp4"
-        if not path.exists():
-            clip(path, ffmpeg, window)
+        if window in missing:
+            started = time.monotonic()
+            drawing = path.with_suffix(".drawing.mp4")  # renamed when whole: an interrupted start redraws it
+            clip(drawing, ffmpeg, window)
+            drawing.replace(path)
+            log.info("demo clip %d of %d drawn in %.0f s", missing.index(window) + 1, len(missing),
+                     time.monotonic() - started)
         specs.append(CameraSpec(code=f"demo-window-{window}", name=f"市民中心 {window}号窗口",
                                 department="行政服务中心", window=str(window),
                                 location=Location(HALL[0] + 0.0002 * window, HALL[1]), main_url=f"file://{path}",
