@@ -20,7 +20,7 @@ from alerts.settings import CapConfig, ChannelsConfig, EscalationConfig, Notific
 from base.errors import field_of
 from base.settings import AuthConfig, ConfigError, DatabaseConfig, Section, ServerConfig, problem
 from command import settings as command_settings
-from command.settings import DecisionConfig, MapConfig, SurgeConfig
+from command.settings import DecisionConfig, MapConfig, ServiceAreaConfig, SurgeConfig
 from dispatch import settings as dispatch_settings
 from dispatch.routing import SeverityRule
 from dispatch.settings import CategoryConfig, DepartmentConfig, SeverityRuleConfig, ToneConfig
@@ -48,6 +48,7 @@ class _RawConfig(Section, frozen=True, forbid_unknown_fields=True):
     escalation: EscalationConfig = EscalationConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     surge: SurgeConfig = SurgeConfig()
+    service_area: ServiceAreaConfig = ServiceAreaConfig()
     cap: CapConfig = CapConfig()
     decision: DecisionConfig = DecisionConfig()
     map: MapConfig = MapConfig()
@@ -72,6 +73,7 @@ class Config:
     escalation: EscalationConfig
     notifications: NotificationsConfig
     surge: SurgeConfig
+    service_area: ServiceAreaConfig
     cap: CapConfig
     decision: DecisionConfig
     map: MapConfig
@@ -151,6 +153,7 @@ def _build(raw: _RawConfig, path: Path) -> Config:
         raise problem(path, "cameras", "two cameras share a code")
     return Config(path=path, server=raw.server, database=raw.database, auth=raw.auth, demo=raw.demo,
                   alert=raw.alert, escalation=raw.escalation, notifications=raw.notifications, surge=raw.surge,
+                  service_area=raw.service_area,
                   cap=raw.cap, decision=raw.decision, map=raw.map, video=raw.video, cameras=tuple(raw.cameras),
                   channels=raw.channels, taxonomy=who.taxonomy, departments=who.departments,
                   severity_rules=who.severity_rules)

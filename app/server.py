@@ -170,7 +170,8 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             plans = LivePlans(pool, config.taxonomy)
             await plans.load()
             hub.on_change(PLANS_CHANNEL, plans.load)
-            intake = Intake(pool, ids, views, config.taxonomy, app[DISPATCH].router, directory, plans, e.limits)
+            intake = Intake(pool, ids, views, config.taxonomy, app[DISPATCH].router, directory, plans, e.limits,
+                            config.service_area.max_distance_km * 1000)
             app[COMMAND] = Command(intake, plans, Facilities.load(config.facilities_path), config.surge,
                                    config.decision, config.map)
 

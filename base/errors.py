@@ -36,6 +36,7 @@ HTTP_STATUS: dict[str, int] = {
     "invalid_plan": 422,
     "not_more_severe": 422,
     "unknown_department": 422,
+    "outside_service_area": 422,
     "internal": 500,
     "unavailable": 503,  # the database cannot be reached now: try again (Retry-After)
 }

@@ -34,12 +34,15 @@ class IncidentReport(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     description: Annotated[str, PLAIN, msgspec.Meta(max_length=2000)] = ""
     # False: queue the report as pending (surge triage) instead of dispatching it at once.
     dispatch: bool = True
+    # True: the dispatcher confirms a location outside the service area (refused otherwise).
+    confirm_outside_area: bool = False
 
 
 class RoutingQuery(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     type_code: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=16)]
     severity: Annotated[int, msgspec.Meta(ge=1, le=4)]
     location: Location
+    confirm_outside_area: bool = False
 
 
 def plan_ref(plan: Plan) -> PlanRef:
@@ -71,6 +74,20 @@ class Intake:
     directory: Directory
     plans: LivePlans
     default_limits: StageLimits  # where no plan covers an incident
+    service_radius_m: float = 30_000.0  # a report farther than this from every jurisdiction needs confirming
+
+    def check_service_area(self, location: Location) -> None:
+        """Refuse a point far from every jurisdiction (a typo, swapped coordinates, the wrong city) unless
+        the dispatcher confirms it; it would otherwise be routed to a station hundreds of km away."""
+        distance = self.directory.jurisdictions.distance_m(location.lon, location.lat)
+        if distance is None or distance <= self.service_radius_m:
+            return
+        swapped = self.directory.jurisdictions.distance_m(location.lat, location.lon)
+        hint = (" Longitude and latitude look swapped: the other way round the point is in the area."
+                if swapped is not None and swapped <= self.service_radius_m and -90 <= location.lon <= 90 else "")
+        raise DomainError(f"the point is {distance / 1000:,.0f} km from the nearest jurisdiction; the service area"
+                          f" reaches {self.service_radius_m / 1000:g} km beyond them. Confirm with"
+                          f" confirm_outside_area to record it anyway.{hint}", "location", "outside_service_area")
 
     def route(self, type_code: str, severity: int, location: Location) -> tuple[RoutingDecision, Plan | None]:
         """Who acts: the departments of the most specific contingency plan, or, where no plan covers the
@@ -101,6 +118,8 @@ class Intake:
 
     async def record(self, report: IncidentReport, user: User) -> dict[str, Any]:
         """Store the incident and its tickets in one transaction; when this returns they are durable."""
+        if not report.confirm_outside_area:
+            self.check_service_area(report.location)
         decision, plan = self.route(report.type_code, report.severity, report.location)
         fields = {"type_code": report.type_code, "severity": report.severity, "lon": report.location.lon,
                   "lat": report.location.lat, "address": report.address, "caller_name": report.caller_name,

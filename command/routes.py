@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import msgspec
 from aiohttp import web
 
 from base.accounts import Role
 from base.context import PLATFORM
+from base.errors import DomainError
 from base.http import LOGGED_IN, Api, body_of, choice_param, limit_param, path_id, reply, timestamp_param, user_of
 from base.outbox import about_incident
 from command.context import COMMAND
@@ -14,6 +18,7 @@ from dispatch import board
 from gis.boundaries import district_outlines
 
 api = Api()
+T = TypeVar("T")
 DISPATCHER = (Role.DISPATCHER,)
 WATCHERS = (Role.DISPATCHER, Role.SUPERVISOR)
 
@@ -26,17 +31,34 @@ async def map_base(request: web.Request) -> web.Response:
                   "districts": district_outlines(settings.boundary_tolerance_m)})
 
 
+async def _report_body(request: web.Request, kind: type[T]) -> T:
+    """The body, and for a location that fails only because longitude and latitude are swapped (Yichang's
+    longitude, 111, is no latitude), a hint saying so."""
+    try:
+        return await body_of(request, kind)
+    except DomainError as error:
+        if error.field in ("location.lat", "location.lon"):
+            raw = msgspec.json.decode(await request.read())
+            where = raw.get("location") if isinstance(raw, dict) else None
+            if (isinstance(where, dict) and all(isinstance(where.get(k), int | float) for k in ("lon", "lat"))
+                    and abs(where["lon"]) <= 90 and abs(where["lat"]) <= 180):
+                error.message += " (longitude and latitude look swapped: lon is east-west, about 111 here)"
+        raise
+
+
 @api.post("/api/routing/preview", "Which sub-centres an incident would go to", roles=DISPATCHER, body=RoutingQuery)
 async def preview_routing(request: web.Request) -> web.Response:
-    query = await body_of(request, RoutingQuery)
+    query = await _report_body(request, RoutingQuery)
     intake = request.app[COMMAND].intake
+    if not query.confirm_outside_area:
+        intake.check_service_area(query.location)
     return reply(intake.routing_json(*intake.route(query.type_code, query.severity, query.location)))
 
 
 @api.post("/api/incidents", "Record an incident; its tickets are stored before this returns", roles=DISPATCHER,
           body=IncidentReport, status=201)
 async def create_incident(request: web.Request) -> web.Response:
-    report = await body_of(request, IncidentReport)
+    report = await _report_body(request, IncidentReport)
     return reply(await request.app[COMMAND].intake.record(report, user_of(request)), status=201)
 
 

@@ -17,6 +17,10 @@ class SurgeConfig(Section, frozen=True, forbid_unknown_fields=True):
     duplicate_window_min: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 120.0
 
 
+class ServiceAreaConfig(Section, frozen=True, forbid_unknown_fields=True):
+    max_distance_km: Annotated[float, msgspec.Meta(gt=0, le=20_000)] = 30.0
+
+
 class DecisionConfig(Section, frozen=True, forbid_unknown_fields=True):
     facilities: str = ""
     affected_radius_m: dict[str, Annotated[float, msgspec.Meta(gt=0, le=200_000)]] = msgspec.field(

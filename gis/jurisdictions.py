@@ -58,6 +58,16 @@ class Jurisdictions:
         for m in members:
             by_department.setdefault(m.department, []).append(m)
         self._departments = {d: _DepartmentIndex(ms, self._project) for d, ms in by_department.items()}
+        self._everywhere = STRtree([self._project(m.area) for m in members])
+
+    def distance_m(self, lon: float, lat: float) -> float | None:
+        """How far a WGS-84 point lies from the nearest jurisdiction of any department (0 inside one);
+        None when there are none. A local projection: close by it is metres, far away an estimate."""
+        if not len(self._everywhere.geometries):
+            return None
+        point = shapely.Point(lon * self._kx, lat * _METRES_PER_DEG_LAT)
+        _, distances = self._everywhere.query_nearest(point, return_distance=True)
+        return float(distances[0])
 
     def _project(self, geometry: BaseGeometry) -> BaseGeometry:
         scale = np.array([self._kx, _METRES_PER_DEG_LAT])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -150,6 +151,27 @@ async def test_a_storm_of_alarms_stays_on_one_bounded_bar_newest_first_and_the_c
         box = await console.locator(part).bounding_box()
         assert box is not None and box["y"] < 1080 and box["height"] > 0, part
     await screenshot(console, "console-alarm-storm-1920")
+    watch.assert_clean()
+
+
+async def test_the_console_asks_before_recording_a_call_from_far_outside_the_service_area(
+        quick: Liandong, browser: Browser) -> None:
+    watch = Watch(quick.base_url)
+    console = watch.page(await (await browser.new_context(viewport=DESKTOP)).new_page())
+    await console.goto(f"{quick.base_url}/console")
+    await log_in(console, "dispatcher")
+    await console.wait_for_selector("#map .leaflet-interactive")
+    await type_report(console, 116.40, 39.90, "北京来电")  # Beijing: a thousand km from any station
+    await console.wait_for_function("document.querySelector('#incident-error').innerText.includes('km')")
+    asked: list[str] = []
+
+    async def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+    console.on("dialog", answer)
+    await console.press("textarea[name=description]", "Control+Enter")
+    await console.locator("#incidents tr[data-state=open]").wait_for()
+    assert len(asked) == 1 and "km" in asked[0]
     watch.assert_clean()
 
 

@@ -105,3 +105,29 @@ async def test_the_feed_links_to_the_configured_address_whatever_host_a_request_
     links = document.xpath("//*[local-name()='link']/@href")
     assert links and not [link for link in links if "evil.example" in link]
     assert all(link.startswith("http://127.0.0.1:8080/") for link in links)
+
+
+@pytest.mark.parametrize("lon, lat, far", [(0.0, 0.0, "11,"), (114.30, 30.59, "1"), (116.40, 39.90, "")])
+async def test_a_report_far_outside_the_service_area_is_refused_unless_confirmed(
+        liandong: Liandong, lon: float, lat: float, far: str) -> None:
+    """(0, 0), Wuhan and Beijing: each is refused naming the location and how far it is; confirmed, it is
+    recorded (and flagged: no jurisdiction holds it)."""
+    report = {**GOOD, "location": {"lon": lon, "lat": lat}}
+    status, body = await liandong.call("POST", "/api/incidents", report, as_user="dispatcher")
+    assert (status, body["error"]["code"], body["error"]["field"]) == (422, "outside_service_area", "location")
+    assert " km from the nearest jurisdiction" in body["error"]["message"] and far in body["error"]["message"]
+    status, body = await liandong.call("POST", "/api/routing/preview", report, as_user="dispatcher")
+    assert (status, body["error"]["code"]) == (422, "outside_service_area")
+    status, body = await liandong.call("POST", "/api/incidents", {**report, "confirm_outside_area": True},
+                                       as_user="dispatcher")
+    assert status == 201 and body["flagged"] is True
+
+
+async def test_swapped_coordinates_are_refused_with_a_hint(liandong: Liandong) -> None:
+    status, body = await liandong.call("POST", "/api/incidents", {**GOOD, "location": {"lon": 30.70, "lat": 111.29}},
+                                       as_user="dispatcher")
+    assert (status, body["error"]["field"]) == (422, "location.lat")  # lat 111 is no latitude at all
+    assert "look swapped" in body["error"]["message"]
+    status, body = await liandong.call("POST", "/api/incidents", {**GOOD, "location": {"lon": 30.70, "lat": 80.0}},
+                                       as_user="dispatcher")
+    assert body["error"]["code"] == "outside_service_area" and "swapped" not in body["error"]["message"]

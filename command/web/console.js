@@ -26,7 +26,7 @@ async function api(method, path, body) {
   const data = response.headers.get("Content-Type")?.includes("json") ? await response.json() : null;
   if (!response.ok) {
     const e = data?.error ?? { message: response.statusText };
-    throw new Error(e.field ? `${e.field}: ${e.message}` : e.message);
+    throw Object.assign(new Error(e.field ? `${e.field}: ${e.message}` : e.message), { code: e.code });
   }
   return data;
 }
@@ -219,14 +219,22 @@ async function preview() {
   }
 }
 
-async function record(dispatch) {
+async function record(dispatch, confirmed = false) {
   try {
-    const incident = await api("POST", "/api/incidents", { ...report(), dispatch });
+    const incident = await api("POST", "/api/incidents", { ...report(), dispatch, confirm_outside_area: confirmed });
     incidents.set(incident.id, incident);
     clearForm();
     select(incident.id);
     return incident;
-  } catch (error) { $("incident-error").textContent = error.message; return null; }
+  } catch (error) {
+    // Far from every jurisdiction: the server asks for the dispatcher's word, and so does the console.
+    if (error.code === "outside_service_area" && !confirmed &&
+        confirm(`${error.message}\n\n${t("仍要登记此位置吗？", "Record the incident at this location anyway?")}`)) {
+      return record(dispatch, true);
+    }
+    $("incident-error").textContent = error.message;
+    return null;
+  }
 }
 
 function clearForm() {
