@@ -20,7 +20,8 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
 _DESCRIPTIONS = {400: "a query parameter is invalid, or the body is not JSON", 401: "not logged in",
                  403: "not allowed for this account", 404: "no such resource",
                  409: "conflicts with the current state", 413: "body too large", 415: "body is not JSON",
-                 422: "a field is invalid (the error names it)"}
+                 422: "a field is invalid (the error names it)",
+                 503: "the database cannot be reached now: try again after Retry-After seconds"}
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message"],
     "properties": {"code": {"type": "string", "enum": sorted({*HTTP_STATUS, "too_large"})},
@@ -40,7 +41,9 @@ def _errors(route: Route) -> list[int]:
         statuses.add(400)
     if route.conflicts:
         statuses.add(409)
-    return sorted(statuses)
+    if route.deadline and route.status != 101:
+        statuses.add(503)  # the database cannot be reached now, or did not answer within the deadline
+    return sorted(statuses | set(route.also))
 
 
 def _operation(route: Route) -> dict[str, Any]:
@@ -50,7 +53,9 @@ def _operation(route: Route) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": route.summary, "responses": {
         str(route.status): success,
         **{str(s): {"description": _DESCRIPTIONS[s], "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/Error"}}}} for s in _errors(route)}}}
+            "schema": {"$ref": "#/components/schemas/Error"}}},
+            **({"headers": {"Retry-After": {"schema": {"type": "integer"}}}} if s == 503 else {})}
+           for s in _errors(route)}}}
     if route.roles is not None:
         operation["security"] = [{"bearer": []}]
         operation["description"] = "Roles: " + (", ".join(r.value for r in route.roles) or "any account") + "."

@@ -47,6 +47,7 @@ class Route:
     conflicts: bool = False  # may answer 409
     query: tuple[str, ...] = ()  # query parameters, documented by name
     deadline: bool = True  # answer within the platform's request deadline or 503 (not for streams)
+    also: tuple[int, ...] = ()  # other statuses it answers (documented)
 
 
 @dataclass
@@ -57,12 +58,13 @@ class Api:
 
     def route(self, method: str, path: str, summary: str, *, roles: tuple[Role, ...] | None, body: type | None = None,
               status: int = 200, produces: str = "application/json", conflicts: bool = False,
-              query: tuple[str, ...] = (), deadline: bool = True) -> Callable[[Handler], Handler]:
+              query: tuple[str, ...] = (), deadline: bool = True,
+              also: tuple[int, ...] = ()) -> Callable[[Handler], Handler]:
         def declare(handler: Handler) -> Handler:
             served = _guarded(handler, roles) if roles is not None else handler
             served = _in_time(served) if deadline else served
             self.routes.append(Route(method, path, summary, served, roles, body, status, produces, conflicts, query,
-                                     deadline))
+                                     deadline, also))
             return handler
         return declare
 

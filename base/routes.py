@@ -20,7 +20,7 @@ class Credentials(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     password: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=256)]
 
 
-@api.post("/api/login", "Log in; returns a bearer token", roles=ANYONE, body=Credentials)
+@api.post("/api/login", "Log in; returns a bearer token", roles=ANYONE, body=Credentials, also=(401,))
 async def log_in(request: web.Request) -> web.Response:
     credentials = await body_of(request, Credentials)
     result = await request.app[PLATFORM].sessions.log_in(credentials.username, credentials.password)

@@ -67,7 +67,8 @@ class Directory:
         polygon that overlaps no other sub-centre's of the same department; raises DomainError."""
         try:
             area = shapely.geometry.shape(jurisdiction)
-        except (ValueError, TypeError, IndexError, shapely.errors.GEOSException) as error:
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError, shapely.errors.GEOSException) as error:
+            # GeoJSON's coordinates are free-form JSON until shapely reads them: any shape of nonsense
             raise DomainError(f"not a valid polygon: {error}", "jurisdiction") from None
         if not area.is_valid or area.is_empty:
             raise DomainError(f"not a valid polygon: {shapely.is_valid_reason(area)}", "jurisdiction")
