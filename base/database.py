@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import time
+import traceback
 import warnings
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -96,9 +97,14 @@ def unavailable(error: BaseException) -> bool:
     deadline), rather than a fault in what was asked of it."""
     if isinstance(error, FileNotFoundError):  # the embedded server's Unix socket is gone
         return ".s.PGSQL" in str(error.filename or error)
-    return isinstance(error, (ConnectionError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-                              asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
-                              asyncpg.TooManyConnectionsError, asyncpg.QueryCanceledError))
+    if isinstance(error, (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                          asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.TooManyConnectionsError,
+                          asyncpg.QueryCanceledError)):
+        return True
+    # A refused or reset connection, or a timeout, is the database's only if it came from the driver: a
+    # browser that hung up raises the same exceptions.
+    return isinstance(error, (ConnectionError, TimeoutError)) and any(
+        "asyncpg" in frame.filename for frame in traceback.extract_tb(error.__traceback__))
 
 
 class Outage:

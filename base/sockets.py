@@ -187,6 +187,8 @@ class Endpoint(Generic[C]):
             await self._read(session, state)
         except DomainError as error:  # refused at open (e.g. no such camera)
             await _refuse(socket, error)
+        except ConnectionResetError:
+            pass  # the client hung up while being welcomed: nothing to tell it
         except Exception as error:  # the socket is upgraded: an HTTP 500 can no longer be sent, so say it here
             if unavailable(error):
                 OUTAGE.noticed(error)

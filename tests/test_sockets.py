@@ -133,3 +133,38 @@ async def test_a_client_that_cannot_keep_up_is_cut_off_and_told_to_come_back(con
             assert ws.close_code == 1013 and received < 50
     finally:
         await server.close()
+
+
+FRAMES = {"not JSON": "{'hello': 1", "binary": b"\x00\xff" * 8, "nested": "[" * 7000 + "]" * 7000,
+          "unknown type": '{"type": "\u0000", "id": 1}', "not an object": "[1, 2, 3]"}
+
+
+@pytest.mark.parametrize("path, extra, member, outsider", ENDPOINTS)
+async def test_garbage_as_a_hello_or_after_it_never_breaks_a_socket_or_the_server(
+        liandong: Liandong, path: str, extra: dict[str, Any], member: str, outsider: str) -> None:
+    """Each endpoint, each kind of garbage, as the first frame and (where the socket stays open) after the
+    welcome: an error message or a clean close, never an internal error or a protocol failure."""
+    url = liandong.base_url.replace("http", "ws") + path
+    async with aiohttp.ClientSession() as http:
+        for name, frame in {**FRAMES, "oversized": "x" * 100_000}.items():
+            async with http.ws_connect(url, max_msg_size=0) as ws:
+                await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
+                answer = await ws.receive(timeout=10)
+                if answer.type is WSMsgType.TEXT:
+                    assert answer.json()["type"] == "error", name
+                    await ws.receive(timeout=10)
+                assert ws.close_code in (4400, 1009), (name, ws.close_code)  # invalid hello, or too big
+        if path == "/ws/focus":
+            return  # a focused view streams a camera; it takes nothing after its hello
+        async with http.ws_connect(url, max_msg_size=0) as ws:
+            await ws.send_json({"type": "hello", "token": await liandong.token(member), **extra})
+            assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+            for name, frame in FRAMES.items():
+                await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
+                answer = await ws.receive_json(timeout=10)
+                assert answer["type"] == "error" and answer["code"] != "internal", (name, answer)
+            await ws.send_str("x" * 100_000)
+            await ws.receive(timeout=10)
+            assert ws.close_code == 1009  # MESSAGE_TOO_BIG: said by the protocol, not a crash
+    status, health = await liandong.call("GET", "/healthz")
+    assert status == 200, health
