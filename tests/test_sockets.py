@@ -135,8 +135,9 @@ async def test_a_client_that_cannot_keep_up_is_cut_off_and_told_to_come_back(con
         await server.close()
 
 
-FRAMES = {"not JSON": "{'hello': 1", "binary": b"\x00\xff" * 8, "nested": "[" * 7000 + "]" * 7000,
-          "unknown type": '{"type": "\u0000", "id": 1}', "not an object": "[1, 2, 3]"}
+FRAMES: dict[str, str | bytes] = {
+    "not JSON": "{'hello': 1", "binary": b"\x00\xff" * 8, "nested": "[" * 7000 + "]" * 7000,
+    "unknown type": '{"type": "\u0000", "id": 1}', "not an object": "[1, 2, 3]"}
 
 
 @pytest.mark.parametrize("path, extra, member, outsider", ENDPOINTS)
