@@ -61,8 +61,8 @@ def _operation(route: Route) -> dict[str, Any]:
         operation["description"] = "Roles: " + (", ".join(r.value for r in route.roles) or "any account") + "."
     parameters = [{"name": name, "in": "path", "required": True, "schema": _PARAMETERS.get(name, {"type": "string"})}
                   for name in re.findall(r"\{(\w+)\}", route.path)]
-    parameters += [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-                   for name in route.query]
+    parameters += [{"name": name.rstrip("!"), "in": "query", "required": name.endswith("!"),
+                    "schema": {"type": "string"}} for name in route.query]
     if parameters:
         operation["parameters"] = parameters
     if route.body is not None:

@@ -45,7 +45,7 @@ class Route:
     status: int = 200
     produces: str = "application/json"
     conflicts: bool = False  # may answer 409
-    query: tuple[str, ...] = ()  # query parameters, documented by name
+    query: tuple[str, ...] = ()  # query parameters, documented by name; a trailing "!" marks one required
     deadline: bool = True  # answer within the platform's request deadline or 503 (not for streams)
     also: tuple[int, ...] = ()  # other statuses it answers (documented)
 

@@ -62,7 +62,10 @@ async def test_the_document_is_served_and_its_schemas_resolve(liandong: Liandong
     refs = [value for value in _walk(spec) if isinstance(value, str) and value.startswith("#/components/schemas/")]
     assert refs and all(ref.rsplit("/", 1)[1] in schemas for ref in refs)
     errors: dict[str, Any] = spec["paths"]["/api/tickets/{id}/acknowledge"]["post"]["responses"]
-    assert {"401", "403", "404", "409"} <= set(errors)
+    assert {"401", "403", "404", "409", "503"} <= set(errors)
+    assert "Retry-After" in errors["503"]["headers"]
+    playback = spec["paths"]["/api/cameras/{id}/playback"]["get"]["parameters"]
+    assert {(p["name"], p["required"]) for p in playback if p["in"] == "query"} == {("since", True), ("until", True)}
 
 
 def _walk(node: object) -> list[object]:

@@ -69,7 +69,7 @@ async def camera_row(request: web.Request) -> asyncpg.Record:
 
 
 @api.get("/api/cameras/{id}/playback", "A camera's recording between since and until (at most 24 h), one MP4 joined"
-         " without re-encoding", roles=WATCHERS, produces="video/mp4", query=("since", "until"), deadline=False)
+         " without re-encoding", roles=WATCHERS, produces="video/mp4", query=("since!", "until!"), deadline=False)
 async def playback(request: web.Request) -> web.StreamResponse:
     camera = await camera_row(request)
     since, until = _range(request, timestamp_param(request, "since"), timestamp_param(request, "until"))
