@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import WSCloseCode, web
@@ -29,7 +30,7 @@ from base import routes as base_routes
 from base.accounts import Sessions
 from base.context import PLATFORM, SOCKETS, OpenSockets, Platform
 from base.database import EmbeddedPostgres, migrate, open_pool
-from base.http import Api, json_errors, page
+from base.http import Api, content_security_policy, json_errors, page, security_headers
 from base.hub import Hub
 from base.vitals import LoopLag
 from command import console_socket, decision_routes, plan_routes, surge_routes
@@ -219,6 +220,9 @@ async def _home(_request: web.Request) -> web.StreamResponse:
 def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[json_errors])
     app[SOCKETS] = OpenSockets()
+    tiles = urlsplit(config.map.tile_url)
+    app.on_response_prepare.append(security_headers(content_security_policy(
+        (f"{tiles.scheme}://{tiles.netloc}",) if tiles.scheme and tiles.netloc else ())))
     app.cleanup_ctx.append(_parts(config))
     app.on_shutdown.append(_close_sockets)
     for api in APIS:

@@ -70,13 +70,13 @@ async def test_an_unanswered_ticket_alarms_the_console_and_a_repeated_call_is_me
     await console.wait_for_selector(f".ticket-line[data-ticket='{ticket['id']}'] .timer.escalated")
     # SMS is not configured here: the alarm says the duty phone's message failed and why, as stored,
     # never that the duty phone was told.
-    await console.wait_for_function("document.querySelector('#alarm-list').innerText.includes('失败')",
+    await console.wait_for_function("() => document.querySelector('#alarm-list').innerText.includes('失败')",
                                     timeout=10_000)
     alarm_text = await console.inner_text("#alarm-list")
     assert "the sms channel is not configured" in alarm_text and "已短信通知" not in alarm_text
     (ticket,) = (await quick.incident(incident_id))["tickets"]
     assert [(n["reason"], n["status"]) for n in ticket["notifications"]] == [("undelivered", "failed")]
-    await console.wait_for_function("liandongAudio.heard >= 1", timeout=10_000)
+    await console.wait_for_function("() => liandongAudio.heard >= 1", timeout=10_000)
     assert (await audio(console))["ringing"] is True
     assert (await console.title()).startswith("【1】")  # the escalation, its failed message said on its line
     await screenshot(console, "console-escalation-1920")
@@ -141,7 +141,7 @@ async def test_a_storm_of_alarms_stays_on_one_bounded_bar_newest_first_and_the_c
     reported = [await quick.report("204", 3, MAIN[0] + 0.001 * i, MAIN[1]) for i in range(25)]
     newest = max(r["id"] for r in reported)
     await console.wait_for_function(  # every incident alarming: 4 listed, 21 counted
-        "document.querySelectorAll('#alarm-list [data-alarm-incident]').length === 4"
+        "() => document.querySelectorAll('#alarm-list [data-alarm-incident]').length === 4"
         " && document.querySelector('#alarm-list .alarm-more')?.innerText.includes('其他 21 起')", timeout=30_000)
     first = await console.get_attribute("#alarm-list [data-alarm-incident]", "data-alarm-incident")
     assert int(first or 0) == newest  # newest first
@@ -162,7 +162,7 @@ async def test_the_console_asks_before_recording_a_call_from_far_outside_the_ser
     await log_in(console, "dispatcher")
     await console.wait_for_selector("#map .leaflet-interactive")
     await type_report(console, 116.40, 39.90, "北京来电")  # Beijing: a thousand km from any station
-    await console.wait_for_function("document.querySelector('#incident-error').innerText.includes('km')")
+    await console.wait_for_function("() => document.querySelector('#incident-error').innerText.includes('km')")
     asked: list[str] = []
 
     async def answer(dialog: Any) -> None:

@@ -44,7 +44,7 @@ async def test_a_fire_pointed_at_on_the_map_rings_at_the_station_until_acknowled
 
     await terminal.wait_for_selector(".ticket .ack:not(.hidden)")
     # The tone really sounded: its signal was measured at the page's audio output, twice (it repeats).
-    await terminal.wait_for_function("liandongAudio.heard >= 2", timeout=10_000)
+    await terminal.wait_for_function("() => liandongAudio.heard >= 2", timeout=10_000)
     ringing = await audio(terminal)
     assert ringing["ringing"] is True and ringing["context"] == "running" and ringing["peak"] > 0.05
     assert await terminal.is_visible("#banner")
@@ -93,14 +93,14 @@ async def test_a_terminal_whose_line_drops_during_a_dispatch_shows_it_and_gets_t
     await link.restore()
     await terminal.wait_for_selector(f".ticket[data-ticket='{ticket['id']}']", timeout=15_000)
     await terminal.wait_for_selector("#offline", state="hidden")
-    await terminal.wait_for_function("liandongAudio.heard >= 1", timeout=10_000)
+    await terminal.wait_for_function("() => liandongAudio.heard >= 1", timeout=10_000)
     await fits(terminal)
     await screenshot(terminal, "terminal-replayed-1920")
     # Down and up once more: the replay does not bring the same ticket a second time.
     await link.cut()
     await terminal.wait_for_selector("#offline", state="visible")
     await link.restore()
-    await terminal.wait_for_function("liandongTerminal.connects >= 3", timeout=15_000)
+    await terminal.wait_for_function("() => liandongTerminal.connects >= 3", timeout=15_000)
     assert await terminal.locator(".ticket").count() == 1
     assert await terminal.evaluate("liandongTerminal.arrivals") == [ticket["id"]]
     await terminal.click("#lang")  # the operator reads English: every word on the card follows

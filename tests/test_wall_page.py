@@ -40,7 +40,7 @@ async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_l
     await page.select_option("#group", "税务局")  # the wall shows only the tax hall
     await page.wait_for_selector(f".tile[data-camera='{tax}']:not(.stale)")
     before = await frames(page, tax)
-    await page.wait_for_function(f"Number(document.querySelector(\".tile[data-camera='{tax}']\").dataset.frames)"
+    await page.wait_for_function(f"() => Number(document.querySelector(\".tile[data-camera='{tax}']\").dataset.frames)"
                                  f" >= {before + 2}", timeout=10_000)  # new pictures keep coming
     latency = int(await page.get_attribute(f".tile[data-camera='{tax}']", "data-latency-ms") or 0)
     assert latency < 1000
@@ -52,13 +52,13 @@ async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_l
     assert await page.is_visible("#popup") and "离岗" in await page.inner_text("#popup")
     alert = page.locator(".alert").first
     await alert.locator("img[src^='blob:']").wait_for()  # the snapshot
-    await page.wait_for_function(f"Number(document.querySelector(\".tile[data-camera='{registry}']\")"
+    await page.wait_for_function(f"() => Number(document.querySelector(\".tile[data-camera='{registry}']\")"
                                  ".dataset.frames) >= 1")
     await screenshot(page, "wall-alert-1920")
 
     # Focus: full motion without transcoding, through Media Source Extensions.
     await page.click(f".tile[data-camera='{registry}']")
-    await page.wait_for_function("document.querySelector('#focus-video').currentTime > 0.5", timeout=15_000)
+    await page.wait_for_function("() => document.querySelector('#focus-video').currentTime > 0.5", timeout=15_000)
     assert await page.inner_text("#focus-mode") == "H.264 · MSE"
     await screenshot(page, "wall-focus-1920")
     await page.keyboard.press("Escape")
@@ -66,7 +66,7 @@ async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_l
     await alert.locator(".ack").click()
     await page.wait_for_selector(".alert .ack[disabled]")
     await alert.locator(".close").click()
-    await page.wait_for_function("document.querySelectorAll('.alert').length === 0")
+    await page.wait_for_function("() => document.querySelectorAll('.alert').length === 0")
 
     await page.click("#lang")
     assert await page.inner_text("#tour") == "Tour"

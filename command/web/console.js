@@ -503,7 +503,7 @@ async function showDetail() {
   const similar = support.similar_incidents.map((s) => `<li>#${s.id} ${esc(typeName(s))} ${esc(when(s.created_at))} ${metres(s.distance_m)}</li>`).join("");
   const nearCameras = support.cameras.map((c) => `<li>${esc(c.name)} ${metres(c.distance_m)}</li>`).join("");
   body.innerHTML = `
-    <h3 style="margin-top:0">#${incident.id} ${esc(typeName(incident))} · <span class="sev${incident.severity}">${esc(severityName(incident.severity))}</span></h3>
+    <h3>#${incident.id} ${esc(typeName(incident))} · <span class="sev${incident.severity}">${esc(severityName(incident.severity))}</span></h3>
     <dl><dt>${t("地址", "Address")}</dt><dd>${esc(incident.address) || "—"} (${incident.location.lon.toFixed(5)}, ${incident.location.lat.toFixed(5)})</dd>
       <dt>${t("报警人", "Caller")}</dt><dd>${esc(incident.caller_name) || "—"} ${esc(incident.caller_phone)}</dd>
       <dt>${t("描述", "Description")}</dt><dd>${esc(incident.description) || "—"}</dd>
