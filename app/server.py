@@ -32,6 +32,7 @@ from base.context import PLATFORM, SOCKETS, OpenSockets, Platform
 from base.database import EmbeddedPostgres, migrate, open_pool
 from base.http import Api, content_security_policy, json_errors, page, security_headers
 from base.hub import Hub
+from base.sockets import WATCH, SessionWatch
 from base.vitals import LoopLag
 from command import console_socket, decision_routes, plan_routes, surge_routes
 from command import routes as command_routes
@@ -180,6 +181,7 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
                                    config.decision, config.map)
 
             _background(stack, hub.run(), "hub")
+            _background(stack, app[WATCH].run(app[PLATFORM].sessions), "session-watch")
             _background(stack, events.run(), "events")
             _background(stack, loop_lag.run(), "loop-lag")
             _background(stack, escalator.run(), "escalator")
@@ -220,6 +222,7 @@ async def _home(_request: web.Request) -> web.StreamResponse:
 def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[json_errors])
     app[SOCKETS] = OpenSockets()
+    app[WATCH] = SessionWatch()
     tiles = urlsplit(config.map.tile_url)
     app.on_response_prepare.append(security_headers(content_security_policy(
         (f"{tiles.scheme}://{tiles.netloc}",) if tiles.scheme and tiles.netloc else ())))

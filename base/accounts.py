@@ -50,7 +50,7 @@ def hash_password(password: str) -> str:
     return _HASHER.hash(password)
 
 
-def _token_hash(token: str) -> bytes:
+def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
@@ -90,11 +90,28 @@ class Sessions:
         token = secrets.token_urlsafe(32)
         await self._pool.execute(
             "INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, now() + $3)",
-            _token_hash(token), row["id"], self._lifetime)
+            token_hash(token), row["id"], self._lifetime)
         return token, _user(row)
 
+    async def log_out(self, token: str) -> bool:
+        """End the session now: the token is refused at once here, within seconds on every other process,
+        and sockets opened with it are closed (base.sockets.SessionWatch)."""
+        key = token_hash(token)
+        self._cache.pop(key, None)
+        deleted = await self._pool.fetchval("DELETE FROM sessions WHERE token_hash = $1 RETURNING true", key)
+        return bool(deleted)
+
+    async def still_valid(self, token_hashes: list[bytes]) -> set[bytes]:
+        """Which of these sessions still exist and have not expired (one query for any number)."""
+        rows = await self._pool.fetch(
+            "SELECT token_hash FROM sessions WHERE token_hash = ANY($1::bytea[]) AND expires_at > now()", token_hashes)
+        valid = {bytes(r["token_hash"]) for r in rows}
+        for gone in set(token_hashes) - valid:
+            self._cache.pop(gone, None)
+        return valid
+
     async def user_for(self, token: str) -> User | None:
-        key = _token_hash(token)
+        key = token_hash(token)
         cached = self._cache.get(key)
         now = time.monotonic()
         if cached and cached[0] > now:

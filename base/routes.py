@@ -30,6 +30,13 @@ async def log_in(request: web.Request) -> web.Response:
     return reply({"token": token, "user": user.public()})
 
 
+@api.post("/api/logout", "End this session: the token stops working and sockets opened with it close",
+          roles=LOGGED_IN)
+async def log_out(request: web.Request) -> web.Response:
+    token = request.headers["Authorization"].partition(" ")[2].strip()
+    return reply({"logged_out": await request.app[PLATFORM].sessions.log_out(token)})
+
+
 @api.get("/api/me", "The logged-in account", roles=LOGGED_IN)
 async def me(request: web.Request) -> web.Response:
     return reply(user_of(request).public())

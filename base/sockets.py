@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -25,7 +26,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from base.accounts import Role, User
+from base.accounts import Role, User, token_hash
 from base.context import PLATFORM, SOCKETS
 from base.database import OUTAGE, unavailable
 from base.errors import CLOSE_CODE, DomainError, close_code, convert, decode
@@ -51,9 +52,11 @@ class _Adapter(logging.LoggerAdapter[logging.Logger]):
 class SocketSession:
     """One connection: who it is, its bounded outgoing queue and the writer that drains it."""
 
-    def __init__(self, socket: web.WebSocketResponse, user: User, endpoint: str, queue_limit: int) -> None:
+    def __init__(self, socket: web.WebSocketResponse, user: User, endpoint: str, queue_limit: int,
+                 token_hash: bytes = b"") -> None:
         self.socket = socket
         self.user = user
+        self.token_hash = token_hash  # the session it was opened with: it ends when that session does
         self.name = f"{endpoint}#{next(_numbers)} {user.username}"
         self.log = _Adapter(log, {"connection": self.name})
         self._queue: asyncio.Queue[Any] = asyncio.Queue(queue_limit)
@@ -132,6 +135,45 @@ def encode(message: Any) -> str:
     return msgspec.json.encode(message).decode()
 
 
+class SessionWatch:
+    """Every socket of this process and the session it was opened with. Sessions end by log-out, by an
+    administrator, by expiry, or by a row deleted on another node; every few seconds one query finds
+    which have ended, and their sockets are told and closed with 4401."""
+
+    def __init__(self, every_s: float = 2.0) -> None:
+        self._sockets: set[SocketSession] = set()
+        self._every_s = every_s
+
+    def add(self, session: SocketSession) -> None:
+        self._sockets.add(session)
+
+    def discard(self, session: SocketSession) -> None:
+        self._sockets.discard(session)
+
+    async def run(self, sessions: Any) -> None:
+        while True:
+            await asyncio.sleep(self._every_s)
+            if not self._sockets:
+                continue
+            try:
+                valid = await sessions.still_valid(list({s.token_hash for s in self._sockets}))
+            except Exception as error:  # the database is away: sockets stay until it can be asked again
+                if not unavailable(error):
+                    log.exception("checking the sockets' sessions failed")
+                continue
+            for session in [s for s in self._sockets if s.token_hash not in valid]:
+                self._sockets.discard(session)
+                session.send({"type": "error", "code": "unauthenticated", "field": "token",
+                              "message": "the session has ended (logged out, revoked or expired); log in again"})
+                session.run(functools.partial(_end_session, session))
+
+
+async def _end_session(session: SocketSession) -> None:
+    await session.socket.close(code=CLOSE_CODE["unauthenticated"], message=b"session ended")
+
+
+WATCH = web.AppKey("session_watch", SessionWatch)
+
 C = TypeVar("C")  # what an endpoint keeps per connection
 MessageHandler = Callable[[C, Any], Awaitable[Mapping[str, Any] | None]]
 
@@ -173,8 +215,9 @@ class Endpoint(Generic[C]):
         if greeted is None:
             return socket
         hello, user = greeted
-        session = SocketSession(socket, user, self.name, self.queue_limit)
+        session = SocketSession(socket, user, self.name, self.queue_limit, token_hash(hello.token))
         request.app[SOCKETS].add(socket)
+        request.app[WATCH].add(session)
         writer: asyncio.Task[None] | None = None
         state: C | None = None
         opened = False
@@ -205,6 +248,7 @@ class Endpoint(Generic[C]):
                 with contextlib.suppress(asyncio.CancelledError):
                     await writer
             request.app[SOCKETS].discard(socket)
+            request.app[WATCH].discard(session)
         return socket
 
     async def _greet(self, request: web.Request, socket: web.WebSocketResponse) -> tuple[Any, User] | None:

@@ -151,6 +151,9 @@ async def test_a_storm_of_alarms_stays_on_one_bounded_bar_newest_first_and_the_c
         box = await console.locator(part).bounding_box()
         assert box is not None and box["y"] < 1080 and box["height"] > 0, part
     await screenshot(console, "console-alarm-storm-1920")
+    await console.click("#logout")  # the session ends on the server, and the page shows the log-in again
+    await console.wait_for_selector("#login:not(.hidden)")
+    assert await console.evaluate("sessionStorage.getItem('liandong.console.token')") is None
     watch.assert_clean()
 
 

@@ -612,3 +612,9 @@ function logOut() {
 }
 
 if (token) start().catch(logOut);
+
+// Log out: the server ends the session (its sockets close everywhere), then the page forgets the token.
+$("logout").addEventListener("click", async () => {
+  if (token) await fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } }).catch(() => null);
+  logOut();
+});

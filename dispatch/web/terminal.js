@@ -208,3 +208,9 @@ onLanguage(() => {
 });
 
 if (token) { $("login").classList.add("hidden"); $("arming").classList.remove("hidden"); loadMap(); connect(); }
+
+// Log out: the server ends the session (its sockets close everywhere), then the page forgets the token.
+$("logout").addEventListener("click", async () => {
+  if (token) await fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } }).catch(() => null);
+  logOut();
+});

@@ -360,3 +360,9 @@ function start() {
 }
 
 if (token) start();
+
+// Log out: the server ends the session (its sockets close everywhere), then the page forgets the token.
+$("logout").addEventListener("click", async () => {
+  if (token) await fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } }).catch(() => null);
+  logOut();
+});
