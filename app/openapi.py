@@ -21,6 +21,7 @@ _DESCRIPTIONS = {400: "a query parameter is invalid, or the body is not JSON", 4
                  403: "not allowed for this account", 404: "no such resource",
                  409: "conflicts with the current state", 413: "body too large", 415: "body is not JSON",
                  422: "a field is invalid (the error names it)",
+                 429: "too many failed log-ins: try again after Retry-After seconds",
                  503: "the database cannot be reached now: try again after Retry-After seconds"}
 _ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
     "type": "object", "required": ["code", "message"],
@@ -54,7 +55,7 @@ def _operation(route: Route) -> dict[str, Any]:
         str(route.status): success,
         **{str(s): {"description": _DESCRIPTIONS[s], "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/Error"}}},
-            **({"headers": {"Retry-After": {"schema": {"type": "integer"}}}} if s == 503 else {})}
+            **({"headers": {"Retry-After": {"schema": {"type": "integer"}}}} if s in (429, 503) else {})}
            for s in _errors(route)}}}
     if route.roles is not None:
         operation["security"] = [{"bearer": []}]

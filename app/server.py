@@ -32,7 +32,9 @@ from base.context import PLATFORM, SOCKETS, OpenSockets, Platform
 from base.database import EmbeddedPostgres, migrate, open_pool
 from base.http import Api, content_security_policy, json_errors, page, security_headers
 from base.hub import Hub
+from base.routes import THROTTLE
 from base.sockets import WATCH, SessionWatch
+from base.throttle import LoginThrottle
 from base.vitals import LoopLag
 from command import console_socket, decision_routes, plan_routes, surge_routes
 from command import routes as command_routes
@@ -223,6 +225,7 @@ def build_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[json_errors])
     app[SOCKETS] = OpenSockets()
     app[WATCH] = SessionWatch()
+    app[THROTTLE] = LoginThrottle()
     tiles = urlsplit(config.map.tile_url)
     app.on_response_prepare.append(security_headers(content_security_policy(
         (f"{tiles.scheme}://{tiles.netloc}",) if tiles.scheme and tiles.netloc else ())))

@@ -31,6 +31,7 @@ HTTP_STATUS: dict[str, int] = {
     "not_pending": 409,
     "overlap": 409,
     "too_large": 413,
+    "too_many_attempts": 429,  # log-in throttled: try again after Retry-After seconds
     "unsupported_media_type": 415,
     "invalid": 422,
     "invalid_plan": 422,

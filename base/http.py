@@ -227,7 +227,8 @@ RETRY_AFTER_S = 5
 
 
 def _error_response(error: DomainError, status: int) -> web.Response:
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    wait = getattr(error, "retry_after_s", RETRY_AFTER_S)  # a throttled log-in says how long
+    headers = {"Retry-After": str(wait)} if status in (429, 503) else None
     return web.Response(body=msgspec.json.encode({"error": error.payload()}), status=status,
                         content_type="application/json", headers=headers)
 

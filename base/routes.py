@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Annotated
 
 import msgspec
@@ -11,8 +13,10 @@ from base.context import PLATFORM
 from base.errors import DomainError
 from base.http import ANYONE, LOGGED_IN, Api, body_of, reply, user_of, within
 from base.messages import PLAIN
+from base.throttle import LoginThrottle
 
 api = Api()
+log = logging.getLogger(__name__)
 
 
 class Credentials(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -20,14 +24,32 @@ class Credentials(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     password: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=256)]
 
 
-@api.post("/api/login", "Log in; returns a bearer token", roles=ANYONE, body=Credentials, also=(401,))
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+
+
+@api.post("/api/login", "Log in; returns a bearer token. Too many failures for an account or from an address:"
+          " 429 with Retry-After", roles=ANYONE, body=Credentials, also=(401, 429))
 async def log_in(request: web.Request) -> web.Response:
     credentials = await body_of(request, Credentials)
+    address = request.remote or "?"
+    throttle = request.app[THROTTLE]
+    if wait := throttle.wait_s(credentials.username, address):
+        raise TooMany(f"too many failed log-ins; try again in {math.ceil(wait)} s", math.ceil(wait))
     result = await request.app[PLATFORM].sessions.log_in(credentials.username, credentials.password)
     if result is None:
+        throttle.failed(credentials.username, address)
+        log.warning("failed log-in for %r from %s", credentials.username, address)  # never the password
         raise DomainError("wrong user name or password", "password", "bad_credentials")
     token, user = result
     return reply({"token": token, "user": user.public()})
+
+
+class TooMany(DomainError):
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message, "username")
+        self.retry_after_s = retry_after_s
 
 
 @api.post("/api/logout", "End this session: the token stops working and sockets opened with it close",

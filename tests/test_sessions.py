@@ -4,10 +4,13 @@ seconds, with 4401 and a message the pages act on."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import aiohttp
+import pytest
 
+from base.throttle import LoginThrottle, Window
 from tests.helpers import Liandong
 
 
@@ -55,3 +58,33 @@ async def test_a_session_ended_on_another_node_closes_this_nodes_terminal(
     assert status == 200  # the log-out happened on node A
     told, took = await closed_within(terminal, 10)
     assert terminal.close_code == 4401 and told["code"] == "unauthenticated" and took < 5
+
+
+async def test_guessing_a_password_is_throttled_per_account_and_logged_without_the_password(
+        liandong: Liandong, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="base.routes")
+    for guess in range(5):
+        status, _ = await liandong.call("POST", "/api/login", {"username": "dispatcher", "password": f"guess-{guess}"})
+        assert status == 401
+    async with liandong.http.post(liandong.base_url + "/api/login",
+                                  json={"username": "dispatcher", "password": "liandong"}) as response:
+        body = await response.json()
+        assert response.status == 429 and body["error"]["code"] == "too_many_attempts"
+        assert 1 <= int(response.headers["Retry-After"]) <= 60  # even the right password waits its turn
+    status, _ = await liandong.call("POST", "/api/login", {"username": "supervisor", "password": "liandong"})
+    assert status == 200  # another account is not held up
+    logged = [r.getMessage() for r in caplog.records if "failed log-in" in r.getMessage()]
+    assert len(logged) == 5 and all("'dispatcher'" in m and "127.0.0.1" in m for m in logged)
+    assert not [m for m in logged if "guess-" in m]
+
+
+def test_a_throttle_window_frees_as_failures_age() -> None:
+    throttle = LoginThrottle(per_account=Window(3, 60.0), per_address=Window(10, 60.0))
+    for second in range(3):
+        throttle.failed("Dispatcher", "10.0.0.7", now=float(second))
+    assert throttle.wait_s("dispatcher", "10.0.0.8", now=3.0) == 57.0  # names compare without case
+    assert throttle.wait_s("supervisor", "10.0.0.7", now=3.0) == 0.0
+    assert throttle.wait_s("dispatcher", "10.0.0.8", now=60.5) == 0.0  # the first failure left the window
+    for second in range(10):
+        throttle.failed(f"user-{second}", "10.0.0.9", now=100.0)
+    assert throttle.wait_s("anyone", "10.0.0.9", now=101.0) == 59.0  # one address guessing many names
