@@ -16,12 +16,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from app.config import load
-from app.server import build_app
 from base.database import start_embedded
-from tests.conftest import config_text_for_tests
+from tests.conftest import server_with_media
 from tests.helpers import Liandong
 
 REPORT = {"type_code": "201", "severity": 4, "location": {"lon": 111.29, "lat": 30.70}}
@@ -47,17 +44,12 @@ async def own_database(tmp_path: Path) -> AsyncIterator[tuple[Liandong, Path]]:
     """The server on a PostgreSQL of its own, which the test may freeze or kill."""
     data = tmp_path / "own"
     url = await asyncio.to_thread(start_embedded, data)
-    text = config_text_for_tests().replace("request_deadline_s = 10.0", "request_deadline_s = 2.0")
-    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
-    config = load(tmp_path / "config.toml", environ={"LIANDONG_DATABASE_URL": url})
-    server = TestServer(build_app(config), host="127.0.0.1")
-    await server.start_server()
     try:
-        async with Liandong(str(server.make_url("/")), server.app) as client:
+        async with server_with_media(url, tmp_path, {"request_deadline_s = 10.0": "request_deadline_s = 2.0"}) as (
+                client, _media):
             yield client, data / "pgdata"
     finally:
         signal_all(postgres_processes(data / "pgdata"), signal.SIGCONT)
-        await server.close()
 
 
 async def timed(liandong: Liandong, method: str, path: str, body: object = None) -> tuple[int, dict[str, str], float]:
