@@ -44,6 +44,8 @@ HTTP_STATUS: dict[str, int] = {
 
 # code → WebSocket close code, for the errors that end a connection rather than answer a message.
 CLOSE_CODE: dict[str, int] = {
+    "invalid": 4400,  # a hello that fails its schema
+    "malformed_json": 4400,
     "unauthenticated": 4401,
     "forbidden": 4403,
     "too_slow": 1013,  # TRY_AGAIN_LATER: the client reconnects and catches up

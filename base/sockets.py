@@ -30,7 +30,6 @@ from base.accounts import Role, User, token_hash
 from base.context import PLATFORM, SOCKETS
 from base.database import OUTAGE, unavailable
 from base.errors import CLOSE_CODE, DomainError, close_code, convert, decode
-from base.messages import Hello, Token
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +38,6 @@ _numbers = itertools.count(1)
 
 Job = Callable[[], Awaitable[None]]  # run by the writer, in order with the messages around it
 _TOO_SLOW = object()
-
-CLOSE_CODE.setdefault("invalid", 4400)
-CLOSE_CODE.setdefault("malformed_json", 4400)
 
 
 class _Adapter(logging.LoggerAdapter[logging.Logger]):
@@ -330,5 +326,3 @@ async def _refuse(socket: web.WebSocketResponse, error: DomainError) -> None:
     await socket.send_str(encode({"type": "error", **error.payload()}))
     await socket.close(code=close_code(error.code), message=error.code.encode())
 
-
-__all__ = ["Endpoint", "Hello", "SocketSession", "Token", "encode"]
