@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import ssl
 import sys
 from pathlib import Path
 
 import uvloop
 from aiohttp import web
 
-from app.config import ConfigError, load
+from app.config import Config, ConfigError, load
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,9 +44,20 @@ def main(argv: list[str] | None = None) -> int:
     from app.server import build_app
 
     web.run_app(build_app(config), host=config.server.host, port=config.server.port, loop=new_event_loop(),
-                print=lambda _: logging.getLogger("liandong").info(
-                    "serving on http://%s:%d", config.server.host, config.server.port))
+                ssl_context=tls_context(config), print=lambda _: logging.getLogger("liandong").info(
+                    "serving on %s", config.server.base_url))
     return 0
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """HTTPS from the configured certificate (TLS 1.2 or later), or None for plain HTTP."""
+    if not config.server.tls_certificate:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    here = config.path.parent
+    context.load_cert_chain(here / config.server.tls_certificate, here / config.server.tls_key)
+    return context
 
 
 def verify_export(export: Path, key: Path | None) -> int:

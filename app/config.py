@@ -7,6 +7,7 @@ same shape: the file, the key, what is wrong.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ def _apply_environment(raw: _RawConfig, env: os._Environ[str] | dict[str, str]) 
 
 
 def _build(raw: _RawConfig, path: Path) -> Config:
+    _check_server(raw.server, path)
     command_settings.check_map(raw.map, path)
     alerts_settings.check(raw.channels, path)
     if raw.database.pool_min > raw.database.pool_max:
@@ -157,3 +159,16 @@ def _build(raw: _RawConfig, path: Path) -> Config:
                   cap=raw.cap, decision=raw.decision, map=raw.map, video=raw.video, cameras=tuple(raw.cameras),
                   channels=raw.channels, taxonomy=who.taxonomy, departments=who.departments,
                   severity_rules=who.severity_rules)
+
+
+def _check_server(server: ServerConfig, path: Path) -> None:
+    if bool(server.tls_certificate) != bool(server.tls_key):
+        raise problem(path, "server.tls_key", "give both tls_certificate and tls_key, or neither")
+    for key in ("tls_certificate", "tls_key"):
+        if (name := getattr(server, key)) and not (path.parent / name).is_file():
+            raise problem(path, f"server.{key}", f"no such file: {(path.parent / name).resolve()}")
+    for i, proxy in enumerate(server.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise problem(path, f"server.trusted_proxies[{i}]", f"{proxy!r} is not an address or network") from None

@@ -10,6 +10,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -141,7 +142,8 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             loop_lag = LoopLag()
             app[PLATFORM] = Platform(pool, url, hub, Sessions(pool, timedelta(hours=config.auth.session_hours)),
                                      loop_lag, config.server.max_body_bytes, config.server.offset,
-                                     config.server.request_deadline_s, config.server.base_url)
+                                     config.server.request_deadline_s, config.server.base_url,
+                                     tuple(ip_network(p, strict=False) for p in config.server.trusted_proxies))
 
             directory = Directory(pool)
             await directory.load()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network
 
 from aiohttp import web
 
@@ -29,6 +30,7 @@ class Platform:
     utc_offset: timedelta  # local time for "today", days in statistics, opening hours
     request_deadline_s: float = 10.0  # a request not answered by then gets 503 (base.http)
     public_url: str = "http://127.0.0.1:8080"  # absolute links (feeds) start here, never at the Host header
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()  # whose X-Forwarded-For is believed
 
 
 PLATFORM = web.AppKey("platform", Platform)

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -151,6 +152,25 @@ async def authenticate(request: web.Request, roles: tuple[Role, ...]) -> User:
     if roles and user.role not in roles:
         raise DomainError(f"a {user.role.value} may not do this", code="forbidden")
     return user
+
+
+def client_address(request: web.Request) -> str:
+    """Who is asking: the peer, or behind a trusted proxy the nearest address it forwarded for that is not
+    itself a trusted proxy. X-Forwarded-For from anyone else is ignored: it is only a header."""
+    trusted = request.app[PLATFORM].trusted_proxies
+    address = request.remote or "?"
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    while hops and _is_trusted(address, trusted):
+        address = hops.pop()
+    return address
+
+
+def _is_trusted(address: str, trusted: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
 
 
 def user_of(request: web.Request) -> User:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from base.context import PLATFORM
 from base.errors import DomainError
-from base.http import ANYONE, LOGGED_IN, Api, body_of, reply, user_of, within
+from base.http import ANYONE, LOGGED_IN, Api, body_of, client_address, reply, user_of, within
 from base.messages import PLAIN
 from base.throttle import LoginThrottle
 
@@ -31,7 +31,7 @@ THROTTLE = web.AppKey("login_throttle", LoginThrottle)
           " 429 with Retry-After", roles=ANYONE, body=Credentials, also=(401, 429))
 async def log_in(request: web.Request) -> web.Response:
     credentials = await body_of(request, Credentials)
-    address = request.remote or "?"
+    address = client_address(request)
     throttle = request.app[THROTTLE]
     if wait := throttle.wait_s(credentials.username, address):
         raise TooMany(f"too many failed log-ins; try again in {math.ceil(wait)} s", math.ceil(wait))

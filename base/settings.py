@@ -33,11 +33,17 @@ class ServerConfig(Section, frozen=True, forbid_unknown_fields=True):
     utc_offset: Annotated[str, msgspec.Meta(pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$")] = "+08:00"
     request_deadline_s: Annotated[float, msgspec.Meta(ge=0.5, le=120)] = 10.0
     public_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$")] = ""
+    # HTTPS from a certificate and key (PEM files, relative to this file's folder); both empty: plain HTTP.
+    tls_certificate: str = ""
+    tls_key: str = ""
+    # Proxies whose X-Forwarded-For is believed (addresses or networks); from anyone else it is ignored.
+    trusted_proxies: list[Annotated[str, msgspec.Meta(max_length=64)]] = msgspec.field(default_factory=list)
 
     @property
     def base_url(self) -> str:
         """Where clients reach this server, for absolute links (never the request's Host header)."""
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        scheme = "https" if self.tls_certificate else "http"
+        return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
 
     @property
     def offset(self) -> timedelta:
