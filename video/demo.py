@@ -52,7 +52,8 @@ def cameras(media_dir: Path, ffmpeg: str, count: int) -> list[CameraSpec]:
     missing = [w for w in range(1, count + 1) if not (media_dir / f"demo-window-{w}.mp4").exists()]
     if missing:  # the first start: say what the wait is for
         log.info("first start: drawing %d demo window-camera clips (%d s each) with ffmpeg into %s; this takes"
-                 " about %d s and happens once", len(missing), LOOP_S, media_dir, 25 * len(missing))
+                 " about %d s (longer on a busy machine) and happens once", len(missing), LOOP_S, media_dir,
+                 10 * len(missing))
     specs = []
     for window in range(1, count + 1):
         path = media_dir / f"demo-window-{window}.mp4"
