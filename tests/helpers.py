@@ -12,6 +12,14 @@ from base.context import PLATFORM, Platform
 from dispatch.client import TerminalClient
 
 PASSWORD = "liandong"  # the demo accounts' password
+EXAMPLE_PATH = {"{id}": "1", "{key}": "fire", "{identifier}": "nothing.here"}
+
+
+def example_path(path: str) -> str:
+    """A declared route's path with a plausible value in each placeholder."""
+    for placeholder, value in EXAMPLE_PATH.items():
+        path = path.replace(placeholder, value)
+    return path
 
 
 class Liandong:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import pytest
 
 from app.server import APIS
-from tests.helpers import Liandong
+from tests.helpers import Liandong, example_path
 
 EXPECTED = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
             "Server": "Liandong"}
@@ -36,7 +36,7 @@ async def test_pages_static_files_and_misses_carry_the_headers(liandong: Liandon
 async def test_every_api_route_and_socket_upgrade_carries_the_headers(liandong: Liandong) -> None:
     token = await liandong.token("dispatcher")
     for route in (r for api in APIS for r in api.routes):
-        path = route.path.replace("{id}", "1").replace("{key}", "fire").replace("{identifier}", "x")
+        path = example_path(route.path)
         if route.status == 101:
             async with liandong.http.ws_connect(liandong.base_url.replace("http", "ws") + path) as ws:
                 check(path, ws._response.headers)

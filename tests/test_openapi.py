@@ -7,10 +7,9 @@ from typing import Any
 from app.config import Config
 from app.openapi import document
 from app.server import APIS, build_app
-from tests.helpers import Liandong
+from tests.helpers import Liandong, example_path
 
 DOCUMENTED_PREFIXES = ("/api/", "/healthz", "/ws/")
-EXAMPLE_PATH = {"{id}": "1", "{key}": "fire", "{identifier}": "nothing.here"}
 
 
 def test_every_api_route_is_documented_and_every_documented_route_exists(config: Config) -> None:
@@ -22,12 +21,6 @@ def test_every_api_route_is_documented_and_every_documented_route_exists(config:
     assert served == documented
 
 
-def _example(path: str) -> str:
-    for placeholder, value in EXAMPLE_PATH.items():
-        path = path.replace(placeholder, value)
-    return path
-
-
 async def test_the_server_enforces_the_roles_the_document_states(liandong: Liandong) -> None:
     """Every HTTP operation that says it needs a log-in answers 401 without one, and one that names roles
     answers 403 to an account without them; a public one never asks for a log-in."""
@@ -37,7 +30,7 @@ async def test_the_server_enforces_the_roles_the_document_states(liandong: Liand
         if path.startswith("/ws/"):
             continue  # sockets check roles at hello: tests/test_sockets.py
         for method, operation in operations.items():
-            status, _ = await liandong.call(method.upper(), _example(path))
+            status, _ = await liandong.call(method.upper(), example_path(path))
             if "security" not in operation:
                 assert status != 401, (method, path)
                 continue
@@ -46,7 +39,7 @@ async def test_the_server_enforces_the_roles_the_document_states(liandong: Liand
             outsider = next((u for u, r in (("fire-xiling", "operator"), ("supervisor", "supervisor"),
                                             ("dispatcher", "dispatcher")) if r not in roles), None)
             if outsider is not None and roles != ["any account"]:
-                status, body = await liandong.call(method.upper(), _example(path), as_user=outsider)
+                status, body = await liandong.call(method.upper(), example_path(path), as_user=outsider)
                 assert status == 403, (method, path, outsider, status, body)
             probed += 1
     assert probed >= 35  # the document lists this many guarded operations; a sanity check that all were probed
