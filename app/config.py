@@ -19,7 +19,7 @@ import msgspec
 from alerts import settings as alerts_settings
 from alerts.settings import CapConfig, ChannelsConfig, EscalationConfig, NotificationsConfig
 from base.errors import field_of
-from base.settings import AuthConfig, ConfigError, DatabaseConfig, Section, ServerConfig, problem
+from base.settings import AuditConfig, AuthConfig, ConfigError, DatabaseConfig, Section, ServerConfig, problem
 from command import settings as command_settings
 from command.settings import DecisionConfig, MapConfig, ServiceAreaConfig, SurgeConfig
 from dispatch import settings as dispatch_settings
@@ -44,6 +44,7 @@ class _RawConfig(Section, frozen=True, forbid_unknown_fields=True):
     server: ServerConfig = ServerConfig()
     database: DatabaseConfig = DatabaseConfig()
     auth: AuthConfig = AuthConfig()
+    audit: AuditConfig = AuditConfig()
     demo: DemoConfig = DemoConfig()
     alert: ToneConfig = ToneConfig()
     escalation: EscalationConfig = EscalationConfig()
@@ -69,6 +70,7 @@ class Config:
     server: ServerConfig
     database: DatabaseConfig
     auth: AuthConfig
+    audit: AuditConfig
     demo: DemoConfig
     alert: ToneConfig
     escalation: EscalationConfig
@@ -153,7 +155,7 @@ def _build(raw: _RawConfig, path: Path) -> Config:
             raise problem(path, f"cameras[{i}].{error.field}", error.message) from None
     if len({c.code for c in raw.cameras}) != len(raw.cameras):
         raise problem(path, "cameras", "two cameras share a code")
-    return Config(path=path, server=raw.server, database=raw.database, auth=raw.auth, demo=raw.demo,
+    return Config(path=path, server=raw.server, database=raw.database, auth=raw.auth, audit=raw.audit, demo=raw.demo,
                   alert=raw.alert, escalation=raw.escalation, notifications=raw.notifications, surge=raw.surge,
                   service_area=raw.service_area,
                   cap=raw.cap, decision=raw.decision, map=raw.map, video=raw.video, cameras=tuple(raw.cameras),

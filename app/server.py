@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import msgspec
 from aiohttp import WSCloseCode, web
 
 from alerts import routes as alert_routes
@@ -27,13 +28,16 @@ from alerts.escalator import Escalator
 from alerts.sender import NotificationSender
 from app import openapi
 from app.config import Config
+from base import admin_routes, audit
 from base import routes as base_routes
-from base.accounts import Sessions
+from base.accounts import Role
 from base.context import PLATFORM, SOCKETS, OpenSockets, Platform
 from base.database import EmbeddedPostgres, migrate, open_pool
 from base.http import Api, content_security_policy, json_errors, page, security_headers
 from base.hub import Hub
 from base.routes import THROTTLE
+from base.sessions import Sessions
+from base.signing import key_path, signing_key
 from base.sockets import WATCH, SessionWatch
 from base.throttle import LoginThrottle
 from base.vitals import LoopLag
@@ -62,7 +66,6 @@ from video.cameras.registry import sync_from_config
 from video.claims import Claims
 from video.context import VIDEO, Video
 from video.recording import ffmpeg
-from video.recording.evidence import signing_key
 from video.recording.recordings import recording
 from video.recording.retention import Policy, Retention
 from video.wall import sockets as wall_sockets
@@ -78,12 +81,13 @@ PACKAGES = ("base", "gis", "dispatch", "alerts", "video", "command")
 
 # Every route the server has, by package; the OpenAPI document is made from the same list.
 APIS: tuple[Api, ...] = (
-    base_routes.api, dispatch_routes.api, terminal_socket.api, alert_routes.api, camera_routes.api,
+    base_routes.api, admin_routes.api, dispatch_routes.api, terminal_socket.api, alert_routes.api, camera_routes.api,
     analysis_routes.api, wall_sockets.api, command_routes.api, plan_routes.api, surge_routes.api,
     decision_routes.api, console_socket.api)
 
 # Pages, and the folders their assets are served from (/static/ holds what every page shares).
-PAGES = {"/console": ROOT / "command/web/console.html", "/terminal": ROOT / "dispatch/web/terminal.html",
+PAGES = {"/admin": ROOT / "base/web/admin.html", "/console": ROOT / "command/web/console.html",
+         "/terminal": ROOT / "dispatch/web/terminal.html",
          "/wall": ROOT / "video/wall/web/wall.html"}
 STATIC = {"/static/console/": ROOT / "command/web", "/static/terminal/": ROOT / "dispatch/web",
           "/static/wall/": ROOT / "video/wall/web", "/static/": ROOT / "base/web"}
@@ -140,7 +144,11 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             await demo.seed_empty_seats(pool, demo_cameras, config.video.tile_width)
             hub = Hub(url, config.database.listen_retry_s)
             loop_lag = LoopLag()
-            app[PLATFORM] = Platform(pool, url, hub, Sessions(pool, timedelta(hours=config.auth.session_hours)),
+            idle = {Role(role): timedelta(minutes=minutes)
+                    for role, minutes in msgspec.structs.asdict(config.auth.idle_minutes).items()}
+            sessions = Sessions(pool, timedelta(hours=config.auth.session_hours), idle)
+            key = signing_key(key_path(config.data_dir))
+            app[PLATFORM] = Platform(pool, url, hub, sessions,
                                      loop_lag, config.server.max_body_bytes, config.server.offset,
                                      config.server.request_deadline_s, config.server.base_url,
                                      tuple(ip_network(p, strict=False) for p in config.server.trusted_proxies))
@@ -174,7 +182,7 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
                                                    int(config.server.offset.total_seconds())), tiles)
                 hub.on_message(MARK_EMPTY_CHANNEL, functools.partial(mark_requested, analysis))
             app[VIDEO] = Video(config.video, config.media_dir, ffmpeg_binary,
-                               signing_key(config.data_dir / "keys" / "evidence-signing.pem"), tiles, walls, analysis)
+                               key, tiles, walls, analysis)
 
             plans = LivePlans(pool, config.taxonomy)
             await plans.load()
@@ -188,6 +196,8 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             _background(stack, app[WATCH].run(app[PLATFORM].sessions), "session-watch")
             _background(stack, events.run(), "events")
             _background(stack, loop_lag.run(), "loop-lag")
+            _background(stack, audit.anchor_every(pool, key, config.audit.anchor_minutes * 60,
+                                                  audit.anchors_file(config.data_dir)), "audit-anchors")
             _background(stack, escalator.run(), "escalator")
             _background(stack, sender.run(), "notifications")
             _background(stack, cap.run(), "cap")

@@ -1,36 +1,40 @@
-"""Accounts and sessions: dispatchers, sub-centre operators, supervisors; bearer tokens."""
+"""Accounts: dispatchers, sub-centre operators, supervisors and administrators; their passwords, and
+what an administrator does to them. Every change is written with its audit entry in one transaction."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import hashlib
-import secrets
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 import asyncpg
 from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
+from zxcvbn import zxcvbn
 
+from base import audit
+from base.errors import DomainError, NotFound
 from base.pg import Connection, Pool
 
 # Interactive-login parameters (RFC 9106's second recommendation scaled down to ~20 ms here):
 # a login is rare, a token check is a hash lookup.
-_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # One thread for hashing: off the event loop, and each hash takes 19 MiB, so running several at once
 # would only multiply memory; a login storm of a hundred terminals still clears in about two seconds.
-_HASHING = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2")
-# Token checks are cached briefly so a burst of requests does not cost a query each.
-_CACHE_SECONDS = 5.0
+HASHING = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2")
+
+MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_SCORE = 3  # zxcvbn's 0–4: 3 is "safely unguessable: moderate protection from offline attack"
 
 
 class Role(StrEnum):
     DISPATCHER = "dispatcher"
     OPERATOR = "operator"
     SUPERVISOR = "supervisor"
+    ADMINISTRATOR = "administrator"
 
 
 @dataclass(frozen=True)
@@ -40,90 +44,174 @@ class User:
     display_name: str
     role: Role
     subcentre_id: int | None  # set for operators only
+    departments: tuple[str, ...] = ()  # a supervisor limited to these departments' windows; () = all
 
     def public(self) -> dict[str, object]:
         return {"id": self.id, "username": self.username, "display_name": self.display_name,
-                "role": self.role.value, "subcentre_id": self.subcentre_id}
+                "role": self.role.value, "subcentre_id": self.subcentre_id, "departments": list(self.departments)}
+
+    def sees_department(self, department: str) -> bool:
+        return not self.departments or department in self.departments
 
 
-def hash_password(password: str) -> str:
-    return _HASHER.hash(password)
+def user_from(row: asyncpg.Record | dict[str, Any]) -> User:
+    return User(row["id"], row["username"], row["display_name"], Role(row["role"]), row["subcentre_id"],
+                tuple(row["departments"] or ()))
+
+
+USER_COLUMNS = "u.id, u.username, u.display_name, u.role, u.subcentre_id, u.departments"
 
 
 def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+class WeakPassword(DomainError):
+    code = "weak_password"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "password")
+
+
+def check_password(password: str, *about: str) -> None:
+    """Refuse a password shorter than 10 characters, or one zxcvbn judges guessable (it knows common
+    passwords, words, keyboard patterns and dates, and is told the account's own names)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakPassword(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    verdict = zxcvbn(password[:100], user_inputs=[a for a in about if a])  # its cost grows with length
+    if verdict["score"] < MIN_PASSWORD_SCORE:
+        hint = verdict["feedback"]["warning"] or " ".join(verdict["feedback"]["suggestions"])
+        raise WeakPassword("the password is too easy to guess" + (f": {hint}" if hint else ""))
+
+
+async def hash_password(password: str) -> str:
+    """~20 ms of CPU, on the hashing thread (argon2-cffi releases the GIL), never on the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(HASHING, HASHER.hash, password)
+
+
+# Changes an administrator makes ---------------------------------------------------------------------
+
+class AccountNotFound(NotFound):
+
+    def __init__(self, account_id: int) -> None:
+        super().__init__(f"there is no account {account_id}", "id")
+
+
+class LastAdministrator(DomainError):
+    code = "last_administrator"
+
+    def __init__(self) -> None:
+        super().__init__("this is the last administrator: make another one first", "role")
+
+
+class NameTaken(DomainError):
+    code = "name_taken"
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"the user name {username!r} is taken", "username")
+
+
+def _check_shape(role: Role, subcentre_id: int | None, departments: Sequence[str]) -> None:
+    if (role is Role.OPERATOR) != (subcentre_id is not None):
+        raise DomainError("an operator belongs to a sub-centre, and only an operator does", "subcentre_id")
+    if departments and role is not Role.SUPERVISOR:
+        raise DomainError("only a supervisor is limited to departments", "departments")
+
+
 async def create_user(connection: Connection | Pool, username: str, display_name: str, password: str,
-                      role: Role, subcentre_id: int | None = None) -> int:
-    user_id: int = await connection.fetchval(
-        "INSERT INTO users (username, display_name, password_hash, role, subcentre_id)"
-        " VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        username, display_name, hash_password(password), role.value, subcentre_id)
+                      role: Role, subcentre_id: int | None = None, departments: Sequence[str] = (),
+                      actor: audit.Actor = audit.SYSTEM) -> int:
+    """Create an account (the API, the CLI, the demo and the benchmarks all come here)."""
+    _check_shape(role, subcentre_id, departments)
+    check_password(password, username, display_name)
+    password_hash = await hash_password(password)
+    try:
+        user_id: int = await connection.fetchval(
+            "WITH created AS (INSERT INTO users (username, display_name, password_hash, role, subcentre_id,"
+            " departments) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id),"
+            f" logged AS ({audit.insert(7)})"
+            " SELECT id FROM created",
+            username, display_name, password_hash, role.value, subcentre_id, list(departments),
+            *audit.Entry(actor, "account.create", f"user:{username}",
+                         details={"role": role.value, "subcentre_id": subcentre_id,
+                                  "departments": list(departments)}).columns())
+    except asyncpg.UniqueViolationError:
+        raise NameTaken(username) from None
+    except asyncpg.ForeignKeyViolationError:
+        raise DomainError(f"there is no sub-centre {subcentre_id}", "subcentre_id") from None
     return user_id
 
 
-def _user(r: asyncpg.Record) -> User:
-    return User(r["id"], r["username"], r["display_name"], Role(r["role"]), r["subcentre_id"])
+_ACCOUNT = ("SELECT u.id, u.username, u.display_name, u.role, u.subcentre_id, u.departments, u.disabled_at,"
+            " u.created_at, (SELECT max(s.last_seen_at) FROM sessions s WHERE s.user_id = u.id) AS last_seen_at,"
+            " (SELECT count(*) FROM sessions s WHERE s.user_id = u.id AND s.expires_at > now()) AS sessions"
+            " FROM users u")
 
 
-class Sessions:
-    def __init__(self, pool: Pool, lifetime: timedelta) -> None:
-        self._pool = pool
-        self._lifetime = lifetime
-        self._cache: dict[bytes, tuple[float, User]] = {}
+async def accounts(pool: Pool) -> list[dict[str, Any]]:
+    return [dict(r.items()) for r in await pool.fetch(_ACCOUNT + " ORDER BY u.id")]
 
-    async def log_in(self, username: str, password: str) -> tuple[str, User] | None:
-        row = await self._pool.fetchrow(
-            "SELECT id, username, display_name, role, subcentre_id, password_hash FROM users WHERE username = $1",
-            username)
-        # Hashing takes ~20 ms of CPU: off the event loop (argon2-cffi releases the GIL), or a burst
-        # of terminals logging in after an outage would hold up every ticket in flight.
-        loop = asyncio.get_running_loop()
-        if row is None:
-            await loop.run_in_executor(_HASHING, _HASHER.hash, password)  # as slow as a wrong password
-            return None
+
+async def account(pool: Pool | Connection, account_id: int) -> dict[str, Any]:
+    row = await pool.fetchrow(_ACCOUNT + " WHERE u.id = $1", account_id)
+    if row is None:
+        raise AccountNotFound(account_id)
+    return dict(row.items())
+
+
+async def change_account(pool: Pool, account_id: int, actor: audit.Actor, *, display_name: str | None = None,
+                         role: Role | None = None, subcentre_id: int | None = None,
+                         departments: Sequence[str] | None = None, disabled: bool | None = None) -> dict[str, Any]:
+    """Change what is given (None: unchanged; an operator's sub-centre goes with its role). Disabling an
+    account ends its sessions. The last enabled administrator cannot be disabled or demoted."""
+    async with pool.acquire() as connection, connection.transaction():
+        # One change to accounts at a time, so two administrators cannot demote each other at once.
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext('liandong.accounts'))")
+        before = await account(connection, account_id)
+        new_role = role or Role(before["role"])
+        new_subcentre = subcentre_id if role is not None or subcentre_id is not None else before["subcentre_id"]
+        if new_role is not Role.OPERATOR:
+            new_subcentre = None
+        new_departments = list(departments) if departments is not None else list(before["departments"])
+        if new_role is not Role.SUPERVISOR:
+            new_departments = []
+        _check_shape(new_role, new_subcentre, new_departments)
+        now_disabled = before["disabled_at"] is not None if disabled is None else disabled
+        was_admin = before["role"] == Role.ADMINISTRATOR and before["disabled_at"] is None
+        if was_admin and (new_role is not Role.ADMINISTRATOR or now_disabled):
+            others = await connection.fetchval(
+                "SELECT count(*) FROM users WHERE role = 'administrator' AND disabled_at IS NULL AND id <> $1",
+                account_id)
+            if not others:
+                raise LastAdministrator()
         try:
-            await loop.run_in_executor(_HASHING, _HASHER.verify, row["password_hash"], password)
-        except VerificationError:
-            return None
-        token = secrets.token_urlsafe(32)
-        await self._pool.execute(
-            "INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, now() + $3)",
-            token_hash(token), row["id"], self._lifetime)
-        return token, _user(row)
+            await connection.execute(
+                "UPDATE users SET display_name = $2, role = $3, subcentre_id = $4, departments = $5,"
+                " disabled_at = CASE WHEN $6 THEN coalesce(disabled_at, now()) END WHERE id = $1",
+                account_id, display_name or before["display_name"], new_role.value, new_subcentre, new_departments,
+                now_disabled)
+        except asyncpg.ForeignKeyViolationError:
+            raise DomainError(f"there is no sub-centre {subcentre_id}", "subcentre_id") from None
+        changes = {k: v for k, v in {"display_name": display_name, "role": role and role.value,
+                                     "subcentre_id": subcentre_id, "departments": departments,
+                                     "disabled": disabled}.items() if v is not None}
+        if now_disabled or new_role.value != before["role"]:
+            # A disabled or re-roled account starts again from a log-in: its sockets close within seconds.
+            await connection.execute("DELETE FROM sessions WHERE user_id = $1", account_id)
+        await audit.record(connection, audit.Entry(actor, "account.change", f"user:{before['username']}",
+                                                   details={k: list(v) if isinstance(v, tuple) else v
+                                                            for k, v in changes.items()}))
+        return await account(connection, account_id)
 
-    async def log_out(self, token: str) -> bool:
-        """End the session now: the token is refused at once here, within seconds on every other process,
-        and sockets opened with it are closed (base.sockets.SessionWatch)."""
-        key = token_hash(token)
-        self._cache.pop(key, None)
-        deleted = await self._pool.fetchval("DELETE FROM sessions WHERE token_hash = $1 RETURNING true", key)
-        return bool(deleted)
 
-    async def still_valid(self, token_hashes: list[bytes]) -> set[bytes]:
-        """Which of these sessions still exist and have not expired (one query for any number)."""
-        rows = await self._pool.fetch(
-            "SELECT token_hash FROM sessions WHERE token_hash = ANY($1::bytea[]) AND expires_at > now()", token_hashes)
-        valid = {bytes(r["token_hash"]) for r in rows}
-        for gone in set(token_hashes) - valid:
-            self._cache.pop(gone, None)
-        return valid
-
-    async def user_for(self, token: str) -> User | None:
-        key = token_hash(token)
-        cached = self._cache.get(key)
-        now = time.monotonic()
-        if cached and cached[0] > now:
-            return cached[1]
-        row = await self._pool.fetchrow(
-            "SELECT u.id, u.username, u.display_name, u.role, u.subcentre_id FROM sessions s"
-            " JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > now()", key)
-        if row is None:
-            self._cache.pop(key, None)
-            return None
-        user = _user(row)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[key] = (now + _CACHE_SECONDS, user)
-        return user
+async def reset_password(pool: Pool, account_id: int, password: str, actor: audit.Actor) -> None:
+    """Set a new password and end the account's sessions (whoever knew the old one is logged out)."""
+    row = await pool.fetchrow("SELECT username, display_name FROM users WHERE id = $1", account_id)
+    if row is None:
+        raise AccountNotFound(account_id)
+    check_password(password, row["username"], row["display_name"])
+    password_hash = await hash_password(password)
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("UPDATE users SET password_hash = $2 WHERE id = $1", account_id, password_hash)
+        await connection.execute("DELETE FROM sessions WHERE user_id = $1", account_id)
+        await audit.record(connection, audit.Entry(actor, "account.password", f"user:{row['username']}"))

@@ -9,9 +9,9 @@ from ipaddress import IPv4Network, IPv6Network
 
 from aiohttp import web
 
-from base.accounts import Sessions
 from base.hub import Hub
 from base.pg import Pool
+from base.sessions import Sessions
 from base.vitals import LoopLag
 
 

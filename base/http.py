@@ -17,6 +17,7 @@ from typing import Any, TypeVar, overload
 import msgspec
 from aiohttp import web
 
+from base import audit
 from base.accounts import Role, User
 from base.context import PLATFORM
 from base.database import OUTAGE, unavailable
@@ -150,6 +151,11 @@ async def authenticate(request: web.Request, roles: tuple[Role, ...]) -> User:
     if user is None:
         raise DomainError("the token is unknown or has expired", "Authorization", "unauthenticated")
     if roles and user.role not in roles:
+        # Trying what one's role may not do is worth a line in the audit log (outside any transaction:
+        # nothing else happens).
+        await audit.record(request.app[PLATFORM].pool, audit.Entry(
+            audit.Actor(user.id, user.username, client_address(request)), "access.forbidden",
+            f"route:{request.method} {request.path}"[:200], "refused"))
         raise DomainError(f"a {user.role.value} may not do this", code="forbidden")
     return user
 
@@ -176,6 +182,14 @@ def _is_trusted(address: str, trusted: tuple[IPv4Network | IPv6Network, ...]) ->
 def user_of(request: web.Request) -> User:
     """The account its route's declaration authenticated."""
     return request[USER]
+
+
+def actor_of(request: web.Request) -> audit.Actor:
+    """Who is acting, for the audit log: the route's account, or the public, and from which address."""
+    user = request.get(USER)
+    if user is None:
+        return audit.Actor(None, "public", client_address(request))
+    return audit.Actor(user.id, user.username, client_address(request))
 
 
 def reply(body: Any, status: int = 200) -> web.Response:

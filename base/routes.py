@@ -35,7 +35,8 @@ async def log_in(request: web.Request) -> web.Response:
     throttle = request.app[THROTTLE]
     if wait := throttle.wait_s(credentials.username, address):
         raise TooMany(f"too many failed log-ins; try again in {math.ceil(wait)} s", math.ceil(wait))
-    result = await request.app[PLATFORM].sessions.log_in(credentials.username, credentials.password)
+    result = await request.app[PLATFORM].sessions.log_in(credentials.username, credentials.password,
+                                                              address)
     if result is None:
         throttle.failed(credentials.username, address)
         log.warning("failed log-in for %r from %s", credentials.username, address)  # never the password
@@ -56,7 +57,7 @@ class TooMany(DomainError):
           roles=LOGGED_IN)
 async def log_out(request: web.Request) -> web.Response:
     token = request.headers["Authorization"].partition(" ")[2].strip()
-    return reply({"logged_out": await request.app[PLATFORM].sessions.log_out(token)})
+    return reply({"logged_out": await request.app[PLATFORM].sessions.log_out(token, client_address(request))})
 
 
 @api.get("/api/me", "The logged-in account", roles=LOGGED_IN)

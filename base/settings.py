@@ -59,5 +59,24 @@ class DatabaseConfig(Section, frozen=True, forbid_unknown_fields=True):
     listen_retry_s: Positive = 1.0
 
 
+Minutes = Annotated[float, msgspec.Meta(ge=0, le=7 * 24 * 60)]
+
+
+class IdleMinutes(Section, frozen=True, forbid_unknown_fields=True):
+    """How long each role's session lasts without a request or an open socket; 0: no idle limit. A
+    terminal or console left open counts as in use: a watch post must never be logged out under it."""
+
+    administrator: Minutes = 15
+    supervisor: Minutes = 60
+    dispatcher: Minutes = 0
+    operator: Minutes = 0
+
+
 class AuthConfig(Section, frozen=True, forbid_unknown_fields=True):
-    session_hours: Positive = 12.0
+    session_hours: Positive = 12.0  # the absolute lifetime of a session, however busy
+    idle_minutes: IdleMinutes = IdleMinutes()
+
+
+class AuditConfig(Section, frozen=True, forbid_unknown_fields=True):
+    # How often the chain's head is signed (in the database and in <data_dir>/audit/anchors.jsonl).
+    anchor_minutes: Annotated[float, msgspec.Meta(gt=0, le=24 * 60)] = 10.0

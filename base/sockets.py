@@ -26,10 +26,12 @@ from typing import Any, ClassVar, Generic, TypeVar
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from base import audit
 from base.accounts import Role, User, token_hash
 from base.context import PLATFORM, SOCKETS
 from base.database import OUTAGE, unavailable
 from base.errors import CLOSE_CODE, DomainError, close_code, convert, decode
+from base.http import client_address
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +51,10 @@ class SocketSession:
     """One connection: who it is, its bounded outgoing queue and the writer that drains it."""
 
     def __init__(self, socket: web.WebSocketResponse, user: User, endpoint: str, queue_limit: int,
-                 token_hash: bytes = b"") -> None:
+                 token_hash: bytes = b"", address: str = "") -> None:
         self.socket = socket
         self.user = user
+        self.actor = audit.Actor(user.id, user.username, address)  # for the audit log
         self.token_hash = token_hash  # the session it was opened with: it ends when that session does
         self.name = f"{endpoint}#{next(_numbers)} {user.username}"
         self.log = _Adapter(log, {"connection": self.name})
@@ -211,7 +214,8 @@ class Endpoint(Generic[C]):
         if greeted is None:
             return socket
         hello, user = greeted
-        session = SocketSession(socket, user, self.name, self.queue_limit, token_hash(hello.token))
+        session = SocketSession(socket, user, self.name, self.queue_limit, token_hash(hello.token),
+                                client_address(request))
         request.app[SOCKETS].add(socket)
         request.app[WATCH].add(session)
         writer: asyncio.Task[None] | None = None

@@ -23,7 +23,7 @@ from gis.partition import voronoi_cells
 
 log = logging.getLogger(__name__)
 
-DEMO_PASSWORD = "liandong"
+DEMO_PASSWORD = "liandong-demo"  # every demo account's; strong enough for the password rule, public all the same
 
 # (code, name, lon, lat)
 FIRE_STATIONS = [
@@ -156,5 +156,6 @@ async def seed(pool: Pool) -> bool:
             await connection.execute("INSERT INTO plans (key, version, body) VALUES ($1, 1, $2)",
                                      key, msgspec.to_builtins(body))
         await create_user(connection, "supervisor", "监控中心值班长", DEMO_PASSWORD, Role.SUPERVISOR)
+        await create_user(connection, "admin", "系统管理员", DEMO_PASSWORD, Role.ADMINISTRATOR)
     log.info("demo data loaded: %d sub-centres, their operator accounts, %d plans", len(rows), len(DEMO_PLANS))
     return True

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from base.accounts import User
+from base import audit
 from base.errors import DomainError
 from base.messages import PLAIN
 from base.outbox import Message
@@ -116,7 +116,7 @@ class Intake:
             "departments_without_subcentre": list(decision.departments_without_subcentre),
         }
 
-    async def record(self, report: IncidentReport, user: User) -> dict[str, Any]:
+    async def record(self, report: IncidentReport, actor: audit.Actor) -> dict[str, Any]:
         """Store the incident and its tickets in one transaction; when this returns they are durable."""
         if not report.confirm_outside_area:
             self.check_service_area(report.location)
@@ -127,11 +127,11 @@ class Intake:
                   "flagged": decision.flagged}
         routing = self.routing_json(decision, plan)
         if not report.dispatch:  # stored and queued; routing is what dispatching now would do
-            incident, tickets = await open_incident(self.pool, self.ids, self.views, fields, [], user.id, routing,
+            incident, tickets = await open_incident(self.pool, self.ids, self.views, fields, [], actor, routing,
                                                     None, self.stage_limits(None), pending=True)
             return {**incident, "tickets": tickets, "routing": routing}
         incident, tickets = await open_incident(
-            self.pool, self.ids, self.views, fields, decision.assignments, user.id, routing,
+            self.pool, self.ids, self.views, fields, decision.assignments, actor, routing,
             plan_ref(plan) if plan else None, self.stage_limits(plan),
             (lambda incident: plan_notices(incident, plan)) if plan else None)
         return {**incident, "tickets": tickets, "routing": routing}

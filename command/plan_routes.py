@@ -11,7 +11,7 @@ from aiohttp import web
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError
-from base.http import LOGGED_IN, Api, body_of, path_id, reply, user_of
+from base.http import LOGGED_IN, Api, actor_of, body_of, path_id, reply, user_of
 from command.context import COMMAND
 from command.plan_store import plan_versions, retire_plan, save_plan
 from command.plans import PlanBody
@@ -52,16 +52,14 @@ async def put_plan(request: web.Request) -> web.Response:
     body = await body_of(request, PlanBody)
     dispatch, plans = request.app[DISPATCH], request.app[COMMAND].plans
     plan = await save_plan(request.app[PLATFORM].pool, dispatch.taxonomy, list(dispatch.departments), key, body,
-                           user_of(request).id)
+                           actor_of(request))
     await plans.load()  # this process at once; the others on the announcement
     return reply({"key": plan.key, "version": plan.version}, status=201 if plan.version == 1 else 200)
 
 
 @api.delete("/api/plans/{key}", "Retire a plan", roles=DISPATCHER)
 async def delete_plan(request: web.Request) -> web.Response:
-    version = await retire_plan(request.app[PLATFORM].pool, _key(request), user_of(request).id)
-    if version is None:
-        raise DomainError("no such plan, or it is retired already", "key", "not_found")
+    version = await retire_plan(request.app[PLATFORM].pool, _key(request), actor_of(request))
     await request.app[COMMAND].plans.load()
     return reply({"key": request.match_info["key"], "retired_version": version})
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 
+from base import audit
+from base.errors import NotFound
 from base.pg import Connection, Pool
 from command.plans import AmbiguousPlan, Plan, PlanBody, PlanBook, check
 from dispatch.taxonomy import Taxonomy
@@ -21,10 +23,10 @@ async def current_plans(connection: Connection | Pool) -> list[Plan]:
 
 
 async def save_plan(pool: Pool, taxonomy: Taxonomy, departments: list[str], key: str, body: PlanBody,
-                    actor_id: int | None) -> Plan:
+                    actor: audit.Actor) -> Plan:
     """Store `body` as the next version of plan `key`; raises PlanProblem if it is invalid or ambiguous."""
     check(body, taxonomy, departments)
-    async with pool.acquire() as connection, connection.transaction():
+    async with audit.recorded(pool, audit.Entry(actor, "plan.save", f"plan:{key}")) as connection:
         await connection.execute("SELECT pg_advisory_xact_lock($1)", _SAVE_LOCK)
         book = PlanBook(taxonomy, await current_plans(connection))
         if problem := book.ambiguity(key, body):
@@ -32,21 +34,22 @@ async def save_plan(pool: Pool, taxonomy: Taxonomy, departments: list[str], key:
         version: int = await connection.fetchval(
             "INSERT INTO plans (key, version, body, created_by)"
             " SELECT $1, coalesce(max(version), 0) + 1, $2, $3 FROM plans WHERE key = $1 RETURNING version",
-            key, msgspec.to_builtins(body), actor_id)
+            key, msgspec.to_builtins(body), actor.user_id)
         await connection.execute("SELECT pg_notify($1, $2)", PLANS_CHANNEL, key)
     return Plan(key, version, body)
 
 
-async def retire_plan(pool: Pool, key: str, actor_id: int | None) -> int | None:
-    """Add a retired version; running incidents keep theirs. None if there is no such plan."""
-    async with pool.acquire() as connection, connection.transaction():
+async def retire_plan(pool: Pool, key: str, actor: audit.Actor) -> int:
+    """Add a retired version; running incidents keep theirs."""
+    async with audit.recorded(pool, audit.Entry(actor, "plan.retire", f"plan:{key}")) as connection:
         await connection.execute("SELECT pg_advisory_xact_lock($1)", _SAVE_LOCK)
         version: int | None = await connection.fetchval(
             "INSERT INTO plans (key, version, body, retired, created_by)"
             " SELECT key, version + 1, body, true, $2 FROM plans WHERE key = $1 AND NOT retired"
-            " AND version = (SELECT max(version) FROM plans WHERE key = $1) RETURNING version", key, actor_id)
-        if version is not None:
-            await connection.execute("SELECT pg_notify($1, $2)", PLANS_CHANNEL, key)
+            " AND version = (SELECT max(version) FROM plans WHERE key = $1) RETURNING version", key, actor.user_id)
+        if version is None:
+            raise NotFound("no such plan, or it is retired already", "key")
+        await connection.execute("SELECT pg_notify($1, $2)", PLANS_CHANNEL, key)
     return version
 
 

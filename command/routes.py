@@ -10,7 +10,18 @@ from aiohttp import web
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError
-from base.http import LOGGED_IN, Api, body_of, choice_param, limit_param, path_id, reply, timestamp_param, user_of
+from base.http import (
+    LOGGED_IN,
+    Api,
+    actor_of,
+    body_of,
+    choice_param,
+    limit_param,
+    path_id,
+    reply,
+    timestamp_param,
+    user_of,
+)
 from base.outbox import about_incident
 from command.context import COMMAND
 from command.intake import IncidentReport, RoutingQuery
@@ -59,7 +70,7 @@ async def preview_routing(request: web.Request) -> web.Response:
           body=IncidentReport, status=201)
 async def create_incident(request: web.Request) -> web.Response:
     report = await _report_body(request, IncidentReport)
-    return reply(await request.app[COMMAND].intake.record(report, user_of(request)), status=201)
+    return reply(await request.app[COMMAND].intake.record(report, actor_of(request)), status=201)
 
 
 @api.get("/api/incidents", "List incidents, newest first (the pending queue gravest first); each ticket with its"

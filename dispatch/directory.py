@@ -15,6 +15,7 @@ from typing import Any
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from base import audit
 from base.errors import DomainError
 from base.pg import Pool
 from gis.jurisdictions import Jurisdiction, Jurisdictions
@@ -83,9 +84,10 @@ class Directory:
         return area
 
     async def add(self, code: str, name: str, department: str, site: tuple[float, float],
-                  area: BaseGeometry) -> int:
+                  area: BaseGeometry, actor: audit.Actor) -> int:
         """Register a sub-centre; every process (this one included) reloads on the announcement."""
-        async with self._pool.acquire() as connection, connection.transaction():
+        entry = audit.Entry(actor, "subcentre.register", f"subcentre:{code}", details={"department": department})
+        async with audit.recorded(self._pool, entry) as connection:
             subcentre_id: int = await connection.fetchval(
                 "INSERT INTO subcentres (code, name, department, site_lon, site_lat, jurisdiction)"
                 " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",

@@ -11,7 +11,7 @@ from aiohttp import web
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError
-from base.http import ANYONE, LOGGED_IN, Api, body_of, path_id, reply, user_of
+from base.http import ANYONE, LOGGED_IN, Api, actor_of, body_of, path_id, reply, user_of
 from base.messages import PLAIN
 from dispatch.context import DISPATCH
 from dispatch.store import TicketAction, change_ticket
@@ -68,7 +68,7 @@ async def add_subcentre(request: web.Request) -> web.Response:
         raise DomainError(f"unknown department {body.department!r}", "department", "unknown_department")
     area = dispatch.directory.check(body.code, body.department, msgspec.to_builtins(body.jurisdiction))
     subcentre_id = await dispatch.directory.add(body.code, body.name, body.department,
-                                                (body.site.lon, body.site.lat), area)
+                                                (body.site.lon, body.site.lat), area, actor_of(request))
     return reply({"id": subcentre_id}, status=201)
 
 

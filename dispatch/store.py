@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from base import outbox
+from base import audit, outbox
 from base.errors import DomainError
 from base.outbox import Message
 from base.pg import Connection, Pool
@@ -165,6 +165,8 @@ WITH incident AS (
 {_insert_tickets("$1", "$12", 19)},
 notice AS (  -- whom the plan tells on activation, queued in the same commit as the incident
     {outbox.insert(28)}),
+audited AS (  -- who reported it, from where: in the audit log's chain, in the same commit
+    {audit.insert(36)}),
 event AS (  -- in timeline order: the report, the plan it activated, then the tickets
     INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data)
     SELECT $1::bigint, t, s, q, k, $11::int, $12::timestamptz, d FROM (
@@ -190,12 +192,13 @@ class PlanRef(msgspec.Struct, frozen=True):
 
 
 async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mapping[str, Any],
-                        assignments: Sequence[Assignment], actor_id: int | None, routing: JSON,
+                        assignments: Sequence[Assignment], actor: audit.Actor, routing: JSON,
                         plan: PlanRef | None, limits: StageLimits,
                         notices: Callable[[JSON], Sequence[Message]] | None = None,
                         pending: bool = False) -> tuple[JSON, list[JSON]]:
     """Store a new incident with one ticket per assignment, the events that start its timeline and the
-    messages `notices` composes for the incident (its plan's notification list), in one statement.
+    messages `notices` composes for the incident (its plan's notification list) and the audit entry
+    for `actor`, in one statement.
 
     `fields` are the incident's columns (type_code, severity, lon, lat, address, caller_name,
     caller_phone, description, flagged). A `pending` report is stored without tickets, to be
@@ -207,7 +210,7 @@ async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mappi
         (incident_id,) = await ids.incidents.take(connection, 1)
         now = datetime.now(UTC)
         incident = views.incident({**fields, "id": incident_id, "state": "pending" if pending else "open",
-                                   "created_by": actor_id, "created_at": now, "closed_at": None,
+                                   "created_by": actor.user_id, "created_at": now, "closed_at": None,
                                    "plan_key": plan.key if plan else None,
                                    "plan_version": plan.version if plan else None})
         batch = await new_tickets(connection, ids, incident, views.tone(incident), assignments,
@@ -215,10 +218,13 @@ async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mappi
         await connection.execute(
             _OPEN_INCIDENT, incident["id"], fields["type_code"], fields["severity"], fields["lon"], fields["lat"],
             fields["address"], fields["caller_name"], fields["caller_phone"], fields["description"],
-            fields["flagged"], actor_id, now, plan.key if plan else None, plan.version if plan else None,
+            fields["flagged"], actor.user_id, now, plan.key if plan else None, plan.version if plan else None,
             incident["state"], {"incident": incident, "routing": routing}, plan.activation if plan else None,
             [{"ticket": body} for body in batch.bodies], *batch.columns(),
-            *outbox.columns(notices(incident) if notices else ()))
+            *outbox.columns(notices(incident) if notices else ()),
+            *audit.Entry(actor, "incident.report", f"incident:{incident_id}",
+                         details={"type_code": fields["type_code"], "severity": fields["severity"],
+                                  "state": incident["state"], "tickets": len(batch.bodies)}).columns())
     return incident, batch.bodies
 
 

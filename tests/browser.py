@@ -10,6 +10,7 @@ from typing import Any
 from playwright.async_api import Page, Request, ViewportSize
 
 from tests.conftest import ARTIFACTS
+from tests.helpers import PASSWORD
 
 TABLET = ViewportSize(width=768, height=1024)
 DESKTOP = ViewportSize(width=1920, height=1080)
@@ -17,7 +18,7 @@ DESKTOP = ViewportSize(width=1920, height=1080)
 
 async def log_in(page: Page, username: str) -> None:
     await page.fill("#login-form input[name=username]", username)
-    await page.fill("#login-form input[name=password]", "liandong")
+    await page.fill("#login-form input[name=password]", PASSWORD)
     await page.click("#login-form button")  # the click also arms the page's sound
 
 

@@ -11,7 +11,7 @@ from alerts.context import ALERTS, Alerts
 from base.context import PLATFORM, Platform
 from dispatch.client import TerminalClient
 
-PASSWORD = "liandong"  # the demo accounts' password
+PASSWORD = "liandong-demo"  # the demo accounts' password
 EXAMPLE_PATH = {"{id}": "1", "{key}": "fire", "{identifier}": "nothing.here"}
 
 

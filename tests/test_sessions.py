@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from base.throttle import LoginThrottle, Window
-from tests.helpers import Liandong
+from tests.helpers import PASSWORD, Liandong
 
 
 async def socket_with(liandong: Liandong, path: str, token: str) -> aiohttp.ClientWebSocketResponse:
@@ -67,11 +67,11 @@ async def test_guessing_a_password_is_throttled_per_account_and_logged_without_t
         status, _ = await liandong.call("POST", "/api/login", {"username": "dispatcher", "password": f"guess-{guess}"})
         assert status == 401
     async with liandong.http.post(liandong.base_url + "/api/login",
-                                  json={"username": "dispatcher", "password": "liandong"}) as response:
+                                  json={"username": "dispatcher", "password": PASSWORD}) as response:
         body = await response.json()
         assert response.status == 429 and body["error"]["code"] == "too_many_attempts"
         assert 1 <= int(response.headers["Retry-After"]) <= 60  # even the right password waits its turn
-    status, _ = await liandong.call("POST", "/api/login", {"username": "supervisor", "password": "liandong"})
+    status, _ = await liandong.call("POST", "/api/login", {"username": "supervisor", "password": PASSWORD})
     assert status == 200  # another account is not held up
     logged = [r.getMessage() for r in caplog.records if "failed log-in" in r.getMessage()]
     assert len(logged) == 5 and all("'dispatcher'" in m and "127.0.0.1" in m for m in logged)

@@ -9,10 +9,22 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from base import audit
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError, RequestError
-from base.http import Api, body_of, choice_param, in_era, limit_param, path_id, reply, timestamp_param, user_of
+from base.http import (
+    Api,
+    actor_of,
+    body_of,
+    choice_param,
+    in_era,
+    limit_param,
+    path_id,
+    reply,
+    timestamp_param,
+    user_of,
+)
 from base.messages import PLAIN
 from video.analysis import supervision
 from video.analysis.supervision import MARK_EMPTY_CHANNEL
@@ -42,7 +54,9 @@ async def alert_snapshot(request: web.Request) -> web.Response:
 @api.post("/api/supervision/alerts/{id}/acknowledge", "Acknowledge a supervision alert", roles=(Role.SUPERVISOR,),
           conflicts=True)
 async def acknowledge_alert(request: web.Request) -> web.Response:
-    return reply(await supervision.acknowledge(request.app[PLATFORM].pool, path_id(request), user_of(request).username))
+    alert_id = path_id(request)
+    entry = audit.Entry(actor_of(request), "alert.acknowledge", f"alert:{alert_id}")
+    return reply(await supervision.acknowledge(request.app[PLATFORM].pool, alert_id, user_of(request).username, entry))
 
 
 class CloseBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -54,7 +68,9 @@ class CloseBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 async def close_alert(request: web.Request) -> web.Response:
     alert_id = path_id(request)
     body = await body_of(request, CloseBody) if request.can_read_body else CloseBody()
-    return reply(await supervision.close(request.app[PLATFORM].pool, alert_id, user_of(request).username, body.note))
+    return reply(await supervision.close(request.app[PLATFORM].pool, alert_id, user_of(request).username, body.note,
+                                         audit.Entry(actor_of(request), "alert.close", f"alert:{alert_id}",
+                                                     details={"note": body.note})))
 
 
 def _date(request: web.Request, name: str, default: date) -> date:
@@ -102,7 +118,9 @@ async def latest_tile(request: web.Request) -> web.Response:
           " against", roles=(Role.SUPERVISOR,), status=202)
 async def mark_empty_seat(request: web.Request) -> web.Response:
     camera_id = (await camera_row(request))["id"]
-    # Whichever server process analyses the camera hears this and takes the picture.
-    await request.app[PLATFORM].pool.execute("SELECT pg_notify($1, $2)", MARK_EMPTY_CHANNEL, str(camera_id))
+    # Whichever server process analyses the camera hears this (on commit) and takes the picture.
+    async with audit.recorded(request.app[PLATFORM].pool,
+                              audit.Entry(actor_of(request), "video.empty_seat", f"camera:{camera_id}")) as connection:
+        await connection.execute("SELECT pg_notify($1, $2)", MARK_EMPTY_CHANNEL, str(camera_id))
     return reply({"camera_id": camera_id, "status": "requested"}, status=202)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from base import audit
 from base.errors import DomainError
 from base.pg import Connection, Pool
 
@@ -58,19 +59,20 @@ async def clear_camera(db: Connection | Pool, camera_id: int, reason: str) -> No
         " SELECT pg_notify($3, id::text) FROM cleared", camera_id, {"cleared_by": reason}, SUPERVISION_CHANNEL)
 
 
-async def acknowledge(pool: Pool, alert_id: int, by: str) -> dict[str, Any]:
+async def acknowledge(pool: Pool, alert_id: int, by: str, entry: audit.Entry) -> dict[str, Any]:
     return await _handle(pool, alert_id, "acknowledged_at = coalesce(acknowledged_at, now()),"
-                                         " acknowledged_by = coalesce(acknowledged_by, $2)", by, "", closing=False)
+                                         " acknowledged_by = coalesce(acknowledged_by, $2)", by, "", False, entry)
 
 
-async def close(pool: Pool, alert_id: int, by: str, note: str) -> dict[str, Any]:
+async def close(pool: Pool, alert_id: int, by: str, note: str, entry: audit.Entry) -> dict[str, Any]:
     return await _handle(pool, alert_id, "acknowledged_at = coalesce(acknowledged_at, now()),"
                                          " acknowledged_by = coalesce(acknowledged_by, $2),"
-                                         " closed_at = now(), closed_by = $2, note = $3", by, note, closing=True)
+                                         " closed_at = now(), closed_by = $2, note = $3", by, note, True, entry)
 
 
-async def _handle(pool: Pool, alert_id: int, assignments: str, by: str, note: str, closing: bool) -> dict[str, Any]:
-    async with pool.acquire() as connection, connection.transaction():
+async def _handle(pool: Pool, alert_id: int, assignments: str, by: str, note: str, closing: bool,
+                  entry: audit.Entry) -> dict[str, Any]:
+    async with audit.recorded(pool, entry) as connection:
         current = await connection.fetchrow("SELECT closed_at FROM supervision_alerts WHERE id = $1 FOR UPDATE",
                                             alert_id)
         if current is None:

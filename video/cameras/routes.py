@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,15 +11,17 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
+from base import audit
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError, RequestError
-from base.http import ANYONE, Api, body_of, in_era, path_id, reply, timestamp_param, user_of
+from base.http import ANYONE, Api, actor_of, body_of, in_era, path_id, reply, timestamp_param, user_of
 from base.messages import INT4_MAX
+from base.signing import public_pem
 from video.cameras.registry import camera_json, cameras, register
 from video.cameras.spec import CameraSpec, check
 from video.context import VIDEO
-from video.recording.evidence import Piece, export, public_pem
+from video.recording.evidence import Piece, export
 from video.recording.playback import stream
 
 api = Api()
@@ -74,6 +77,9 @@ async def playback(request: web.Request) -> web.StreamResponse:
     camera = await camera_row(request)
     since, until = _range(request, timestamp_param(request, "since"), timestamp_param(request, "until"))
     pieces = await _pieces(request, camera["id"], since, until)
+    await audit.record(request.app[PLATFORM].pool, audit.Entry(
+        actor_of(request), "video.playback", f"camera:{camera['id']}",
+        details={"since": since.isoformat(), "until": until.isoformat()}))
     response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
     await response.prepare(request)
     async for chunk in stream(request.app[VIDEO].ffmpeg, pieces):
@@ -102,6 +108,11 @@ async def export_evidence(request: web.Request) -> web.Response:
     described = {k: v for k, v in camera_json(camera).items() if k not in ("main_url", "sub_url")}
     archive = await asyncio.to_thread(export, pieces, {**described, "exported_by": user.username}, since, until,
                                       request.app[VIDEO].evidence_key, datetime.now(UTC))
+    # Recorded before the file leaves: an export nobody can account for does not happen.
+    await audit.record(request.app[PLATFORM].pool, audit.Entry(
+        actor_of(request), "video.export", f"camera:{camera['id']}",
+        details={"since": since.isoformat(), "until": until.isoformat(), "segments": len(pieces),
+                 "sha256": hashlib.sha256(archive).hexdigest()}))
     name = f"{camera['code']}-{since.strftime('%Y%m%dT%H%M%S')}.zip"
     return web.Response(body=archive, content_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -119,7 +130,9 @@ async def add_camera(request: web.Request) -> web.Response:
     spec = await body_of(request, CameraSpec)
     check(spec, request.app[VIDEO].media_dir)
     pool = request.app[PLATFORM].pool
-    camera_id = await register(pool, spec)
+    async with audit.recorded(pool, audit.Entry(actor_of(request), "camera.register", f"camera:{spec.code}",
+                                                details={"department": spec.department})) as connection:
+        camera_id = await register(connection, spec)
     row = await pool.fetchrow("SELECT * FROM cameras WHERE id = $1", camera_id)
     assert row is not None
     return reply(camera_json(row), status=201)

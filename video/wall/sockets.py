@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from aiohttp import WSCloseCode, web
 
+from base import audit
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError
@@ -67,6 +68,7 @@ class WallEndpoint(Endpoint[Wall]):
     async def open(self, app: web.Application, session: SocketSession,
                    hello: WallHello) -> tuple[Wall, Mapping[str, Any]]:
         video, pool = app[VIDEO], app[PLATFORM].pool
+        await audit.record(pool, audit.Entry(session.actor, "video.wall", "wall"))
         wall = Wall(session, video.tiles)
         video.walls.add(wall)
         states = video.analysis.states if video.analysis else {}
@@ -103,9 +105,12 @@ class FocusEndpoint(Endpoint[Focus]):
     queue_limit = 256  # chunks of up to 64 KiB: a viewer this far behind is cut off
 
     async def open(self, app: web.Application, session: SocketSession, hello: FocusHello) -> tuple[Focus, None]:
-        url = await app[PLATFORM].pool.fetchval("SELECT main_url FROM cameras WHERE id = $1", hello.camera)
+        pool = app[PLATFORM].pool
+        url = await pool.fetchval("SELECT main_url FROM cameras WHERE id = $1", hello.camera)
         if url is None:
             raise DomainError(f"camera {hello.camera} does not exist", "camera", "not_found")
+        await audit.record(pool, audit.Entry(session.actor, "video.live", f"camera:{hello.camera}",
+                                             details={"mode": hello.mode}))
         process = await asyncio.create_subprocess_exec(
             app[VIDEO].ffmpeg, *ffmpeg.focus_args(url, hello.mode),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
