@@ -18,7 +18,8 @@ from base.pg import Pool
 
 # Token checks are cached briefly so a burst of requests does not cost a query each.
 _CACHE_SECONDS = 5.0
-# A session's last use is written at most this often: idle limits are minutes, a write per request is waste.
+# A session's last use is written at most this often (or a quarter of the shortest idle limit): idle
+# limits are minutes, and a write per request would be waste.
 TOUCH_EVERY = timedelta(seconds=60)
 
 
@@ -30,6 +31,7 @@ class Sessions:
         # As a JSON object (role → seconds) the queries can look each session's limit up by its role.
         self._idle_s = {role.value: limit.total_seconds() for role, limit in (idle or {}).items()
                         if limit > timedelta(0)}
+        self._touch_every = min([TOUCH_EVERY, *(limit / 4 for limit in (idle or {}).values() if limit > timedelta(0))])
         self._cache: dict[bytes, tuple[float, User]] = {}
 
     _ALIVE = ("s.expires_at > now() AND u.disabled_at IS NULL"
@@ -86,7 +88,7 @@ class Sessions:
             valid = {bytes(r["token_hash"]) for r in rows}
             await connection.execute(
                 "UPDATE sessions SET last_seen_at = now() WHERE token_hash = ANY($1::bytea[])"
-                " AND last_seen_at < now() - $2::interval", list(valid), TOUCH_EVERY)
+                " AND last_seen_at < now() - $2::interval", list(valid), self._touch_every)
         for gone in set(token_hashes) - valid:
             self._cache.pop(gone, None)
         return valid
@@ -100,7 +102,7 @@ class Sessions:
         row = await self._pool.fetchrow(
             f"SELECT {USER_COLUMNS}, s.last_seen_at < now() - $3::interval AS stale FROM sessions s"
             f" JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND {self._ALIVE}",
-            key, self._idle_s, TOUCH_EVERY)
+            key, self._idle_s, self._touch_every)
         if row is None:
             self._cache.pop(key, None)
             return None
