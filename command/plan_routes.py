@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
@@ -30,19 +30,31 @@ def _key(request: web.Request) -> str:
     return key
 
 
-@api.get("/api/plans", "Current contingency plans", roles=LOGGED_IN)
+# Who may read a plan's notification list: the officials' phone numbers and addresses are for the
+# dispatchers who keep the plans and the administrators; operators and supervisors see the rest.
+NOTIFY_READERS = (Role.DISPATCHER, Role.ADMINISTRATOR)
+
+
+def _shown(body: dict[str, Any], request: web.Request) -> dict[str, Any]:
+    if user_of(request).role in NOTIFY_READERS:
+        return body
+    return {**body, "notify": [{"name": r["name"], "channel": r["channel"]} for r in body.get("notify", [])]}
+
+
+@api.get("/api/plans", "Current contingency plans (notification addresses for dispatchers and administrators"
+         " only)", roles=LOGGED_IN)
 async def list_plans(request: web.Request) -> web.Response:
     book = request.app[COMMAND].plans.book
-    return reply([{"key": p.key, "version": p.version, **msgspec.to_builtins(p.body)}
+    return reply([{"key": p.key, "version": p.version, **_shown(msgspec.to_builtins(p.body), request)}
                   for p in sorted(book.plans.values(), key=lambda p: p.key)])
 
 
-@api.get("/api/plans/{key}", "Every version of one plan", roles=LOGGED_IN)
+@api.get("/api/plans/{key}", "Every version of one plan (notification addresses as above)", roles=LOGGED_IN)
 async def plan_history(request: web.Request) -> web.Response:
     versions = await plan_versions(request.app[PLATFORM].pool, _key(request))
     if not versions:
         raise DomainError("no such plan", "key", "not_found")
-    return reply(versions)
+    return reply([{**v, "body": _shown(v["body"], request)} for v in versions])
 
 
 @api.put("/api/plans/{key}", "Save a new version of a plan (running incidents keep theirs)", roles=DISPATCHER,

@@ -28,7 +28,7 @@ from base.http import (
 from base.messages import PLAIN
 from video.analysis import supervision
 from video.analysis.supervision import MARK_EMPTY_CHANNEL
-from video.cameras.routes import WATCHERS, camera_row
+from video.cameras.routes import WATCHERS, camera_row, check_department
 from video.context import VIDEO
 
 api = Api()
@@ -41,20 +41,33 @@ async def list_alerts(request: web.Request) -> web.Response:
     only_open = choice_param(request, "open", ("true", "false"), "true") == "true"
     rows = await supervision.alerts(request.app[PLATFORM].pool, only_open, timestamp_param(request, "since"),
                                     limit_param(request, 200))
-    return reply(rows)
+    user = user_of(request)
+    return reply([r for r in rows if user.sees_department(r["department"])])
+
+
+async def _alert_id(request: web.Request) -> int:
+    """The alert in the path, if the user's departments include its camera's."""
+    alert_id = path_id(request)
+    row = await request.app[PLATFORM].pool.fetchrow(
+        "SELECT c.department FROM supervision_alerts a LEFT JOIN cameras c ON c.id = a.camera_id WHERE a.id = $1",
+        alert_id)
+    if row is not None:  # a missing alert is reported as such by what follows
+        # An alert of no camera (the disk filling) is the whole centre's, no department's.
+        check_department(request, row["department"] or "", f"supervision alert {alert_id}")
+    return alert_id
 
 
 @api.get("/api/supervision/alerts/{id}/snapshot", "The picture that raised an alert (JPEG)", roles=WATCHERS,
          produces="image/jpeg")
 async def alert_snapshot(request: web.Request) -> web.Response:
-    picture = await supervision.snapshot(request.app[PLATFORM].pool, path_id(request))
+    picture = await supervision.snapshot(request.app[PLATFORM].pool, await _alert_id(request))
     return web.Response(body=picture, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
 
 @api.post("/api/supervision/alerts/{id}/acknowledge", "Acknowledge a supervision alert", roles=(Role.SUPERVISOR,),
           conflicts=True)
 async def acknowledge_alert(request: web.Request) -> web.Response:
-    alert_id = path_id(request)
+    alert_id = await _alert_id(request)
     entry = audit.Entry(actor_of(request), "alert.acknowledge", f"alert:{alert_id}")
     return reply(await supervision.acknowledge(request.app[PLATFORM].pool, alert_id, user_of(request).username, entry))
 
@@ -66,7 +79,7 @@ class CloseBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 @api.post("/api/supervision/alerts/{id}/close", "Close a supervision alert with a note", roles=(Role.SUPERVISOR,),
           body=CloseBody, conflicts=True)
 async def close_alert(request: web.Request) -> web.Response:
-    alert_id = path_id(request)
+    alert_id = await _alert_id(request)
     body = await body_of(request, CloseBody) if request.can_read_body else CloseBody()
     return reply(await supervision.close(request.app[PLATFORM].pool, alert_id, user_of(request).username, body.note,
                                          audit.Entry(actor_of(request), "alert.close", f"alert:{alert_id}",
@@ -95,7 +108,9 @@ async def window_statistics(request: web.Request) -> web.Response:
         raise RequestError(400, "invalid", "since must not be after until", "since")
     if (until - since).days >= _LONGEST_DAYS:
         raise RequestError(400, "invalid", f"ask for at most {_LONGEST_DAYS} days at a time", "since")
-    rows = await supervision.statistics(platform.pool, since, until, offset)
+    user = user_of(request)
+    rows = [r for r in await supervision.statistics(platform.pool, since, until, offset)
+            if user.sees_department(r.department)]
     return reply([{"day": r.day.isoformat(), "department": r.department, "window": r.window,
                    "camera_id": r.camera_id, "absence_minutes": r.absence_minutes, "alerts": r.alerts}
                   for r in rows])

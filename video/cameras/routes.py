@@ -28,9 +28,18 @@ api = Api()
 WATCHERS = (Role.SUPERVISOR, Role.DISPATCHER)
 
 
-@api.get("/api/cameras", "Window cameras (stream credentials removed)", roles=WATCHERS)
+@api.get("/api/cameras", "Window cameras (stream credentials removed); a supervisor limited to departments sees"
+         " theirs", roles=WATCHERS)
 async def list_cameras(request: web.Request) -> web.Response:
-    return reply([camera_json(r) for r in await cameras(request.app[PLATFORM].pool)])
+    user = user_of(request)
+    return reply([camera_json(r) for r in await cameras(request.app[PLATFORM].pool)
+                  if user.sees_department(r["department"])])
+
+
+def check_department(request: web.Request, department: str, what: str) -> None:
+    """A supervisor limited to departments touches only their windows' cameras and alerts."""
+    if not user_of(request).sees_department(department):
+        raise DomainError(f"{what} belongs to another department", "id", "forbidden")
 
 
 @api.get("/api/cameras/{id}", "One camera", roles=WATCHERS)
@@ -68,6 +77,7 @@ async def camera_row(request: web.Request) -> asyncpg.Record:
     row = await request.app[PLATFORM].pool.fetchrow("SELECT * FROM cameras WHERE id = $1", camera_id)
     if row is None:
         raise DomainError(f"camera {camera_id} does not exist", "id", "not_found")
+    check_department(request, row["department"], f"camera {camera_id}")
     return row
 
 
@@ -128,6 +138,7 @@ async def signing_key_pem(request: web.Request) -> web.Response:
           status=201)
 async def add_camera(request: web.Request) -> web.Response:
     spec = await body_of(request, CameraSpec)
+    check_department(request, spec.department, f"department {spec.department!r}")
     check(spec, request.app[VIDEO].media_dir)
     pool = request.app[PLATFORM].pool
     async with audit.recorded(pool, audit.Entry(actor_of(request), "camera.register", f"camera:{spec.code}",

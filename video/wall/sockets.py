@@ -69,16 +69,18 @@ class WallEndpoint(Endpoint[Wall]):
                    hello: WallHello) -> tuple[Wall, Mapping[str, Any]]:
         video, pool = app[VIDEO], app[PLATFORM].pool
         await audit.record(pool, audit.Entry(session.actor, "video.wall", "wall"))
-        wall = Wall(session, video.tiles)
+        user = session.user
+        visible = [row for row in await cameras(pool) if user.sees_department(row["department"])]
+        wall = Wall(session, video.tiles, {row["id"] for row in visible} if user.departments else None)
         video.walls.add(wall)
         states = video.analysis.states if video.analysis else {}
         listed = []
-        for row in await cameras(pool):
+        for row in visible:
             state = states.get(row["id"])
             listed.append({**camera_json(row), "analysis": {"connected": state.connected, "note": state.note}
                            if state else None})
         return wall, {"type": "welcome", "user": session.user.public(), "cameras": listed, "kinds": KINDS,
-                      "alerts": await alerts(pool, True, None, 200)}
+                      "alerts": wall.visible_alerts(await alerts(pool, True, None, 200))}
 
     async def _show(self, wall: Wall, show: Show) -> None:
         wall.show(set(show.cameras))
@@ -106,9 +108,12 @@ class FocusEndpoint(Endpoint[Focus]):
 
     async def open(self, app: web.Application, session: SocketSession, hello: FocusHello) -> tuple[Focus, None]:
         pool = app[PLATFORM].pool
-        url = await pool.fetchval("SELECT main_url FROM cameras WHERE id = $1", hello.camera)
-        if url is None:
+        row = await pool.fetchrow("SELECT main_url, department FROM cameras WHERE id = $1", hello.camera)
+        if row is None:
             raise DomainError(f"camera {hello.camera} does not exist", "camera", "not_found")
+        if not session.user.sees_department(row["department"]):
+            raise DomainError(f"camera {hello.camera} belongs to another department", "camera", "forbidden")
+        url = row["main_url"]
         await audit.record(pool, audit.Entry(session.actor, "video.live", f"camera:{hello.camera}",
                                              details={"mode": hello.mode}))
         process = await asyncio.create_subprocess_exec(

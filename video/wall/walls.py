@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import weakref
+from typing import Any
 
 from base.pg import Pool
 from base.sockets import SocketSession
@@ -17,15 +18,19 @@ TILE_HEADER = struct.Struct(">Id")  # camera id, arrival time in epoch milliseco
 class Wall:
     """One connected wall: its session, and the viewer that keeps only the newest tile of each camera."""
 
-    def __init__(self, session: SocketSession, board: TileBoard) -> None:
+    def __init__(self, session: SocketSession, board: TileBoard, cameras: set[int] | None = None) -> None:
         self.session = session
+        self.cameras = cameras  # what a supervisor limited to departments may see; None: every camera
         self.viewer = Viewer()
         self._board = board
         board.join(self.viewer)
 
     def show(self, cameras: set[int]) -> None:
         """The wall now shows these cameras: their current pictures go out at once."""
-        self._board.show(self.viewer, cameras)
+        self._board.show(self.viewer, cameras if self.cameras is None else cameras & self.cameras)
+
+    def visible_alerts(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return alerts if self.cameras is None else [a for a in alerts if a["camera_id"] in self.cameras]
 
     def leave(self) -> None:
         self._board.leave(self.viewer)
@@ -55,6 +60,8 @@ class Walls:
     async def reload(self) -> None:
         if not self._walls:
             return
-        message = {"type": "alerts", "alerts": await alerts(self._pool, True, None, 200)}
+        current = await alerts(self._pool, True, None, 200)
+        everything = {"type": "alerts", "alerts": current}
         for wall in list(self._walls):
-            wall.session.send(message)
+            wall.session.send(everything if wall.cameras is None else {"type": "alerts",
+                                                                       "alerts": wall.visible_alerts(current)})
