@@ -18,6 +18,7 @@ import msgspec
 
 from alerts import settings as alerts_settings
 from alerts.settings import CapConfig, ChannelsConfig, EscalationConfig, NotificationsConfig
+from app.backup import BackupConfig
 from base.errors import field_of
 from base.settings import AuditConfig, AuthConfig, ConfigError, DatabaseConfig, Section, ServerConfig, problem
 from command import settings as command_settings
@@ -55,6 +56,7 @@ class _RawConfig(Section, frozen=True, forbid_unknown_fields=True):
     decision: DecisionConfig = DecisionConfig()
     map: MapConfig = MapConfig()
     video: VideoConfig = VideoConfig()
+    backup: BackupConfig = BackupConfig()
     cameras: list[CameraSpec] = msgspec.field(default_factory=list)
     channels: ChannelsConfig = ChannelsConfig()
     incident_types: list[CategoryConfig] = msgspec.field(default_factory=list)
@@ -83,6 +85,7 @@ class Config:
     video: VideoConfig
     cameras: tuple[CameraSpec, ...]
     channels: ChannelsConfig
+    backup: BackupConfig
     taxonomy: Taxonomy
     departments: dict[str, Department]
     severity_rules: tuple[SeverityRule, ...]
@@ -159,7 +162,7 @@ def _build(raw: _RawConfig, path: Path) -> Config:
                   alert=raw.alert, escalation=raw.escalation, notifications=raw.notifications, surge=raw.surge,
                   service_area=raw.service_area,
                   cap=raw.cap, decision=raw.decision, map=raw.map, video=raw.video, cameras=tuple(raw.cameras),
-                  channels=raw.channels, taxonomy=who.taxonomy, departments=who.departments,
+                  channels=raw.channels, backup=raw.backup, taxonomy=who.taxonomy, departments=who.departments,
                   severity_rules=who.severity_rules)
 
 

@@ -27,6 +27,7 @@ from alerts.context import ALERTS, Alerts
 from alerts.escalator import Escalator
 from alerts.sender import NotificationSender
 from app import openapi
+from app.backup import scheduled_backups
 from app.config import Config
 from base import admin_routes, audit
 from base import routes as base_routes
@@ -207,6 +208,8 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
                 retention = Retention(pool, Policy(config.video.retention_days,
                                                    int(config.video.disk_quota_gb * 2**30), config.recordings_dir))
                 _background(stack, retention.run(), "retention")
+            if config.backup.every_hours > 0:
+                _background(stack, scheduled_backups(config, url), "backups")
             if analysis is not None:
                 _background(stack, analysis.run(), "analysis-store")
                 _background(stack, Claims(url, ANALYSIS_LOCK_BASE, "analysis", analysis).run(), "analysis")

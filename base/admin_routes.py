@@ -20,7 +20,8 @@ api = Api()
 ADMINISTRATOR = (Role.ADMINISTRATOR,)
 AUDITORS = (Role.ADMINISTRATOR, Role.SUPERVISOR)
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]  # no control characters either
+# Letters, digits and _.@- only, so no control character either.
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
 DisplayName = Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=100)]
 Password = Annotated[str, PLAIN, msgspec.Meta(max_length=256)]
 Department = Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=100)]

@@ -77,12 +77,12 @@ async def test_disabling_an_account_ends_its_sessions_and_refuses_its_log_in(lia
     status, changed = await liandong.call("PATCH", f"/api/accounts/{xiling['id']}", {"disabled": True},
                                           as_user="admin")
     assert status == 200 and changed["disabled_at"] is not None
-    told, took = await closed_within(terminal, 10)
+    _told, took = await closed_within(terminal, 10)
     assert terminal.close_code == 4401 and took < 5
     status, _ = await liandong.call("GET", "/api/me", headers={"Authorization": f"Bearer {token}"})
     assert status == 401
     liandong.tokens.pop("fire-xiling")
-    status, body = await liandong.call("POST", "/api/login", {"username": "fire-xiling", "password": "liandong-demo"})
+    status, _body = await liandong.call("POST", "/api/login", {"username": "fire-xiling", "password": "liandong-demo"})
     assert status == 401  # told apart from a wrong password only in the audit log
     status, log = await liandong.call("GET", "/api/audit?target=user:fire-xiling", as_user="admin")
     assert [(e["action"], e["outcome"], e["details"]) for e in log[:2]] == [

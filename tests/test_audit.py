@@ -154,7 +154,8 @@ async def test_verify_names_an_inserted_entry(liandong: Liandong, database_url: 
     # Make room after the third and slip a forged entry in, linked to the third as a real one would be.
     at = n + 4
     await tamper(database_url,
-                 f"UPDATE audit_log SET seq = -seq WHERE seq >= {at}", "UPDATE audit_log SET seq = 1 - seq WHERE seq < 0",
+                 f"UPDATE audit_log SET seq = -seq WHERE seq >= {at}",
+                 "UPDATE audit_log SET seq = 1 - seq WHERE seq < 0",
                  f"INSERT INTO audit_log SELECT {at}, at, actor_id, 'dispatcher', address, 'video.export', 'camera:1',"
                  f" 'ok', '{{}}', hash, sha256(hash) FROM audit_log WHERE seq = {at - 1}")
     problems = (await verdict(database_url, config)).problems

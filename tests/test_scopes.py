@@ -30,8 +30,9 @@ async def test_a_departments_supervisor_sees_only_its_windows(liandong: Liandong
     assert status == 201
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute("INSERT INTO supervision_alerts (kind, camera_id, began_at) VALUES ('absent', $1, now()),"
-                                 " ('absent', $2, now()), ('storage', NULL, now())", hall["id"], tax["id"])
+        await connection.execute(
+            "INSERT INTO supervision_alerts (kind, camera_id, began_at)"
+            " VALUES ('absent', $1, now()), ('absent', $2, now()), ('storage', NULL, now())", hall["id"], tax["id"])
     finally:
         await connection.close()
     who = await tax_supervisor(liandong)
