@@ -49,8 +49,17 @@ def run(args: argparse.Namespace, config: Config) -> int:
                 print(f"{args.key}: not an Ed25519 public key", file=sys.stderr)
                 return 2
         else:
-            public = signing_key(key_path(config.data_dir)).public_key()
-        return asyncio.run(_verify(config, public, audit.anchors_from_file(audit.anchors_file(config.data_dir))))
+            path = key_path(config.data_dir)
+            if not path.exists():  # never make one here: anchors signed by a new key would all look forged
+                print(f"liandong: {path} does not exist; pass the centre's public key with --key", file=sys.stderr)
+                return 2
+            public = signing_key(path).public_key()
+        try:
+            outside = audit.anchors_from_file(audit.anchors_file(config.data_dir))
+        except audit.DamagedAnchors as error:
+            print(f"ALTERED: {error}")
+            return 1
+        return asyncio.run(_verify(config, public, outside))
     return asyncio.run(_create_account(config, args))
 
 

@@ -169,12 +169,13 @@ async def change_account(pool: Pool, account_id: int, actor: audit.Actor, *, dis
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext('liandong.accounts'))")
         before = await account(connection, account_id)
         new_role = role or Role(before["role"])
-        new_subcentre = subcentre_id if role is not None or subcentre_id is not None else before["subcentre_id"]
-        if new_role is not Role.OPERATOR:
-            new_subcentre = None
-        new_departments = list(departments) if departments is not None else list(before["departments"])
-        if new_role is not Role.SUPERVISOR:
-            new_departments = []
+        role_changes = new_role.value != before["role"]
+        # What the role keeps: an operator's sub-centre and a supervisor's departments go with a new role,
+        # unless given; what is given must fit the role (as when creating).
+        new_subcentre = subcentre_id if subcentre_id is not None else (
+            None if role_changes else before["subcentre_id"])
+        new_departments = list(departments) if departments is not None else (
+            [] if role_changes else list(before["departments"]))
         _check_shape(new_role, new_subcentre, new_departments)
         now_disabled = before["disabled_at"] is not None if disabled is None else disabled
         was_admin = before["role"] == Role.ADMINISTRATOR and before["disabled_at"] is None
@@ -195,8 +196,9 @@ async def change_account(pool: Pool, account_id: int, actor: audit.Actor, *, dis
         changes = {k: v for k, v in {"display_name": display_name, "role": role and role.value,
                                      "subcentre_id": subcentre_id, "departments": departments,
                                      "disabled": disabled}.items() if v is not None}
-        if now_disabled or new_role.value != before["role"]:
-            # A disabled or re-roled account starts again from a log-in: its sockets close within seconds.
+        if now_disabled or role_changes or new_departments != list(before["departments"]):
+            # A disabled, re-roled or re-scoped account starts again from a log-in: its sockets (a wall
+            # showing what it may no longer see) close within seconds.
             await connection.execute("DELETE FROM sessions WHERE user_id = $1", account_id)
         await audit.record(connection, audit.Entry(actor, "account.change", f"user:{before['username']}",
                                                    details={k: list(v) if isinstance(v, tuple) else v

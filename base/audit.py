@@ -248,17 +248,24 @@ async def anchor(pool: Pool, key: Ed25519PrivateKey, copy_to: Path | None = None
     return result
 
 
+class DamagedAnchors(Exception):
+    """A line of the anchors file that is not an anchor (cut short by a crash, or edited)."""
+
+
 def anchors_from_file(path: Path) -> list[dict[str, Any]]:
     """The anchors a server appended to its file (see `anchor`); none when there is no file."""
     if not path.exists():
         return []
     anchors = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if line.strip():
-            raw = json.loads(line)
-            anchors.append({"seq": int(raw["seq"]), "hash": bytes.fromhex(raw["hash"]),
-                            "anchored_at": datetime.fromisoformat(raw["anchored_at"]),
-                            "signature": bytes.fromhex(raw["signature"])})
+            try:
+                raw = json.loads(line)
+                anchors.append({"seq": int(raw["seq"]), "hash": bytes.fromhex(raw["hash"]),
+                                "anchored_at": datetime.fromisoformat(raw["anchored_at"]),
+                                "signature": bytes.fromhex(raw["signature"])})
+            except (ValueError, KeyError, TypeError) as error:
+                raise DamagedAnchors(f"{path}, line {number}: not an anchor ({error})") from None
     return anchors
 
 

@@ -155,7 +155,7 @@ async def authenticate(request: web.Request, roles: tuple[Role, ...]) -> User:
         # nothing else happens).
         await audit.record(request.app[PLATFORM].pool, audit.Entry(
             audit.Actor(user.id, user.username, client_address(request)), "access.forbidden",
-            f"route:{request.method} {request.path}"[:200], "refused"))
+            f"route:{request.method} {request.rel_url.raw_path}"[:200], "refused"))  # as sent: no decoded NUL
         raise DomainError(f"a {user.role.value} may not do this", code="forbidden")
     return user
 

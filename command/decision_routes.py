@@ -11,7 +11,7 @@ from aiohttp import web
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import RequestError
-from base.http import Api, choice_param, path_id, reply, timestamp_param
+from base.http import Api, choice_param, path_id, reply, timestamp_param, user_of
 from command.context import COMMAND
 from command.decision import support
 from command.statistics import chart_png, summary, tickets_csv
@@ -26,8 +26,11 @@ _LONGEST = timedelta(days=366)
          " it, similar incidents nearby, cameras near it", roles=WATCHERS)
 async def decision_support(request: web.Request) -> web.Response:
     command, dispatch = request.app[COMMAND], request.app[DISPATCH]
-    return reply(await support(request.app[PLATFORM].pool, dispatch.views, dispatch.directory, command.facilities,
-                               command.decision, path_id(request)))
+    result = await support(request.app[PLATFORM].pool, dispatch.views, dispatch.directory, command.facilities,
+                           command.decision, path_id(request))
+    user = user_of(request)  # a supervisor limited to departments is offered only their windows' cameras
+    result["cameras"] = [c for c in result["cameras"] if user.sees_department(c["department"])]
+    return reply(result)
 
 
 def _period(request: web.Request) -> tuple[datetime, datetime]:

@@ -25,6 +25,7 @@ from base.http import (
 from base.outbox import about_incident
 from command.context import COMMAND
 from command.intake import IncidentReport, RoutingQuery
+from command.plan_routes import NOTIFY_READERS
 from dispatch import board
 from gis.boundaries import district_outlines
 
@@ -84,7 +85,7 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 
 @api.get("/api/incidents/{id}", "One incident with its tickets (with limits and escalations) and timeline; an"
-         " operator sees its own sub-centre's part", roles=LOGGED_IN)
+         " operator sees its own sub-centre's part", roles=(Role.DISPATCHER, Role.SUPERVISOR, Role.OPERATOR))
 async def get_incident(request: web.Request) -> web.Response:
     user = user_of(request)
     intake = request.app[COMMAND].intake
@@ -92,6 +93,10 @@ async def get_incident(request: web.Request) -> web.Response:
     return reply(await board.incident(intake.pool, intake.views, path_id(request), own))
 
 
-@api.get("/api/incidents/{id}/notifications", "Messages sent about an incident and their outcome", roles=WATCHERS)
+@api.get("/api/incidents/{id}/notifications", "Messages sent about an incident and their outcome (addresses for"
+         " dispatchers only)", roles=WATCHERS)
 async def incident_notifications(request: web.Request) -> web.Response:
-    return reply(await about_incident(request.app[PLATFORM].pool, path_id(request)))
+    messages = await about_incident(request.app[PLATFORM].pool, path_id(request))
+    if user_of(request).role not in NOTIFY_READERS:  # officials' phone numbers and mail are not a supervisor's
+        messages = [{k: v for k, v in m.items() if k != "address"} for m in messages]
+    return reply(messages)

@@ -39,6 +39,8 @@ async def test_logins_incidents_registrations_and_refusals_are_recorded_with_who
     assert status == 201
     status, _ = await liandong.call("GET", "/api/accounts", as_user="dispatcher")  # an administrator's page
     assert status == 403
+    status, _ = await liandong.call("POST", "/api/accounts/%00/password", as_user="fire-xiling")
+    assert status == 403  # a NUL in the path is refused and recorded as sent, not a 500
 
     logins = await entries(liandong, actor="dispatcher", action="session.login")
     assert [(e["outcome"], e["details"]) for e in logins] == [("ok", {}), ("refused", {"reason": "wrong password"})]
@@ -49,9 +51,9 @@ async def test_logins_incidents_registrations_and_refusals_are_recorded_with_who
                                    "tickets": len(incident["tickets"])}
     [registered] = await entries(liandong, action="camera.register")
     assert (registered["actor"], registered["target"]) == ("supervisor", "camera:hall-w1")
-    [refused] = await entries(liandong, action="access.forbidden")
-    assert (refused["actor"], refused["target"], refused["outcome"]) == ("dispatcher", "route:GET /api/accounts",
-                                                                          "refused")
+    refused, odd = await entries(liandong, action="access.forbidden")
+    assert (odd["actor"], odd["target"], odd["outcome"]) == ("dispatcher", "route:GET /api/accounts", "refused")
+    assert (refused["actor"], refused["target"]) == ("fire-xiling", "route:POST /api/accounts/%00/password")
     every = await entries(liandong)
     assert [e["seq"] for e in every] == sorted((e["seq"] for e in every), reverse=True)  # newest first
 

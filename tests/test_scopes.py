@@ -8,6 +8,7 @@ import asyncpg
 from tests.helpers import Liandong
 from tests.test_accounts import GOOD
 from tests.test_cameras import camera
+from tests.test_sessions import closed_within, socket_with
 
 TAX = "税务局"
 
@@ -53,6 +54,8 @@ async def test_a_departments_supervisor_sees_only_its_windows(liandong: Liandong
         assert (status, body["error"]["code"]) == (403, "forbidden"), path
     status, body = await liandong.call("POST", "/api/cameras", camera("hall-w2"), as_user=who)
     assert status == 403  # nor registers another department's camera
+    status, body = await liandong.call("POST", "/api/cameras", camera("hall-w1", department=TAX), as_user=who)
+    assert status == 403  # nor takes one over by re-registering its code under its own department
     status, _ = await liandong.call("GET", "/api/audit", as_user=who)
     assert status == 403  # the centre's audit log is not a department's
 
@@ -68,6 +71,18 @@ async def test_a_departments_supervisor_sees_only_its_windows(liandong: Liandong
     assert (refused["type"], refused["code"]) == ("error", "forbidden")
 
 
+async def test_narrowing_a_supervisors_departments_closes_the_wall_they_opened(liandong: Liandong) -> None:
+    token = await liandong.token("supervisor")
+    wall = await socket_with(liandong, "/ws/wall", token)
+    status, accounts = await liandong.call("GET", "/api/accounts", as_user="admin")
+    supervisor = next(a for a in accounts if a["username"] == "supervisor")
+    status, _ = await liandong.call("PATCH", f"/api/accounts/{supervisor['id']}", {"departments": [TAX]},
+                                    as_user="admin")
+    assert status == 200
+    _, took = await closed_within(wall, 10)
+    assert wall.close_code == 4401 and took < 5  # it showed every department; it may not any more
+
+
 async def test_plan_notification_addresses_are_for_dispatchers_and_administrators(liandong: Liandong) -> None:
     def addresses(plans: list[dict[str, object]]) -> set[object]:
         return {r.get("address") for p in plans for r in p["notify"]}  # type: ignore[attr-defined]
@@ -81,3 +96,8 @@ async def test_plan_notification_addresses_are_for_dispatchers_and_administrator
         assert (addresses(plans) != {None}) is sees, user
         status, versions = await liandong.call("GET", f"/api/plans/{notifying}", as_user=user)
         assert ({r.get("address") for v in versions for r in v["body"]["notify"]} != {None}) is sees, user
+    incident = await liandong.report("201", 1, 111.29, 30.70)  # a major fire: the plan tells the leader
+    for user, sees in (("dispatcher", True), ("supervisor", False)):
+        status, sent = await liandong.call("GET", f"/api/incidents/{incident['id']}/notifications", as_user=user)
+        assert status == 200 and sent
+        assert all(("address" in m) is sees for m in sent), user

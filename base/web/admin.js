@@ -115,10 +115,11 @@ async function downloadCsv(event) {
   link.href = URL.createObjectURL(await response.blob());
   link.download = "liandong-audit.csv";
   link.click();
-  URL.revokeObjectURL(link.href);
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);  // some browsers read it after click() returns
 }
 
 async function refresh() {
+  if (!me) return;  // logged out meanwhile
   if (me.role === "administrator") await Promise.all([loadAccounts(), loadSessions()]);
   await loadAudit(false);
 }

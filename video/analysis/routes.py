@@ -39,10 +39,8 @@ _LONGEST_DAYS = 92
          " closed, else all since", roles=WATCHERS, query=("open", "since", "limit"))
 async def list_alerts(request: web.Request) -> web.Response:
     only_open = choice_param(request, "open", ("true", "false"), "true") == "true"
-    rows = await supervision.alerts(request.app[PLATFORM].pool, only_open, timestamp_param(request, "since"),
-                                    limit_param(request, 200))
-    user = user_of(request)
-    return reply([r for r in rows if user.sees_department(r["department"])])
+    return reply(await supervision.alerts(request.app[PLATFORM].pool, only_open, timestamp_param(request, "since"),
+                                          limit_param(request, 200), user_of(request).departments))
 
 
 async def _alert_id(request: web.Request) -> int:

@@ -7,6 +7,7 @@ process's walls reload the alert list.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -96,12 +97,15 @@ def alert_json(row: asyncpg.Record) -> dict[str, Any]:
     return alert
 
 
-async def alerts(pool: Pool, open_only: bool, since: datetime | None, limit: int) -> list[dict[str, Any]]:
-    """Alerts newest first: those still to close, or all since a time."""
+async def alerts(pool: Pool, open_only: bool, since: datetime | None, limit: int,
+                 departments: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Alerts newest first: those still to close, or all since a time; only those of `departments`'
+    cameras when any are given (before the limit, so another department's alarms cannot crowd them out)."""
     rows = await pool.fetch(
         f"SELECT {_PUBLIC} FROM supervision_alerts a LEFT JOIN cameras c ON c.id = a.camera_id"
         " WHERE ($1 = false OR a.closed_at IS NULL) AND ($2::timestamptz IS NULL OR a.opened_at >= $2)"
-        " ORDER BY a.opened_at DESC, a.id DESC LIMIT $3", open_only, since, limit)
+        " AND (cardinality($4::text[]) = 0 OR c.department = ANY($4::text[]))"
+        " ORDER BY a.opened_at DESC, a.id DESC LIMIT $3", open_only, since, limit, list(departments))
     return [alert_json(r) for r in rows]
 
 

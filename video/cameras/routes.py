@@ -143,6 +143,10 @@ async def add_camera(request: web.Request) -> web.Response:
     pool = request.app[PLATFORM].pool
     async with audit.recorded(pool, audit.Entry(actor_of(request), "camera.register", f"camera:{spec.code}",
                                                 details={"department": spec.department})) as connection:
+        # Re-registering a code rewrites that camera: its present department must be the user's too.
+        present = await connection.fetchval("SELECT department FROM cameras WHERE code = $1 FOR UPDATE", spec.code)
+        if present is not None:
+            check_department(request, present, f"camera {spec.code!r}")
         camera_id = await register(connection, spec)
     row = await pool.fetchrow("SELECT * FROM cameras WHERE id = $1", camera_id)
     assert row is not None

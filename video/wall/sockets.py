@@ -80,7 +80,7 @@ class WallEndpoint(Endpoint[Wall]):
             listed.append({**camera_json(row), "analysis": {"connected": state.connected, "note": state.note}
                            if state else None})
         return wall, {"type": "welcome", "user": session.user.public(), "cameras": listed, "kinds": KINDS,
-                      "alerts": wall.visible_alerts(await alerts(pool, True, None, 200))}
+                      "alerts": await alerts(pool, True, None, 200, user.departments)}
 
     async def _show(self, wall: Wall, show: Show) -> None:
         wall.show(set(show.cameras))

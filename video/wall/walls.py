@@ -29,9 +29,6 @@ class Wall:
         """The wall now shows these cameras: their current pictures go out at once."""
         self._board.show(self.viewer, cameras if self.cameras is None else cameras & self.cameras)
 
-    def visible_alerts(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return alerts if self.cameras is None else [a for a in alerts if a["camera_id"] in self.cameras]
-
     def leave(self) -> None:
         self._board.leave(self.viewer)
 
@@ -60,8 +57,9 @@ class Walls:
     async def reload(self) -> None:
         if not self._walls:
             return
-        current = await alerts(self._pool, True, None, 200)
-        everything = {"type": "alerts", "alerts": current}
+        by_scope: dict[tuple[str, ...], dict[str, Any]] = {}  # one query per set of departments, not per wall
         for wall in list(self._walls):
-            wall.session.send(everything if wall.cameras is None else {"type": "alerts",
-                                                                       "alerts": wall.visible_alerts(current)})
+            scope = wall.session.user.departments
+            if scope not in by_scope:
+                by_scope[scope] = {"type": "alerts", "alerts": await alerts(self._pool, True, None, 200, scope)}
+            wall.session.send(by_scope[scope])
