@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import gc
 import os
@@ -328,6 +329,9 @@ async def run(terminals: int, rate: float, duration: float, per_subcentre: int) 
         for ticket_id, (_, subcentre_id) in expected.items():
             lost += sum(1 for client in by_subcentre.get(subcentre_id, []) if ticket_id not in client.tickets)
         ack_latencies = [console_seen[t] - acks_sent[t] for t in acks_sent if t in console_seen]
+        # A terminal the server cut off (too slow, session ended) misses what follows: name why, so a
+        # loss in the figures explains itself (browsers reconnect and replay; this client does not).
+        drops = collections.Counter(f"{code} {reason}".strip() for c in clients for code, reason in c.dropped)
         await console.close()
         await asyncio.gather(*(c.close() for c in clients))
         result = {
@@ -340,7 +344,7 @@ async def run(terminals: int, rate: float, duration: float, per_subcentre: int) 
             "ack_p50_ms": percentile([x * 1000 for x in ack_latencies], 50),
             "ack_p99_ms": percentile([x * 1000 for x in ack_latencies], 99),
             "acks_unseen": len(acks_sent) - len(ack_latencies),
-            "lost": lost, "duplicates": sum(c.repeats for c in clients),
+            "lost": lost, "duplicates": sum(c.repeats for c in clients), "terminals_dropped": dict(drops),
             "rss_mb": round(rss_peak, 1), "rss_idle_mb": round(rss_idle, 1),
             "rss_connected_mb": round(rss_connected, 1),
             **{f"{k}_cpu_cores": round((cpu_after[k] - cpu_before[k]) / elapsed, 2) for k in watched},

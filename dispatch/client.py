@@ -38,6 +38,7 @@ class TerminalClient:
         self.welcome: dict[str, Any] = {}
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.dropped: list[tuple[int | None, str]] = []  # (close code, reason) of each close it did not ask for
         self._socket: websockets.ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -97,8 +98,9 @@ class TerminalClient:
                         await self._receipt(socket, message["ticket"])
                 elif kind in ("result", "error") and message.get("id") in self._pending:
                     self._pending.pop(message["id"]).set_result(message)
-        except websockets.ConnectionClosed:
-            pass
+        except websockets.ConnectionClosed as closed:  # not a normal close: the server or the network ended it
+            self.dropped.append((closed.rcvd.code if closed.rcvd else None,
+                                 closed.rcvd.reason if closed.rcvd else "no close frame"))
         finally:
             for future in self._pending.values():
                 if not future.done():
