@@ -13,7 +13,6 @@ from typing import Any
 
 import asyncpg
 from argon2 import PasswordHasher
-from zxcvbn import zxcvbn
 
 from base import audit
 from base.errors import DomainError, NotFound
@@ -78,6 +77,8 @@ def check_password(password: str, *about: str) -> None:
     passwords, words, keyboard patterns and dates, and is told the account's own names)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise WeakPassword(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    from zxcvbn import zxcvbn  # its word lists take ~13 MB: loaded when a password is first set, not at start
+
     verdict = zxcvbn(password[:100], user_inputs=[a for a in about if a])  # its cost grows with length
     if verdict["score"] < MIN_PASSWORD_SCORE:
         hint = verdict["feedback"]["warning"] or " ".join(verdict["feedback"]["suggestions"])
