@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "video":
         return verify_export(args.export, args.key)
     if args.command in ("backup", "restore"):
-        from app.backup import command
+        from app.backup.cli import command
 
         return command(args)
 

@@ -18,9 +18,17 @@ import msgspec
 
 from alerts import settings as alerts_settings
 from alerts.settings import CapConfig, ChannelsConfig, EscalationConfig, NotificationsConfig
-from app.backup import BackupConfig
 from base.errors import field_of
-from base.settings import AuditConfig, AuthConfig, ConfigError, DatabaseConfig, Section, ServerConfig, problem
+from base.settings import (
+    AuditConfig,
+    AuthConfig,
+    BackupConfig,
+    ConfigError,
+    DatabaseConfig,
+    Section,
+    ServerConfig,
+    problem,
+)
 from command import settings as command_settings
 from command.settings import DecisionConfig, MapConfig, ServiceAreaConfig, SurgeConfig
 from dispatch import settings as dispatch_settings

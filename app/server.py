@@ -27,7 +27,7 @@ from alerts.context import ALERTS, Alerts
 from alerts.escalator import Escalator
 from alerts.sender import NotificationSender
 from app import openapi
-from app.backup import scheduled_backups
+from app.backup.schedule import scheduled_backups
 from app.config import Config
 from base import admin_routes, audit
 from base import routes as base_routes

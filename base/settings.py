@@ -80,3 +80,12 @@ class AuthConfig(Section, frozen=True, forbid_unknown_fields=True):
 class AuditConfig(Section, frozen=True, forbid_unknown_fields=True):
     # How often the chain's head is signed (in the database and in <data_dir>/audit/anchors.jsonl).
     anchor_minutes: Annotated[float, msgspec.Meta(gt=0, le=24 * 60)] = 10.0
+
+
+class BackupConfig(Section, frozen=True, forbid_unknown_fields=True):
+    """[backup]: scheduled backups, written by the server itself."""
+
+    every_hours: Annotated[float, msgspec.Meta(ge=0)] = 0.0  # 0: none
+    folder: str = "var/backups"  # relative to the configuration file's folder
+    keep: Annotated[int, msgspec.Meta(ge=1)] = 7
+    include_recordings: bool = False

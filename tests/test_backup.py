@@ -24,10 +24,13 @@ import msgspec
 import psutil
 import pytest
 
-from app.backup import MANIFEST, BackupConfig, BackupError, Manifest, archives, restore_archive, scheduled_backups
+from app.backup.archive import MANIFEST, BackupError, Manifest
+from app.backup.restore import restore_archive
+from app.backup.schedule import archives, scheduled_backups
 from app.config import Config, load
 from app.server import PACKAGES
 from base.database import EmbeddedPostgres, migrate, open_pool
+from base.settings import BackupConfig
 from tests.conftest import ROOT, config_text_for_tests, free_port, wait_healthy, with_database
 from tests.helpers import Liandong
 
