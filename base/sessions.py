@@ -86,9 +86,12 @@ class Sessions:
                 f"SELECT s.token_hash FROM sessions s JOIN users u ON u.id = s.user_id"
                 f" WHERE s.token_hash = ANY($1::bytea[]) AND {self._ALIVE}", token_hashes, self._idle_s)
             valid = {bytes(r["token_hash"]) for r in rows}
+            # SKIP LOCKED: a row an administrator is deleting is not waited for (nor deadlocked on);
+            # a row skipped now is touched at the next round.
             await connection.execute(
-                "UPDATE sessions SET last_seen_at = now() WHERE token_hash = ANY($1::bytea[])"
-                " AND last_seen_at < now() - $2::interval", list(valid), self._touch_every)
+                "UPDATE sessions SET last_seen_at = now() WHERE token_hash IN (SELECT token_hash FROM sessions"
+                " WHERE token_hash = ANY($1::bytea[]) AND last_seen_at < now() - $2::interval"
+                " FOR UPDATE SKIP LOCKED)", list(valid), self._touch_every)
         for gone in set(token_hashes) - valid:
             self._cache.pop(gone, None)
         return valid
