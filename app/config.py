@@ -35,6 +35,7 @@ from dispatch import settings as dispatch_settings
 from dispatch.routing import SeverityRule
 from dispatch.settings import CategoryConfig, DepartmentConfig, SeverityRuleConfig, ToneConfig
 from dispatch.taxonomy import Department, Taxonomy
+from efficiency.settings import EfficiencyConfig
 from video.cameras.spec import CameraProblem, CameraSpec
 from video.cameras.spec import check as check_camera
 from video.settings import VideoConfig
@@ -65,6 +66,7 @@ class _RawConfig(Section, frozen=True, forbid_unknown_fields=True):
     map: MapConfig = MapConfig()
     video: VideoConfig = VideoConfig()
     backup: BackupConfig = BackupConfig()
+    efficiency: EfficiencyConfig = EfficiencyConfig()
     cameras: list[CameraSpec] = msgspec.field(default_factory=list)
     channels: ChannelsConfig = ChannelsConfig()
     incident_types: list[CategoryConfig] = msgspec.field(default_factory=list)
@@ -94,6 +96,7 @@ class Config:
     cameras: tuple[CameraSpec, ...]
     channels: ChannelsConfig
     backup: BackupConfig
+    efficiency: EfficiencyConfig
     taxonomy: Taxonomy
     departments: dict[str, Department]
     severity_rules: tuple[SeverityRule, ...]
@@ -170,7 +173,8 @@ def _build(raw: _RawConfig, path: Path) -> Config:
                   alert=raw.alert, escalation=raw.escalation, notifications=raw.notifications, surge=raw.surge,
                   service_area=raw.service_area,
                   cap=raw.cap, decision=raw.decision, map=raw.map, video=raw.video, cameras=tuple(raw.cameras),
-                  channels=raw.channels, backup=raw.backup, taxonomy=who.taxonomy, departments=who.departments,
+                  channels=raw.channels, backup=raw.backup, efficiency=raw.efficiency, taxonomy=who.taxonomy,
+                  departments=who.departments,
                   severity_rules=who.severity_rules)
 
 

@@ -9,7 +9,7 @@ import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import timedelta
+from datetime import timedelta, timezone
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from base.context import PLATFORM, SOCKETS, OpenSockets, Platform
 from base.database import EmbeddedPostgres, migrate, open_pool
 from base.http import Api, content_security_policy, json_errors, page, security_headers
 from base.hub import Hub
+from base.pg import every
 from base.routes import THROTTLE
 from base.sessions import Sessions
 from base.signing import key_path, signing_key
@@ -57,6 +58,10 @@ from dispatch.ids import IdReserves
 from dispatch.routing import Router
 from dispatch.tones import TonePolicy
 from dispatch.views import Views
+from efficiency import routes as efficiency_routes
+from efficiency import store as efficiency_store
+from efficiency.calendar import WorkingCalendar
+from efficiency.context import EFFICIENCY, Efficiency
 from gis.areas import Facilities
 from video import demo
 from video.analysis import routes as analysis_routes
@@ -78,13 +83,13 @@ ROOT = Path(__file__).resolve().parent.parent
 _LISTEN_READY_S = 15.0
 
 # Lowest layer first: each package's migrations are applied in this order.
-PACKAGES = ("base", "gis", "dispatch", "alerts", "video", "command")
+PACKAGES = ("base", "gis", "dispatch", "alerts", "video", "command", "efficiency")
 
 # Every route the server has, by package; the OpenAPI document is made from the same list.
 APIS: tuple[Api, ...] = (
     base_routes.api, admin_routes.api, dispatch_routes.api, terminal_socket.api, alert_routes.api, camera_routes.api,
     analysis_routes.api, wall_sockets.api, command_routes.api, plan_routes.api, surge_routes.api,
-    decision_routes.api, console_socket.api)
+    decision_routes.api, console_socket.api, efficiency_routes.api)
 
 # Pages, and the folders their assets are served from (/static/ holds what every page shares).
 PAGES = {"/admin": ROOT / "base/web/admin.html", "/console": ROOT / "command/web/console.html",
@@ -192,6 +197,13 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
                             config.service_area.max_distance_km * 1000)
             app[COMMAND] = Command(intake, plans, Facilities.load(config.facilities_path), config.surge,
                                    config.decision, config.map)
+
+            f = config.efficiency
+            app[EFFICIENCY] = Efficiency(WorkingCalendar(timezone(config.server.offset), frozenset(f.closures),
+                                                         frozenset(f.extra_working_days)), f.yellow_share)
+            _background(stack, every(f.card_sweep_s, functools.partial(efficiency_store.open_due_cards, pool),
+                                         "opening due efficiency cards"),
+                        "efficiency-cards")
 
             _background(stack, hub.run(), "hub")
             _background(stack, app[WATCH].run(app[PLATFORM].sessions), "session-watch")

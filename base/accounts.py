@@ -34,6 +34,7 @@ class Role(StrEnum):
     OPERATOR = "operator"
     SUPERVISOR = "supervisor"
     ADMINISTRATOR = "administrator"
+    SYSTEM = "system"  # a department's own approval system, pushing its case events
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class User:
     display_name: str
     role: Role
     subcentre_id: int | None  # set for operators only
-    departments: tuple[str, ...] = ()  # a supervisor limited to these departments' windows; () = all
+    departments: tuple[str, ...] = ()  # a supervisor's (or a system's) departments; () = all
 
     def public(self) -> dict[str, object]:
         return {"id": self.id, "username": self.username, "display_name": self.display_name,
@@ -115,8 +116,10 @@ class NameTaken(DomainError):
 def _check_shape(role: Role, subcentre_id: int | None, departments: Sequence[str]) -> None:
     if (role is Role.OPERATOR) != (subcentre_id is not None):
         raise DomainError("an operator belongs to a sub-centre, and only an operator does", "subcentre_id")
-    if departments and role is not Role.SUPERVISOR:
-        raise DomainError("only a supervisor is limited to departments", "departments")
+    if departments and role not in (Role.SUPERVISOR, Role.SYSTEM):
+        raise DomainError("only a supervisor or a department's system is limited to departments", "departments")
+    if role is Role.SYSTEM and not departments:
+        raise DomainError("a department's system names its department", "departments")
 
 
 async def create_user(connection: Connection | Pool, username: str, display_name: str, password: str,

@@ -1,0 +1,63 @@
+"""HTTP routes of efficiency supervision: approval items, case events from the departments' systems
+(and the manual entry form), cases, open cards."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from base.accounts import Role
+from base.context import PLATFORM
+from base.errors import DomainError
+from base.http import Api, actor_of, body_of, path_id, reply, user_of
+from efficiency import store
+from efficiency.context import EFFICIENCY
+from efficiency.items import ApprovalItem
+
+api = Api()
+KEEPERS = (Role.ADMINISTRATOR, Role.SUPERVISOR)
+READERS = (Role.ADMINISTRATOR, Role.SUPERVISOR, Role.SYSTEM)
+# A department's system pushes its own events; a supervisor types them in for windows without one.
+SENDERS = (Role.SYSTEM, Role.SUPERVISOR)
+
+
+def _own(request: web.Request, department: str, field: str) -> None:
+    if not user_of(request).sees_department(department):
+        raise DomainError(f"{department!r} is not this account's department", field, "forbidden")
+
+
+@api.get("/api/efficiency/items", "Approval items (审批事项) with their stages and limits", roles=READERS)
+async def list_items(request: web.Request) -> web.Response:
+    return reply(await store.items(request.app[PLATFORM].pool, user_of(request).departments))
+
+
+@api.post("/api/efficiency/items", "Create or replace an approval item (limits in working days)", roles=KEEPERS,
+          body=ApprovalItem, status=201)
+async def put_item(request: web.Request) -> web.Response:
+    item = await body_of(request, ApprovalItem)
+    _own(request, item.department, "department")
+    created = await store.save_item(request.app[PLATFORM].pool, item, actor_of(request))
+    return reply({"code": item.code, "created": created}, status=201 if created else 200)
+
+
+@api.post("/api/efficiency/events", "A case event (受理/承办/审核/审批/办结, suspend, resume); idempotent by the"
+          " department's event id (a retry: 200, a different body under a used id: 409)", roles=SENDERS,
+          body=store.IncomingEvent, status=201, conflicts=True)
+async def post_event(request: web.Request) -> web.Response:
+    event = await body_of(request, store.IncomingEvent)
+    _own(request, event.department, "department")
+    efficiency = request.app[EFFICIENCY]
+    case_id, new = await store.ingest(request.app[PLATFORM].pool, efficiency.calendar, efficiency.yellow_share, event)
+    return reply({"case_id": case_id, "new": new}, status=201 if new else 200)
+
+
+@api.get("/api/efficiency/cases/{id}", "A case: its clock, events in the order they happened, anomalies, cards",
+         roles=KEEPERS)
+async def get_case(request: web.Request) -> web.Response:
+    found = await store.case(request.app[PLATFORM].pool, path_id(request))
+    _own(request, found["department"], "id")
+    return reply(found)
+
+
+@api.get("/api/efficiency/cards", "Open yellow and red cards, newest first", roles=KEEPERS)
+async def list_cards(request: web.Request) -> web.Response:
+    return reply(await store.open_cards(request.app[PLATFORM].pool, user_of(request).departments))

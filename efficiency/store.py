@@ -1,0 +1,221 @@
+"""Items, cases and their events in PostgreSQL; each event checked, clocked and carded as it is stored.
+
+An event is stored once per (department, event id): a retry with the same content is acknowledged
+and changes nothing, a different content under the same id is refused. Every stored event re-reads
+the case's whole history under the case's row lock, so late and reordered pushes end in the same
+anomalies, clock and cards as an orderly one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from base import audit
+from base.errors import DomainError, NotFound
+from base.messages import PLAIN
+from base.pg import Connection, Pool
+from efficiency.calendar import WorkingCalendar
+from efficiency.clock import CaseClock, clock
+from efficiency.items import ApprovalItem, Stage, check_item
+from efficiency.rules import Anomaly, CaseEvent, anomalies
+
+CARDS_CHANNEL = "liandong_efficiency_cards"
+FUTURE_SLACK = timedelta(minutes=5)  # clocks of departments' systems drift; beyond this, "in the future"
+OLDEST = timedelta(days=3660)  # no approval runs ten years; older is a wrong clock or a wrong field
+Short = Annotated[str, PLAIN, msgspec.Meta(max_length=200)]
+Reference = Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class IncomingEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One case event as a department's system (or the manual entry form) sends it."""
+
+    department: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=100)]
+    case: Reference  # the department's case number
+    item: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=64)]
+    event_id: Reference
+    kind: Literal["stage", "suspend", "resume"]
+    at: datetime
+    stage: Stage | None = None
+    actor: Short = ""
+    documents: Annotated[list[Short], msgspec.Meta(max_length=100)] = []
+    fee_yuan: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
+    applicant: Short = ""
+    window: Short = ""
+
+
+class EventConflict(DomainError):
+    code = "duplicate"
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event {event_id!r} was received before with different content", "event_id")
+
+
+async def save_item(pool: Pool, item: ApprovalItem, actor: audit.Actor) -> bool:
+    """Create or replace an item; True if it is new."""
+    try:
+        check_item(item)
+    except ValueError as problem:
+        raise DomainError(str(problem), getattr(problem, "field", None)) from None
+    entry = audit.Entry(actor, "efficiency.item", f"item:{item.code}", details={"department": item.department})
+    async with audit.recorded(pool, entry) as connection:
+        created: bool = await connection.fetchval(
+            "INSERT INTO approval_items (code, department, name, body) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (code) DO UPDATE SET department = $2, name = $3, body = $4, updated_at = now()"
+            " RETURNING xmax = 0", item.code, item.department, item.name, msgspec.to_builtins(item))
+    return created
+
+
+async def items(pool: Pool, departments: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    rows = await pool.fetch("SELECT body FROM approval_items WHERE cardinality($1::text[]) = 0"
+                            " OR department = ANY($1::text[]) ORDER BY department, code", list(departments))
+    return [r["body"] for r in rows]
+
+
+def _digest(event: IncomingEvent) -> bytes:
+    return hashlib.sha256(msgspec.json.encode(event)).digest()
+
+
+def _check(event: IncomingEvent, item: ApprovalItem, now: datetime) -> None:
+    if event.at.tzinfo is None:
+        raise DomainError("give the time zone, e.g. 2026-11-24T09:30:00+08:00", "at")
+    if event.at > now + FUTURE_SLACK:
+        raise DomainError("the event is in the future", "at")
+    if event.at < now - OLDEST:
+        raise DomainError("the event is more than ten years old", "at")
+    if (event.kind == "stage") != (event.stage is not None):
+        raise DomainError("a stage event names its stage, and only a stage event does", "stage")
+    if event.stage is not None and event.stage not in item.stages:
+        raise DomainError(f"item {item.code} has no {event.stage} stage (it has {', '.join(item.stages)})", "stage")
+    if item.department != event.department:
+        raise DomainError(f"item {item.code} belongs to {item.department}, not {event.department}", "item")
+
+
+async def ingest(pool: Pool, calendar: WorkingCalendar, yellow_share: float, event: IncomingEvent
+                 ) -> tuple[int, bool]:
+    """Store one event and bring its case's anomalies, clock and cards up to date; (case id, new?)."""
+    digest = _digest(event)
+    async with pool.acquire() as connection, connection.transaction():
+        now: datetime = await connection.fetchval("SELECT now()")
+        seen = await connection.fetchrow("SELECT case_id, digest FROM case_events WHERE department = $1"
+                                         " AND event_id = $2", event.department, event.event_id)
+        if seen is not None:
+            if bytes(seen["digest"]) != digest:
+                raise EventConflict(event.event_id)
+            return seen["case_id"], False  # a retry: already counted
+        body = await connection.fetchval("SELECT body FROM approval_items WHERE code = $1", event.item)
+        if body is None:
+            raise DomainError(f"unknown approval item {event.item!r}", "item")
+        item = msgspec.convert(body, ApprovalItem)
+        _check(event, item, now)
+        case_id: int = await connection.fetchval(
+            "INSERT INTO approval_cases (department, reference, item_code, applicant, window_label)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (department, reference) DO UPDATE"
+            " SET applicant = CASE WHEN $4 = '' THEN approval_cases.applicant ELSE $4 END,"
+            " window_label = CASE WHEN $5 = '' THEN approval_cases.window_label ELSE $5 END RETURNING id",
+            event.department, event.case, event.item, event.applicant, event.window)
+        # One event of a case at a time: each reads the history the last one left.
+        case_item = await connection.fetchval("SELECT item_code FROM approval_cases WHERE id = $1 FOR UPDATE", case_id)
+        if case_item != event.item:
+            raise DomainError(f"case {event.case} is for item {case_item}, not {event.item}", "item")
+        await connection.execute(
+            "INSERT INTO case_events (case_id, department, event_id, kind, stage, at, actor, documents, fee_yuan,"
+            " digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", case_id, event.department, event.event_id,
+            event.kind, event.stage, event.at, event.actor, event.documents, event.fee_yuan, digest)
+        await _bring_up_to_date(connection, case_id, item, calendar, yellow_share, now)
+    return case_id, True
+
+
+async def _events(connection: Connection, case_id: int) -> list[CaseEvent]:
+    rows = await connection.fetch("SELECT event_id, kind, at, actor, stage, documents, fee_yuan FROM case_events"
+                                  " WHERE case_id = $1", case_id)
+    return [CaseEvent(r["event_id"], r["kind"], r["at"], r["actor"], Stage(r["stage"]) if r["stage"] else None,
+                      tuple(r["documents"]), r["fee_yuan"]) for r in rows]
+
+
+async def _bring_up_to_date(connection: Connection, case_id: int, item: ApprovalItem, calendar: WorkingCalendar,
+                            yellow_share: float, now: datetime) -> None:
+    events = await _events(connection, case_id)
+    found = anomalies(item, events, now)
+    state = clock(item, events, calendar, now, yellow_share)
+    await connection.execute(
+        "UPDATE approval_cases SET accepted_at = $2, completed_at = $3, suspended = $4, used_days = $5,"
+        " yellow_at = $6, red_at = $7, estimated = $8 WHERE id = $1", case_id, state.accepted_at,
+        state.completed_at, state.suspended, state.used_days, state.yellow_at, state.red_at, state.estimated)
+    await _anomalies(connection, case_id, found)
+    opened = await _cards(connection, case_id, found, state, now)
+    if opened:
+        await connection.execute("SELECT pg_notify($1, $2)", CARDS_CHANNEL, str(case_id))
+
+
+async def _anomalies(connection: Connection, case_id: int, found: list[Anomaly]) -> None:
+    """The stored anomalies become exactly `found` (a late event can make one vanish)."""
+    await connection.execute(
+        "DELETE FROM case_anomalies WHERE case_id = $1 AND (rule, event_id) NOT IN"
+        " (SELECT * FROM unnest($2::text[], $3::text[]))", case_id, [a.rule for a in found],
+        [a.event_id for a in found])
+    await connection.executemany(
+        "INSERT INTO case_anomalies (case_id, rule, event_id, detail) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (case_id, rule, event_id) DO UPDATE SET detail = $4",
+        [(case_id, a.rule, a.event_id, a.detail) for a in found])
+
+
+async def _cards(connection: Connection, case_id: int, found: list[Anomaly], state: CaseClock,
+                 now: datetime) -> int:
+    """A red card for each anomaly, yellow and red for time; cards whose cause is gone are closed."""
+    wanted = [("red", a.rule, a.event_id, a.detail) for a in found]
+    wanted += [(colour, "time", "", f"{state.used_days:.2f} working days used") for colour in state.due(now)]
+    await connection.execute(
+        "UPDATE efficiency_cards SET closed_at = now() WHERE case_id = $1 AND closed_at IS NULL AND reason <> 'time'"
+        " AND (colour, reason, event_id) NOT IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))",
+        case_id, [w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted])
+    opened = 0
+    for colour, reason, event_id, detail in wanted:
+        inserted = await connection.fetchval(
+            "INSERT INTO efficiency_cards (case_id, colour, reason, event_id, detail) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (case_id, colour, reason, event_id) DO NOTHING RETURNING true",
+            case_id, colour, reason, event_id, detail)
+        opened += bool(inserted)
+    return opened
+
+
+async def open_due_cards(pool: Pool) -> int:
+    """Time cards whose moment has come for open, running cases; how many opened (run every second)."""
+    async with pool.acquire() as connection, connection.transaction():
+        rows = await connection.fetch(
+            "INSERT INTO efficiency_cards (case_id, colour, reason, detail)"
+            " SELECT c.id, d.colour, 'time', 'the limit has come' FROM approval_cases c,"
+            " LATERAL (VALUES ('yellow', c.yellow_at), ('red', c.red_at)) AS d(colour, due)"
+            " WHERE c.completed_at IS NULL AND NOT c.suspended AND d.due <= now()"
+            " ON CONFLICT (case_id, colour, reason, event_id) DO NOTHING RETURNING case_id")
+        if rows:
+            await connection.execute("SELECT pg_notify($1, $2)", CARDS_CHANNEL, "")
+    return len(rows)
+
+
+async def case(pool: Pool, case_id: int) -> dict[str, Any]:
+    """A case with its events in the order they happened, its anomalies and cards."""
+    row = await pool.fetchrow("SELECT * FROM approval_cases WHERE id = $1", case_id)
+    if row is None:
+        raise NotFound(f"there is no case {case_id}", "id")
+    events = await pool.fetch("SELECT event_id, kind, stage, at, actor, documents, fee_yuan, received_at"
+                              " FROM case_events WHERE case_id = $1 ORDER BY at, event_id", case_id)
+    found = await pool.fetch("SELECT rule, event_id, detail, found_at FROM case_anomalies WHERE case_id = $1"
+                             " ORDER BY found_at, rule", case_id)
+    cards = await pool.fetch("SELECT id, colour, reason, event_id, detail, opened_at, closed_at FROM efficiency_cards"
+                             " WHERE case_id = $1 ORDER BY id", case_id)
+    return {**dict(row.items()), "events": [dict(e.items()) for e in events],
+            "anomalies": [dict(a.items()) for a in found], "cards": [dict(c.items()) for c in cards]}
+
+
+async def open_cards(pool: Pool, departments: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT k.id, k.case_id, k.colour, k.reason, k.event_id, k.detail, k.opened_at, c.department, c.reference,"
+        " c.item_code, c.window_label FROM efficiency_cards k JOIN approval_cases c ON c.id = k.case_id"
+        " WHERE k.closed_at IS NULL AND (cardinality($1::text[]) = 0 OR c.department = ANY($1::text[]))"
+        " ORDER BY k.opened_at DESC LIMIT 500", list(departments))
+    return [dict(r.items()) for r in rows]
+

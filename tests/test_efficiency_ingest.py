@@ -1,0 +1,140 @@
+"""Case events from a department's approval system: stored once per event id, checked against the
+item, in any arrival order ending in the same anomalies and cards, and the time cards opened by the
+server as their moment comes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+
+from tests.helpers import Liandong
+from tests.test_accounts import GOOD
+
+CST = timezone(timedelta(hours=8))
+MARKET = "市场监管局"
+ITEM = {"department": MARKET, "code": "SC-001", "name": "食品经营许可", "legal_days": 20, "promised_days": 10,
+        "required_documents": ["营业执照"], "fee_limit_yuan": 0.0}
+
+
+async def market_system(liandong: Liandong) -> str:
+    """The market regulator's approval system, with its own account; and the item it reports on."""
+    status, body = await liandong.call("POST", "/api/accounts", {
+        "username": "market-approvals", "display_name": "市场监管局审批系统", "password": GOOD, "role": "system",
+        "departments": [MARKET]}, as_user="admin")
+    assert status == 201, body
+    status, body = await liandong.call("POST", "/api/login", {"username": "market-approvals", "password": GOOD})
+    liandong.tokens["market-approvals"] = body["token"]
+    status, body = await liandong.call("POST", "/api/efficiency/items", ITEM, as_user="supervisor")
+    assert (status, body) == (201, {"code": "SC-001", "created": True}), body
+    return "market-approvals"
+
+
+def event(case: str, n: int, kind: str, at: datetime, stage: str | None = None, **more: Any) -> dict[str, Any]:
+    body = {"department": MARKET, "case": case, "item": "SC-001", "event_id": f"{case}-{n}", "kind": kind,
+            "at": at.isoformat(), **more}
+    if stage:
+        body["stage"] = stage
+    return body
+
+
+def days_ago(days: float) -> datetime:
+    return (datetime.now(UTC) - timedelta(days=days)).astimezone(CST)
+
+
+async def send(liandong: Liandong, system: str, body: dict[str, Any]) -> tuple[int, Any]:
+    return await liandong.call("POST", "/api/efficiency/events", body, as_user=system)
+
+
+async def test_a_retried_event_counts_once_and_a_changed_one_under_its_id_is_refused(liandong: Liandong) -> None:
+    system = await market_system(liandong)
+    accepted = event("2026-0001", 1, "stage", days_ago(1), "accept", actor="张敏", documents=["营业执照"])
+    status, first = await send(liandong, system, accepted)
+    assert status == 201 and first["new"] is True
+    status, again = await send(liandong, system, accepted)
+    assert (status, again) == (200, {"case_id": first["case_id"], "new": False})
+    status, changed = await send(liandong, system, {**accepted, "actor": "李强"})
+    assert (status, changed["error"]["code"], changed["error"]["field"]) == (409, "duplicate", "event_id")
+    status, case = await liandong.call("GET", f"/api/efficiency/cases/{first['case_id']}", as_user="supervisor")
+    assert [e["event_id"] for e in case["events"]] == ["2026-0001-1"] and case["accepted_at"] is not None
+
+
+async def test_bad_events_are_refused_naming_the_field_and_store_nothing(liandong: Liandong,
+                                                                          database_url: str) -> None:
+    system = await market_system(liandong)
+    now = days_ago(0)
+    for body, field in ((event("x", 1, "stage", now, "accept", item="NO-SUCH"), "item"),
+                        (event("x", 2, "stage", now + timedelta(hours=1), "accept"), "at"),
+                        (event("x", 3, "stage", now - timedelta(days=4000), "accept"), "at"),
+                        (event("x", 4, "stage", now), "stage"),
+                        (event("x", 5, "suspend", now, "accept"), "stage")):
+        status, refused = await send(liandong, system, body)
+        assert (status, refused["error"]["field"]) == (422, field), (body, refused)
+    status, refused = await send(liandong, system, {**event("x", 6, "stage", now, "accept"), "department": "税务局"})
+    assert (status, refused["error"]["code"]) == (403, "forbidden")  # not this system's department
+    connection = await asyncpg.connect(database_url)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM case_events") == 0
+        assert await connection.fetchval("SELECT count(*) FROM approval_cases") == 0
+    finally:
+        await connection.close()
+
+
+async def test_events_in_any_order_end_in_the_same_anomalies_and_cards(liandong: Liandong) -> None:
+    system = await market_system(liandong)
+    start = days_ago(2)
+
+    def story(case: str) -> list[dict[str, Any]]:
+        return [event(case, 1, "stage", start, "accept", actor="张敏"),  # without the licence
+                event(case, 2, "stage", start + timedelta(hours=2), "handle", actor="王芳"),
+                event(case, 3, "stage", start + timedelta(hours=4), "review", actor="李强"),
+                event(case, 4, "stage", start + timedelta(hours=6), "approve", actor="李强")]  # the reviewer approves
+
+    async def outcome(case_id: int) -> tuple[list[Any], list[Any]]:
+        status, case = await liandong.call("GET", f"/api/efficiency/cases/{case_id}", as_user="supervisor")
+        return (sorted((a["rule"], a["event_id"].split("-")[-1]) for a in case["anomalies"]),
+                sorted((c["colour"], c["reason"], c["closed_at"] is None) for c in case["cards"]))
+
+    for body in story("in-order"):
+        status, sent = await send(liandong, system, body)
+    orderly = await outcome(sent["case_id"])
+    assert orderly[0] == [("documents_missing", "1"), ("same_person", "4")]
+    assert orderly[1] == [("red", "documents_missing", True), ("red", "same_person", True)]
+
+    late = story("late")
+    for body in (late[3], late[2], late[0], late[1]):  # approval first, acceptance third
+        status, sent = await send(liandong, system, body)
+        assert status == 201
+    settled = await outcome(sent["case_id"])
+    assert settled[0] == orderly[0]
+    # While acceptance had not arrived, "not accepted" and "handle skipped" were red cards; they are closed now.
+    assert [c for c in settled[1] if c[2]] == orderly[1]
+    assert {c[1] for c in settled[1] if not c[2]} == {"not_accepted", "stage_skipped"}
+
+
+async def test_a_case_past_its_limits_gets_its_time_cards_and_the_server_opens_them_as_they_fall_due(
+        liandong: Liandong, database_url: str) -> None:
+    system = await market_system(liandong)
+    status, overdue = await send(liandong, system, event("old", 1, "stage", days_ago(60), "accept",
+                                                         documents=["营业执照"]))
+    assert status == 201
+    status, cards = await liandong.call("GET", "/api/efficiency/cards", as_user="supervisor")
+    assert sorted((c["colour"], c["reason"]) for c in cards if c["case_id"] == overdue["case_id"]) == [
+        ("red", "time"), ("yellow", "time")]  # 60 calendar days is past 20 working days
+
+    status, fresh = await send(liandong, system, event("new", 1, "stage", days_ago(0), "accept",
+                                                       documents=["营业执照"]))
+    connection = await asyncpg.connect(database_url)
+    try:  # the clock named by the test: its yellow card falls due in one second
+        await connection.execute("UPDATE approval_cases SET yellow_at = now() + interval '1 second' WHERE id = $1",
+                                 fresh["case_id"])
+    finally:
+        await connection.close()
+    for _ in range(50):
+        status, cards = await liandong.call("GET", "/api/efficiency/cards", as_user="supervisor")
+        if any(c["case_id"] == fresh["case_id"] for c in cards):
+            break
+        await asyncio.sleep(0.1)
+    assert [(c["colour"], c["reason"]) for c in cards if c["case_id"] == fresh["case_id"]] == [("yellow", "time")]
