@@ -94,6 +94,7 @@ async def test_events_in_any_order_end_in_the_same_anomalies_and_cards(liandong:
 
     async def outcome(case_id: int) -> tuple[list[Any], list[Any]]:
         status, case = await liandong.call("GET", f"/api/efficiency/cases/{case_id}", as_user="supervisor")
+        assert status == 200
         return (sorted((a["rule"], a["event_id"].split("-")[-1]) for a in case["anomalies"]),
                 sorted((c["colour"], c["reason"], c["closed_at"] is None) for c in case["cards"]))
 
