@@ -17,11 +17,11 @@ from aiohttp.test_utils import TestServer
 from app.config import load
 from app.server import build_app
 from tests.conftest import config_text_for_tests
-from tests.helpers import Liandong
+from tests.helpers import STRONG, Liandong
 from tests.test_sessions import closed_within, socket_with
 
 ROOT = Path(__file__).resolve().parent.parent
-GOOD = "Qinghe-Bridge-0717"
+GOOD = STRONG
 
 
 async def create(liandong: Liandong, **fields: Any) -> tuple[int, Any]:

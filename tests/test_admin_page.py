@@ -6,8 +6,7 @@ from __future__ import annotations
 from playwright.async_api import Browser
 
 from tests.browser import DESKTOP, Watch, log_in, screenshot
-from tests.helpers import Liandong
-from tests.test_accounts import GOOD
+from tests.helpers import STRONG, Liandong
 
 
 async def test_an_administrator_makes_an_account_and_sees_it_in_the_table_and_the_log(
@@ -29,7 +28,7 @@ async def test_an_administrator_makes_an_account_and_sees_it_in_the_table_and_th
     await page.click(f"{form} button")
     await page.wait_for_function("() => document.getElementById('account-error').textContent !== ''")
     assert "password" in await page.inner_text("#account-error")  # the server's reason, naming the field
-    await page.fill(f"{form} input[name=password]", GOOD)
+    await page.fill(f"{form} input[name=password]", STRONG)
     await page.click(f"{form} button")
     await page.wait_for_selector("#accounts tbody tr:has-text('tax-watch')")
     assert "税务局" in await page.inner_text("#accounts tbody tr:has-text('tax-watch')")

@@ -11,7 +11,6 @@ from typing import Any
 import asyncpg
 
 from tests.helpers import Liandong
-from tests.test_accounts import GOOD
 
 CST = timezone(timedelta(hours=8))
 MARKET = "市场监管局"
@@ -21,15 +20,10 @@ ITEM = {"department": MARKET, "code": "SC-001", "name": "食品经营许可", "l
 
 async def market_system(liandong: Liandong) -> str:
     """The market regulator's approval system, with its own account; and the item it reports on."""
-    status, body = await liandong.call("POST", "/api/accounts", {
-        "username": "market-approvals", "display_name": "市场监管局审批系统", "password": GOOD, "role": "system",
-        "departments": [MARKET]}, as_user="admin")
-    assert status == 201, body
-    status, body = await liandong.call("POST", "/api/login", {"username": "market-approvals", "password": GOOD})
-    liandong.tokens["market-approvals"] = body["token"]
+    system = await liandong.make_account("market-approvals", "市场监管局审批系统", "system", departments=[MARKET])
     status, body = await liandong.call("POST", "/api/efficiency/items", ITEM, as_user="supervisor")
     assert (status, body) == (201, {"code": "SC-001", "created": True}), body
-    return "market-approvals"
+    return system
 
 
 def event(case: str, n: int, kind: str, at: datetime, stage: str | None = None, **more: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncpg
 
 from tests.helpers import Liandong
-from tests.test_accounts import GOOD
 from tests.test_cameras import camera
 from tests.test_sessions import closed_within, socket_with
 
@@ -14,14 +13,7 @@ TAX = "税务局"
 
 
 async def tax_supervisor(liandong: Liandong) -> str:
-    status, body = await liandong.call("POST", "/api/accounts", {
-        "username": "tax-supervisor", "display_name": "税务局监察员", "password": GOOD, "role": "supervisor",
-        "departments": [TAX]}, as_user="admin")
-    assert status == 201, body
-    status, body = await liandong.call("POST", "/api/login", {"username": "tax-supervisor", "password": GOOD})
-    assert status == 200
-    liandong.tokens["tax-supervisor"] = body["token"]
-    return "tax-supervisor"
+    return await liandong.make_account("tax-supervisor", "税务局监察员", "supervisor", departments=[TAX])
 
 
 async def test_a_departments_supervisor_sees_only_its_windows(liandong: Liandong, database_url: str) -> None:
