@@ -62,6 +62,7 @@ from efficiency import routes as efficiency_routes
 from efficiency import store as efficiency_store
 from efficiency.calendar import WorkingCalendar
 from efficiency.context import EFFICIENCY, Efficiency
+from efficiency.demo import seed_items
 from gis.areas import Facilities
 from video import demo
 from video.analysis import routes as analysis_routes
@@ -144,6 +145,7 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             await migrate(pool, PACKAGES)
             if config.demo.seed:
                 await seed(pool)
+                await seed_items(pool)
             ffmpeg_binary = ffmpeg.binary(config.video.ffmpeg)
             demo_cameras = await asyncio.to_thread(demo.cameras, config.media_dir, ffmpeg_binary, config.demo.cameras)
             await sync_from_config(pool, [*config.cameras, *demo_cameras])

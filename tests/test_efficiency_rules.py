@@ -10,6 +10,7 @@ import pytest
 
 from efficiency.calendar import Interval, WorkingCalendar
 from efficiency.clock import clock
+from efficiency.demo import catalogue
 from efficiency.items import ApprovalItem, ItemProblem, Stage, check_item
 from efficiency.rules import CaseEvent, anomalies
 
@@ -124,6 +125,14 @@ def test_an_item_says_what_is_wrong_with_it() -> None:
     with pytest.raises(ItemProblem, match="starts with accept"):
         check_item(item(stages=[Stage.HANDLE, Stage.COMPLETE]))
     check_item(item(stages=[Stage.ACCEPT, Stage.APPROVE, Stage.COMPLETE]))  # a short item is fine
+
+
+def test_the_demo_halls_catalogue_is_sound() -> None:
+    items = catalogue()
+    for each in items:
+        check_item(each)  # promises within the law, stages in order
+    assert len(items) >= 30 and len({i.department for i in items}) >= 8
+    assert len({i.code for i in items}) == len(items)
 
 
 def test_elapsed_and_instant_agree() -> None:
