@@ -211,8 +211,9 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             _background(stack, app[WATCH].run(app[PLATFORM].sessions), "session-watch")
             _background(stack, events.run(), "events")
             _background(stack, loop_lag.run(), "loop-lag")
-            _background(stack, audit.anchor_every(pool, key, config.audit.anchor_minutes * 60,
-                                                  audit.anchors_file(config.data_dir)), "audit-anchors")
+            _background(stack, every(config.audit.anchor_minutes * 60, functools.partial(
+                audit.anchor, pool, key, audit.anchors_file(config.data_dir)), "anchoring the audit log"),
+                "audit-anchors")
             _background(stack, escalator.run(), "escalator")
             _background(stack, sender.run(), "notifications")
             _background(stack, cap.run(), "cap")

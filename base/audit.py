@@ -10,11 +10,9 @@ inserted; signed anchors of the head make cutting entries off the end detectable
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
-import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +24,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from base.pg import Connection, Pool
 
-log = logging.getLogger(__name__)
 GENESIS = bytes(32)  # the hash before the first entry
 _SEPARATOR = "\x1f"  # the unit separator: the fields are joined with it, as audit_text() does
 
@@ -272,12 +269,3 @@ def anchors_from_file(path: Path) -> list[dict[str, Any]]:
 def anchors_file(data_dir: Path) -> Path:
     return data_dir / "audit" / "anchors.jsonl"
 
-
-async def anchor_every(pool: Pool, key: Ed25519PrivateKey, every_s: float, copy_to: Path) -> None:
-    """Anchor the head every `every_s` seconds while the server runs (and once as it starts)."""
-    while True:
-        try:
-            await anchor(pool, key, copy_to)
-        except Exception:  # the database is away, or the disk: anchored at the next round
-            log.exception("anchoring the audit log failed")
-        await asyncio.sleep(every_s)

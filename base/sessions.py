@@ -34,8 +34,12 @@ class Sessions:
         self._touch_every = min([TOUCH_EVERY, *(limit / 4 for limit in (idle or {}).values() if limit > timedelta(0))])
         self._cache: dict[bytes, tuple[float, User]] = {}
 
-    _ALIVE = ("s.expires_at > now() AND u.disabled_at IS NULL"
-              " AND s.last_seen_at > now() - coalesce(($2::jsonb ->> u.role)::float8, 1e9) * interval '1 second'")
+    @staticmethod
+    def _alive(idle: str) -> str:
+        """SQL: the session `s` of account `u` has not ended; `idle` is the parameter holding the idle limits."""
+        return ("s.expires_at > now() AND u.disabled_at IS NULL"
+                f" AND s.last_seen_at > now()"
+                f" - coalesce(({idle}::jsonb ->> u.role)::float8, 1e9) * interval '1 second'")
 
     async def log_in(self, username: str, password: str, address: str) -> tuple[str, User] | None:
         """A token for the account, or None for a wrong name or password (both audited)."""
@@ -84,7 +88,7 @@ class Sessions:
         async with self._pool.acquire() as connection, connection.transaction():
             rows = await connection.fetch(
                 f"SELECT s.token_hash FROM sessions s JOIN users u ON u.id = s.user_id"
-                f" WHERE s.token_hash = ANY($1::bytea[]) AND {self._ALIVE}", token_hashes, self._idle_s)
+                f" WHERE s.token_hash = ANY($1::bytea[]) AND {self._alive('$2')}", token_hashes, self._idle_s)
             valid = {bytes(r["token_hash"]) for r in rows}
             # SKIP LOCKED: a row an administrator is deleting is not waited for (nor deadlocked on);
             # a row skipped now is touched at the next round.
@@ -104,7 +108,7 @@ class Sessions:
             return cached[1]
         row = await self._pool.fetchrow(
             f"SELECT {USER_COLUMNS}, s.last_seen_at < now() - $3::interval AS stale FROM sessions s"
-            f" JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND {self._ALIVE}",
+            f" JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND {self._alive('$2')}",
             key, self._idle_s, self._touch_every)
         if row is None:
             self._cache.pop(key, None)
@@ -128,7 +132,7 @@ class Sessions:
         """Every live session: whose, from where, since when, last used; never the token."""
         rows = await self._pool.fetch(
             f"SELECT s.id, u.id AS user_id, u.username, u.role, s.address, s.created_at, s.last_seen_at,"
-            f" s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE {self._ALIVE.replace('$2', '$1')}"
+            f" s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE {self._alive('$1')}"
             " ORDER BY s.created_at DESC", self._idle_s)
         return [dict(r.items()) for r in rows]
 

@@ -20,7 +20,7 @@ from base.messages import PLAIN
 from base.pg import Connection, Pool
 from efficiency.calendar import WorkingCalendar
 from efficiency.clock import CaseClock, clock
-from efficiency.items import ApprovalItem, Stage, check_item
+from efficiency.items import ApprovalItem, ItemProblem, Stage, check_item
 from efficiency.rules import Anomaly, CaseEvent, anomalies
 
 CARDS_CHANNEL = "liandong_efficiency_cards"
@@ -58,8 +58,8 @@ async def save_item(pool: Pool, item: ApprovalItem, actor: audit.Actor) -> bool:
     """Create or replace an item; True if it is new."""
     try:
         check_item(item)
-    except ValueError as problem:
-        raise DomainError(str(problem), getattr(problem, "field", None)) from None
+    except ItemProblem as problem:
+        raise DomainError(problem.message, problem.field) from None
     entry = audit.Entry(actor, "efficiency.item", f"item:{item.code}", details={"department": item.department})
     async with audit.recorded(pool, entry) as connection:
         created: bool = await connection.fetchval(
