@@ -41,7 +41,7 @@ from base.routes import THROTTLE
 from base.sessions import Sessions
 from base.signing import key_path, signing_key
 from base.sockets import WATCH, SessionWatch
-from base.throttle import LoginThrottle
+from base.throttle import LoginThrottle, Window
 from base.vitals import LoopLag
 from command import console_socket, decision_routes, plan_routes, surge_routes
 from command import routes as command_routes
@@ -58,11 +58,16 @@ from dispatch.ids import IdReserves
 from dispatch.routing import Router
 from dispatch.tones import TonePolicy
 from dispatch.views import Views
+from efficiency import live_socket, public_routes, supervision_routes
 from efficiency import routes as efficiency_routes
-from efficiency import store as efficiency_store
+from efficiency.bulletin import Fonts
 from efficiency.calendar import WorkingCalendar
 from efficiency.context import EFFICIENCY, Efficiency
 from efficiency.demo import seed_items
+from efficiency.live import CardBoard
+from efficiency.public_routes import COMPLAINT_LIMIT
+from efficiency.store import CARDS_CHANNEL
+from efficiency.sweep import CardSweep
 from gis.areas import Facilities
 from video import demo
 from video.analysis import routes as analysis_routes
@@ -90,14 +95,17 @@ PACKAGES = ("base", "gis", "dispatch", "alerts", "video", "command", "efficiency
 APIS: tuple[Api, ...] = (
     base_routes.api, admin_routes.api, dispatch_routes.api, terminal_socket.api, alert_routes.api, camera_routes.api,
     analysis_routes.api, wall_sockets.api, command_routes.api, plan_routes.api, surge_routes.api,
-    decision_routes.api, console_socket.api, efficiency_routes.api)
+    decision_routes.api, console_socket.api, efficiency_routes.api, supervision_routes.api, public_routes.api,
+    live_socket.api)
 
 # Pages, and the folders their assets are served from (/static/ holds what every page shares).
 PAGES = {"/admin": ROOT / "base/web/admin.html", "/console": ROOT / "command/web/console.html",
-         "/terminal": ROOT / "dispatch/web/terminal.html",
-         "/wall": ROOT / "video/wall/web/wall.html"}
+         "/terminal": ROOT / "dispatch/web/terminal.html", "/wall": ROOT / "video/wall/web/wall.html",
+         "/efficiency": ROOT / "efficiency/web/efficiency.html", "/complain": ROOT / "efficiency/web/complain.html",
+         "/rate": ROOT / "efficiency/web/rate.html"}
 STATIC = {"/static/console/": ROOT / "command/web", "/static/terminal/": ROOT / "dispatch/web",
-          "/static/wall/": ROOT / "video/wall/web", "/static/": ROOT / "base/web"}
+          "/static/wall/": ROOT / "video/wall/web", "/static/efficiency/": ROOT / "efficiency/web",
+          "/static/": ROOT / "base/web"}
 
 
 def _background(stack: contextlib.AsyncExitStack, work: Coroutine[Any, Any, None], name: str) -> None:
@@ -201,10 +209,14 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
                                    config.decision, config.map)
 
             f = config.efficiency
+            board = CardBoard(pool)
+            await board.refresh()
+            hub.on_change(CARDS_CHANNEL, board.refresh)
             app[EFFICIENCY] = Efficiency(WorkingCalendar(timezone(config.server.offset), frozenset(f.closures),
-                                                         frozenset(f.extra_working_days)), f.yellow_share)
-            _background(stack, every(f.card_sweep_s, functools.partial(efficiency_store.open_due_cards, pool),
-                                         "opening due efficiency cards"),
+                                                         frozenset(f.extra_working_days)), f.yellow_share,
+                                         f.complaint_days, f.appraisal, Fonts(Path(f.latin_font), Path(f.cjk_font)),
+                                         board)
+            _background(stack, every(f.card_sweep_s, CardSweep(pool).sweep, "opening due efficiency cards"),
                         "efficiency-cards")
 
             _background(stack, hub.run(), "hub")
@@ -256,6 +268,7 @@ def build_app(config: Config) -> web.Application:
     app[SOCKETS] = OpenSockets()
     app[WATCH] = SessionWatch()
     app[THROTTLE] = LoginThrottle()
+    app[COMPLAINT_LIMIT] = Window(5, 3600.0)  # public complaints per address an hour
     tiles = urlsplit(config.map.tile_url)
     app.on_response_prepare.append(security_headers(content_security_policy(
         (f"{tiles.scheme}://{tiles.netloc}",) if tiles.scheme and tiles.netloc else ())))

@@ -7,9 +7,9 @@ from aiohttp import web
 
 from base.accounts import Role
 from base.context import PLATFORM
-from base.errors import DomainError
-from base.http import Api, actor_of, body_of, path_id, reply, user_of
-from efficiency import store
+from base.errors import DomainError, RequestError
+from base.http import Api, actor_of, body_of, choice_param, limit_param, path_id, reply, user_of
+from efficiency import corrections, store
 from efficiency.context import EFFICIENCY
 from efficiency.items import ApprovalItem
 
@@ -50,12 +50,29 @@ async def post_event(request: web.Request) -> web.Response:
     return reply({"case_id": case_id, "new": new}, status=201 if new else 200)
 
 
-@api.get("/api/efficiency/cases/{id}", "A case: its clock, events in the order they happened, anomalies, cards",
+@api.get("/api/efficiency/cases", "Cases newest first, by state (open, late, completed, all) and optionally one"
+         " department, item or window: the dashboard's drill-down", roles=KEEPERS,
+         query=("state", "department", "item", "window", "limit"))
+async def list_cases(request: web.Request) -> web.Response:
+    state = choice_param(request, "state", tuple(store.CASE_STATES), "open")
+    named = {}
+    for name in ("department", "item", "window"):
+        value = request.query.get(name)
+        if value is not None and not 1 <= len(value) <= 100:
+            raise RequestError(400, "invalid", f"{name} is 1 to 100 characters", name)
+        named[name] = value
+    return reply(await store.cases(request.app[PLATFORM].pool, user_of(request).departments, state,
+                                   named["department"], named["item"], named["window"], limit_param(request, 200)))
+
+
+@api.get("/api/efficiency/cases/{id}", "A case: its clock, events in the order they happened (each with the"
+         " window camera's recording around it), anomalies, cards, correction notices, ratings, complaints",
          roles=KEEPERS)
 async def get_case(request: web.Request) -> web.Response:
-    found = await store.case(request.app[PLATFORM].pool, path_id(request))
+    pool = request.app[PLATFORM].pool
+    found = await store.case(pool, path_id(request))
     _own(request, found["department"], "id")
-    return reply(found)
+    return reply({**found, "corrections": await corrections.of_case(pool, found["id"])})
 
 
 @api.get("/api/efficiency/cards", "Open yellow and red cards, newest first", roles=KEEPERS)

@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from base.settings import Section
+from efficiency.appraisal import Weights
 
 
 class EfficiencyConfig(Section, frozen=True, forbid_unknown_fields=True):
@@ -15,3 +16,8 @@ class EfficiencyConfig(Section, frozen=True, forbid_unknown_fields=True):
     closures: list[date] = msgspec.field(default_factory=list)  # the centre's own rest days (a typhoon day)
     extra_working_days: list[date] = msgspec.field(default_factory=list)
     card_sweep_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0  # how often due time cards are opened
+    complaint_days: Annotated[int, msgspec.Meta(ge=1, le=60)] = 5  # working days to answer a complaint
+    # The bulletin's PDF fonts: figures and Latin text, and Chinese (Debian: fonts-dejavu-core, fonts-droid-fallback).
+    latin_font: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    cjk_font: str = "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"
+    appraisal: Weights = Weights()  # the appraisal's weights: see efficiency/appraisal.py

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 import msgspec
 
@@ -112,11 +113,12 @@ async def ingest(pool: Pool, calendar: WorkingCalendar, yellow_share: float, eve
         item = msgspec.convert(body, ApprovalItem)
         _check(event, item, now)
         case_id: int = await connection.fetchval(
-            "INSERT INTO approval_cases (department, reference, item_code, applicant, window_label)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (department, reference) DO UPDATE"
+            "INSERT INTO approval_cases (department, reference, item_code, applicant, window_label, promised_days,"
+            " legal_days) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (department, reference) DO UPDATE"
             " SET applicant = CASE WHEN $4 = '' THEN approval_cases.applicant ELSE $4 END,"
             " window_label = CASE WHEN $5 = '' THEN approval_cases.window_label ELSE $5 END RETURNING id",
-            event.department, event.case, event.item, event.applicant, event.window)
+            event.department, event.case, event.item, event.applicant, event.window, item.promised_days,
+            item.legal_days)
         # One event of a case at a time: each reads the history the last one left.
         case_item = await connection.fetchval("SELECT item_code FROM approval_cases WHERE id = $1 FOR UPDATE", case_id)
         if case_item != event.item:
@@ -141,13 +143,17 @@ async def _bring_up_to_date(connection: Connection, case_id: int, item: Approval
     events = await _events(connection, case_id)
     found = anomalies(item, events, now)
     state = clock(item, events, calendar, now, yellow_share)
+    staff = next((e.actor for e in events if e.kind == "stage" and e.stage is Stage.ACCEPT), "")
     await connection.execute(
         "UPDATE approval_cases SET accepted_at = $2, completed_at = $3, suspended = $4, used_days = $5,"
-        " yellow_at = $6, red_at = $7, estimated = $8 WHERE id = $1", case_id, state.accepted_at,
-        state.completed_at, state.suspended, state.used_days, state.yellow_at, state.red_at, state.estimated)
+        " yellow_at = $6, red_at = $7, estimated = $8, staff = $9 WHERE id = $1", case_id, state.accepted_at,
+        state.completed_at, state.suspended, state.used_days, state.yellow_at, state.red_at, state.estimated, staff)
     await _anomalies(connection, case_id, found)
-    opened = await _cards(connection, case_id, found, state, now)
-    if opened:
+    changed = await _cards(connection, case_id, found, state, now)
+    if state.completed_at is not None:  # a warning is moot once the case is done; a red card stays to be answered
+        changed += await _close(connection, "case_id = $1 AND colour = 'yellow' AND reason = 'time'", case_id,
+                               by="completed")
+    if changed:
         await connection.execute("SELECT pg_notify($1, $2)", CARDS_CHANNEL, str(case_id))
 
 
@@ -165,32 +171,44 @@ async def _anomalies(connection: Connection, case_id: int, found: list[Anomaly])
 
 async def _cards(connection: Connection, case_id: int, found: list[Anomaly], state: CaseClock,
                  now: datetime) -> int:
-    """A red card for each anomaly, yellow and red for time; cards whose cause is gone are closed."""
+    """A red card for each anomaly, yellow and red for time; cards whose cause is gone are closed. How many
+    cards opened or closed."""
     wanted = [("red", a.rule, a.event_id, a.detail) for a in found]
     wanted += [(colour, "time", "", f"{state.used_days:.2f} working days used") for colour in state.due(now)]
-    await connection.execute(
-        "UPDATE efficiency_cards SET closed_at = now() WHERE case_id = $1 AND closed_at IS NULL AND reason <> 'time'"
-        " AND (colour, reason, event_id) NOT IN (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))",
-        case_id, [w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted])
-    opened = 0
+    changed = await _close(
+        connection, "case_id = $1 AND reason <> 'time' AND (colour, reason, event_id) NOT IN"
+        " (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))",
+        case_id, [w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted], by="cause gone")
     for colour, reason, event_id, detail in wanted:
         inserted = await connection.fetchval(
             "INSERT INTO efficiency_cards (case_id, colour, reason, event_id, detail) VALUES ($1, $2, $3, $4, $5)"
             " ON CONFLICT (case_id, colour, reason, event_id) DO NOTHING RETURNING true",
             case_id, colour, reason, event_id, detail)
-        opened += bool(inserted)
-    return opened
+        changed += bool(inserted)
+    return changed
 
 
-async def open_due_cards(pool: Pool) -> int:
-    """Time cards whose moment has come for open, running cases; how many opened (run every second)."""
+async def _close(connection: Connection, where: str, *arguments: Any, by: str) -> int:
+    """Close the open cards `where` says, naming why; how many closed."""
+    closed = await connection.fetch(
+        f"UPDATE efficiency_cards SET closed_at = now(), closed_by = ${len(arguments) + 1} WHERE closed_at IS NULL"
+        f" AND {where} RETURNING id", *arguments, by)
+    return len(closed)
+
+
+async def open_due_cards(pool: Pool, since: datetime | None = None) -> int:
+    """Time cards whose moment has come (after `since`, if given) for open, running cases; how many opened.
+    Run every second; a card due earlier than `since` was opened by an earlier pass or by its event."""
     async with pool.acquire() as connection, connection.transaction():
         rows = await connection.fetch(
             "INSERT INTO efficiency_cards (case_id, colour, reason, detail)"
-            " SELECT c.id, d.colour, 'time', 'the limit has come' FROM approval_cases c,"
-            " LATERAL (VALUES ('yellow', c.yellow_at), ('red', c.red_at)) AS d(colour, due)"
-            " WHERE c.completed_at IS NULL AND NOT c.suspended AND d.due <= now()"
-            " ON CONFLICT (case_id, colour, reason, event_id) DO NOTHING RETURNING case_id")
+            " SELECT c.id, d.colour, 'time', 'the limit has come' FROM"
+            " (SELECT id, yellow_at, red_at FROM approval_cases WHERE completed_at IS NULL AND NOT suspended"
+            "  AND yellow_at <= now() AND yellow_at > coalesce($1, '-infinity')"
+            "  UNION SELECT id, yellow_at, red_at FROM approval_cases WHERE completed_at IS NULL AND NOT suspended"
+            "  AND red_at <= now() AND red_at > coalesce($1, '-infinity')) AS c,"
+            " LATERAL (VALUES ('yellow', c.yellow_at), ('red', c.red_at)) AS d(colour, due) WHERE d.due <= now()"
+            " ON CONFLICT (case_id, colour, reason, event_id) DO NOTHING RETURNING case_id", since)
         if rows:
             await connection.execute("SELECT pg_notify($1, $2)", CARDS_CHANNEL, "")
     return len(rows)
@@ -207,15 +225,57 @@ async def case(pool: Pool, case_id: int) -> dict[str, Any]:
                              " ORDER BY found_at, rule", case_id)
     cards = await pool.fetch("SELECT id, colour, reason, event_id, detail, opened_at, closed_at FROM efficiency_cards"
                              " WHERE case_id = $1 ORDER BY id", case_id)
-    return {**dict(row.items()), "events": [dict(e.items()) for e in events],
-            "anomalies": [dict(a.items()) for a in found], "cards": [dict(c.items()) for c in cards]}
+    ratings = await pool.fetch("SELECT moment, verdict, at FROM window_ratings WHERE case_id = $1 ORDER BY at",
+                               case_id)
+    complaints = await pool.fetch("SELECT id, received_at, state, upheld, verdict FROM complaints WHERE case_id = $1"
+                                  " ORDER BY id", case_id)
+    camera = await pool.fetchval("SELECT id FROM cameras WHERE department = $1 AND window_label = $2 ORDER BY id"
+                                 " LIMIT 1", row["department"], row["window_label"])
+    return {**dict(row.items()), "camera_id": camera,
+            "events": [{**dict(e.items()), "recording": recording_link(camera, e["at"])} for e in events],
+            "anomalies": [dict(a.items()) for a in found], "cards": [dict(c.items()) for c in cards],
+            "ratings": [dict(r.items()) for r in ratings], "complaints": [dict(c.items()) for c in complaints]}
+
+
+RECORDING_BEFORE, RECORDING_AFTER = timedelta(minutes=2), timedelta(minutes=3)
+
+
+def recording_link(camera_id: int | None, at: datetime) -> str | None:
+    """Where the window camera's recording around `at` plays (None: the window has no camera)."""
+    if camera_id is None:
+        return None
+    since, until = (at - RECORDING_BEFORE).isoformat(), (at + RECORDING_AFTER).isoformat()
+    return f"/api/cameras/{camera_id}/playback?" + urlencode({"since": since, "until": until})
+
+
+CASE_STATES = {"open": "completed_at IS NULL", "late": "used_days > legal_days",
+               "completed": "completed_at IS NOT NULL", "all": "true"}
+
+
+async def cases(pool: Pool, departments: tuple[str, ...], state: str, department: str | None, item: str | None,
+                window: str | None, limit: int) -> list[dict[str, Any]]:
+    """Cases newest first: the dashboard's drill-down from a department, item or window to its cases."""
+    rows = await pool.fetch(
+        "SELECT id, department, reference, item_code, applicant, window_label, staff, accepted_at, completed_at,"
+        " suspended, used_days, promised_days, legal_days, yellow_at, red_at,"
+        " (SELECT count(*) FROM efficiency_cards k WHERE k.case_id = c.id AND k.closed_at IS NULL) AS open_cards"
+        f" FROM approval_cases c WHERE {CASE_STATES[state]}"
+        " AND (cardinality($1::text[]) = 0 OR department = ANY($1)) AND ($2::text IS NULL OR department = $2)"
+        " AND ($3::text IS NULL OR item_code = $3) AND ($4::text IS NULL OR window_label = $4)"
+        " ORDER BY id DESC LIMIT $5", list(departments), department, item, window, limit)
+    return [dict(r.items()) for r in rows]
+
+
+# A card with what the supervision page shows beside it: the case's (or complaint's) department and window.
+CARDS = ("SELECT k.id, k.case_id, k.complaint_id, k.colour, k.reason, k.event_id, k.detail, k.opened_at, k.closed_at,"
+         " k.closed_by, coalesce(c.department, p.department) AS department, c.reference, c.item_code,"
+         " coalesce(c.window_label, p.window_label) AS window_label FROM efficiency_cards k"
+         " LEFT JOIN approval_cases c ON c.id = k.case_id LEFT JOIN complaints p ON p.id = k.complaint_id")
 
 
 async def open_cards(pool: Pool, departments: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT k.id, k.case_id, k.colour, k.reason, k.event_id, k.detail, k.opened_at, c.department, c.reference,"
-        " c.item_code, c.window_label FROM efficiency_cards k JOIN approval_cases c ON c.id = k.case_id"
-        " WHERE k.closed_at IS NULL AND (cardinality($1::text[]) = 0 OR c.department = ANY($1::text[]))"
-        " ORDER BY k.opened_at DESC LIMIT 500", list(departments))
+        f"{CARDS} WHERE k.closed_at IS NULL AND (cardinality($1::text[]) = 0"
+        " OR coalesce(c.department, p.department) = ANY($1::text[])) ORDER BY k.opened_at DESC, k.id DESC LIMIT 500",
+        list(departments))
     return [dict(r.items()) for r in rows]
-

@@ -1,0 +1,67 @@
+"""What the public reaches without an account: the complaint form and the window's rating tablet.
+
+Anti-abuse: complaints are limited per address (a handful an hour; the hotline takes the rest), every
+field is bounded, and a rating must name a real case of that window at a moment it has reached, once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from aiohttp import web
+
+from base import audit
+from base.context import PLATFORM
+from base.errors import DomainError, RequestError
+from base.http import ANYONE, Api, body_of, client_address, reply
+from base.throttle import Window
+from efficiency import complaints, ratings
+from efficiency.context import EFFICIENCY
+
+api = Api()
+COMPLAINT_LIMIT = web.AppKey("complaint_limit", Window)
+
+
+class TooMany(DomainError):
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message, "body")
+        self.retry_after_s = retry_after_s
+
+
+@api.post("/api/public/complaints", "A complaint from the public (投诉), no account needed; at most 5 an hour from"
+          " one address", roles=ANYONE, body=complaints.NewComplaint, status=201, also=(429,))
+async def public_complaint(request: web.Request) -> web.Response:
+    complaint = await body_of(request, complaints.NewComplaint)
+    address, limit, now = client_address(request), request.app[COMPLAINT_LIMIT], time.monotonic()
+    if wait := limit.wait_s(address, now):
+        raise TooMany(f"too many complaints from this address; try again in {math.ceil(wait)} s or call the"
+                      " hotline", math.ceil(wait))
+    efficiency = request.app[EFFICIENCY]
+    received = await complaints.receive(request.app[PLATFORM].pool, efficiency.calendar, complaint, "public",
+                                        address, efficiency.complaint_days, efficiency.yellow_share,
+                                        audit.Actor(None, "public", address))
+    limit.failed(address, now)  # counted once stored: a refused form costs the sender nothing
+    return reply(received, status=201)
+
+
+@api.post("/api/public/ratings", "The applicant's rating at the window (满意/基本满意/不满意) of a case just accepted"
+          " or completed there; once per case and moment", roles=ANYONE, body=ratings.Rating, status=201,
+          conflicts=True)
+async def public_rating(request: web.Request) -> web.Response:
+    rating = await body_of(request, ratings.Rating)
+    return reply({"id": await ratings.rate(request.app[PLATFORM].pool, rating)}, status=201)
+
+
+@api.get("/api/public/windows/waiting", "The case a window's rating tablet offers now (null: none)", roles=ANYONE,
+         query=("department!", "window!"))
+async def waiting(request: web.Request) -> web.Response:
+    names = {}
+    for name in ("department", "window"):
+        value = request.query.get(name, "")
+        if not 1 <= len(value) <= 100:
+            raise RequestError(400, "invalid", f"give the {name} (1 to 100 characters)", name)
+        names[name] = value
+    return reply(await ratings.waiting(request.app[PLATFORM].pool, names["department"], names["window"]))
