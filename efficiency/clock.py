@@ -1,7 +1,7 @@
 """A case's clock: how much of its limits it has used, and when its yellow and red cards fall due.
 
 Yellow (黄牌): a configurable share of the promised limit used (80 % by default). Red (红牌): the
-legal limit passed. The clock runs from the day after acceptance, in working days, and stops while
+legal limit used up. The clock runs from the day after acceptance, in working days, and stops while
 the case is suspended for the applicant; a completed case's clock stops for good.
 """
 
@@ -16,6 +16,9 @@ from efficiency.items import ApprovalItem, Stage
 from efficiency.rules import CaseEvent, history
 
 
+_EPSILON_DAYS = 1e-9  # the sweep opens a card at its instant exactly: the days used then equal the limit
+
+
 @dataclass(frozen=True)
 class CaseClock:
     accepted_at: datetime | None
@@ -25,12 +28,12 @@ class CaseClock:
     red_at: datetime | None
     suspended: bool
     estimated: bool  # a year without the State Council's holiday notice was involved
+    due: tuple[str, ...] = ()  # the time cards the days used call for: "yellow", "red"
 
-    def due(self, now: datetime) -> list[str]:
-        """The cards due at `now` for a case still open: "yellow", "red"."""
-        if self.completed_at is not None:
-            return []
-        return [card for card, at in (("yellow", self.yellow_at), ("red", self.red_at)) if at and at <= now]
+    def since(self, card: str, now: datetime) -> datetime:
+        """When a due card's condition arose (now, if the clock cannot say)."""
+        at = self.yellow_at if card == "yellow" else self.red_at
+        return min(at, now) if at is not None else now
 
 
 def stops(events: Sequence[CaseEvent]) -> list[Interval]:
@@ -61,5 +64,9 @@ def clock(item: ApprovalItem, events: Sequence[CaseEvent], calendar: WorkingCale
     yellow = calendar.instant(accepted, yellow_share * item.promised_days, stopped)
     red = calendar.instant(accepted, item.legal_days, stopped)
     years = {accepted.year, until.year, *(at.year for at in (yellow, red) if at)}
+    # From the days used, not from the instants: a card due before a suspension stays due during it, and
+    # one a late-arriving history only seemed to call for (the case completed in time) is not due.
+    due = tuple(card for card, limit in (("yellow", yellow_share * item.promised_days), ("red", item.legal_days))
+                if used >= limit - _EPSILON_DAYS)
     return CaseClock(accepted, completed, used, yellow, red, bool(stopped and stopped[-1].end is None),
-                     calendar.estimated(years))
+                     calendar.estimated(years), due)

@@ -150,7 +150,7 @@ async def open_due_cards(pool: Pool, since: datetime | None = None) -> int:
             "INSERT INTO efficiency_cards (complaint_id, colour, reason, detail)"
             " SELECT k.id, d.colour, 'complaint', 'the answer to a complaint is late' FROM complaints k,"
             " LATERAL (VALUES ('yellow', k.yellow_at), ('red', k.due_at)) AS d(colour, due)"
-            " WHERE k.answered_at IS NULL AND d.due <= now() AND d.due > coalesce($1, '-infinity')"
+            " WHERE k.answered_at IS NULL AND d.due <= now() AND d.due > coalesce($1::timestamptz, '-infinity')"
             " ON CONFLICT (complaint_id, colour) WHERE complaint_id IS NOT NULL DO NOTHING RETURNING id", since)
         if rows:
             await connection.execute("SELECT pg_notify($1, '')", CARDS_CHANNEL)

@@ -65,3 +65,9 @@ async def waiting(request: web.Request) -> web.Response:
             raise RequestError(400, "invalid", f"give the {name} (1 to 100 characters)", name)
         names[name] = value
     return reply(await ratings.waiting(request.app[PLATFORM].pool, names["department"], names["window"]))
+
+
+@api.get("/api/public/departments", "The hall's departments, for the complaint form", roles=ANYONE)
+async def departments(request: web.Request) -> web.Response:
+    rows = await request.app[PLATFORM].pool.fetch("SELECT DISTINCT department FROM approval_items ORDER BY 1")
+    return reply([r["department"] for r in rows])

@@ -171,19 +171,20 @@ async def _anomalies(connection: Connection, case_id: int, found: list[Anomaly])
 
 async def _cards(connection: Connection, case_id: int, found: list[Anomaly], state: CaseClock,
                  now: datetime) -> int:
-    """A red card for each anomaly, yellow and red for time; cards whose cause is gone are closed. How many
-    cards opened or closed."""
-    wanted = [("red", a.rule, a.event_id, a.detail) for a in found]
-    wanted += [(colour, "time", "", f"{state.used_days:.2f} working days used") for colour in state.due(now)]
+    """A red card for each anomaly, yellow and red for time as the days used call for them; cards whose
+    cause is gone (a late event settled it) are closed. How many cards opened or closed."""
+    wanted = [("red", a.rule, a.event_id, a.detail, now) for a in found]
+    wanted += [(colour, "time", "", f"{state.used_days:.2f} working days used", state.since(colour, now))
+               for colour in state.due]
     changed = await _close(
-        connection, "case_id = $1 AND reason <> 'time' AND (colour, reason, event_id) NOT IN"
+        connection, "case_id = $1 AND (colour, reason, event_id) NOT IN"
         " (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))",
         case_id, [w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted], by="cause gone")
-    for colour, reason, event_id, detail in wanted:
+    for colour, reason, event_id, detail, since in wanted:
         inserted = await connection.fetchval(
-            "INSERT INTO efficiency_cards (case_id, colour, reason, event_id, detail) VALUES ($1, $2, $3, $4, $5)"
-            " ON CONFLICT (case_id, colour, reason, event_id) DO NOTHING RETURNING true",
-            case_id, colour, reason, event_id, detail)
+            "INSERT INTO efficiency_cards (case_id, colour, reason, event_id, detail, opened_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (case_id, colour, reason, event_id) DO NOTHING"
+            " RETURNING true", case_id, colour, reason, event_id, detail, since)
         changed += bool(inserted)
     return changed
 
@@ -204,9 +205,9 @@ async def open_due_cards(pool: Pool, since: datetime | None = None) -> int:
             "INSERT INTO efficiency_cards (case_id, colour, reason, detail)"
             " SELECT c.id, d.colour, 'time', 'the limit has come' FROM"
             " (SELECT id, yellow_at, red_at FROM approval_cases WHERE completed_at IS NULL AND NOT suspended"
-            "  AND yellow_at <= now() AND yellow_at > coalesce($1, '-infinity')"
+            "  AND yellow_at <= now() AND yellow_at > coalesce($1::timestamptz, '-infinity')"
             "  UNION SELECT id, yellow_at, red_at FROM approval_cases WHERE completed_at IS NULL AND NOT suspended"
-            "  AND red_at <= now() AND red_at > coalesce($1, '-infinity')) AS c,"
+            "  AND red_at <= now() AND red_at > coalesce($1::timestamptz, '-infinity')) AS c,"
             " LATERAL (VALUES ('yellow', c.yellow_at), ('red', c.red_at)) AS d(colour, due) WHERE d.due <= now()"
             " ON CONFLICT (case_id, colour, reason, event_id) DO NOTHING RETURNING case_id", since)
         if rows:
@@ -223,7 +224,7 @@ async def case(pool: Pool, case_id: int) -> dict[str, Any]:
                               " FROM case_events WHERE case_id = $1 ORDER BY at, event_id", case_id)
     found = await pool.fetch("SELECT rule, event_id, detail, found_at FROM case_anomalies WHERE case_id = $1"
                              " ORDER BY found_at, rule", case_id)
-    cards = await pool.fetch("SELECT id, colour, reason, event_id, detail, opened_at, closed_at FROM efficiency_cards"
+    cards = await pool.fetch("SELECT id, colour, reason, event_id, detail, opened_at, closed_at, closed_by FROM efficiency_cards"
                              " WHERE case_id = $1 ORDER BY id", case_id)
     ratings = await pool.fetch("SELECT moment, verdict, at FROM window_ratings WHERE case_id = $1 ORDER BY at",
                                case_id)

@@ -54,6 +54,13 @@ class Liandong:
             body = await response.json() if response.content_type == "application/json" else await response.text()
             return response.status, body
 
+    async def raw(self, method: str, path: str, as_user: str) -> bytes:
+        """A non-JSON answer's bytes (a PDF, a page), which must be a 200."""
+        headers = {"Authorization": f"Bearer {await self.token(as_user)}"}
+        async with self.http.request(method, self.base_url + path, headers=headers) as response:
+            assert response.status == 200, await response.text()
+            return await response.read()
+
     async def make_account(self, username: str, display_name: str, role: str, **fields: Any) -> str:
         """The demo administrator makes an account, which logs in; its user name, for `as_user`."""
         status, body = await self.call("POST", "/api/accounts", {

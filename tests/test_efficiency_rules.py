@@ -66,11 +66,20 @@ def test_yellow_at_80_percent_of_the_promise_red_past_the_legal_limit() -> None:
     case = clock(item(promised_days=5, legal_days=5), events, CALENDAR, at(26, 12))
     assert case.yellow_at == at(27)  # four working days: the 14th and 24th–26th
     assert case.red_at == at(28)  # five: through Friday the 27th
-    assert case.due(at(26, 23)) == []
-    assert case.due(at(27, 9)) == ["yellow"]
-    assert case.due(at(28, 1)) == ["yellow", "red"]
-    done = clock(item(), [*events, event(2, stage=Stage.COMPLETE, when=at(26, 16))], CALENDAR, at(28, 1))
-    assert done.due(at(28, 1)) == [] and done.used_days == pytest.approx(3 + 16 / 24)
+    short = item(promised_days=5, legal_days=5)
+    assert clock(short, events, CALENDAR, at(26, 23)).due == ()
+    assert clock(short, events, CALENDAR, at(27, 9)).due == ("yellow",)
+    assert clock(short, events, CALENDAR, at(28, 1)).due == ("yellow", "red")
+    # The same history arriving late: completed on the 26th, within the promise, so no card is due at all.
+    done = clock(short, [*events, event(2, stage=Stage.COMPLETE, when=at(26, 16))], CALENDAR, at(28, 1))
+    assert done.due == () and done.used_days == pytest.approx(3 + 16 / 24)
+
+
+def test_a_card_due_before_a_suspension_stays_due_while_the_clock_is_stopped() -> None:
+    events = [event(1, stage=Stage.ACCEPT, documents=("营业执照",)), event(2, "suspend", at(27, 12))]
+    case = clock(item(promised_days=5, legal_days=5), events, CALENDAR, at(28, 1))
+    assert case.suspended and case.yellow_at is None  # stopped: no instant can be foretold
+    assert case.due == ("yellow",)  # 4.5 working days used before the stop
 
 
 def test_a_suspension_for_the_applicant_stops_the_clock() -> None:
