@@ -13,7 +13,7 @@ from base import accounts, audit
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError, RequestError
-from base.http import Api, actor_of, body_of, limit_param, path_id, reply, timestamp_param, user_of
+from base.http import Api, actor_of, body_of, limit_param, path_id, reply, text_param, timestamp_param, user_of
 from base.messages import INT4_MAX, PLAIN
 
 api = Api()
@@ -112,12 +112,7 @@ _FILTERS = ("actor", "target", "action", "since", "until", "before", "limit")
 def _query(request: web.Request, limit: int) -> audit.Query:
     if user_of(request).departments:  # a department's supervisor sees its windows, not the centre's log
         raise DomainError("a supervisor limited to departments may not read the audit log", code="forbidden")
-    text = {}
-    for name in ("actor", "target", "action"):
-        value = request.query.get(name)
-        if value is not None and (not value or len(value) > 200 or not value.isprintable()):
-            raise RequestError(400, "invalid", f"{name} is 1 to 200 printable characters", name)
-        text[name] = value
+    text = {name: text_param(request, name, 200) for name in ("actor", "target", "action")}
     before = request.query.get("before")
     if before is not None and (not before.isascii() or not before.isdigit() or len(before) > 18):
         raise RequestError(400, "invalid", "before is an entry's seq", "before")

@@ -233,6 +233,16 @@ def choice_param(request: web.Request, name: str, choices: tuple[str, ...], defa
     return raw
 
 
+def text_param(request: web.Request, name: str, longest: int = 100, required: bool = False) -> str | None:
+    """A query parameter of 1 to `longest` printable characters (None if absent and not required)."""
+    value = request.query.get(name)
+    if value is None and not required:
+        return None
+    if value is None or not value or len(value) > longest or not value.isprintable():
+        raise RequestError(400, "invalid", f"{name} is 1 to {longest} printable characters", name)
+    return value
+
+
 def timestamp_param(request: web.Request, name: str) -> datetime | None:
     raw = request.query.get(name)
     if raw is None:

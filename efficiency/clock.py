@@ -15,7 +15,6 @@ from efficiency.calendar import Interval, WorkingCalendar
 from efficiency.items import ApprovalItem, Stage
 from efficiency.rules import CaseEvent, history
 
-
 _EPSILON_DAYS = 1e-9  # the sweep opens a card at its instant exactly: the days used then equal the limit
 
 

@@ -20,19 +20,19 @@ api = Api()
 WATCHERS = (Role.ADMINISTRATOR, Role.SUPERVISOR)
 
 
-class Hello(msgspec.Struct, tag="hello", frozen=True, forbid_unknown_fields=True):
+class SupervisionHello(msgspec.Struct, tag="hello", frozen=True, forbid_unknown_fields=True):
     token: Token
 
 
 class SupervisionEndpoint(Endpoint[SocketSession]):
     roles = WATCHERS
-    hello = Hello
+    hello = SupervisionHello
     name = "efficiency"
     max_frame_bytes = 4 * 1024
     queue_limit = 200
 
     async def open(self, app: web.Application, session: SocketSession,
-                   hello: Hello) -> tuple[SocketSession, Mapping[str, Any]]:
+                   hello: SupervisionHello) -> tuple[SocketSession, Mapping[str, Any]]:
         app[EFFICIENCY].board.add(session)
         cards = await open_cards(app[PLATFORM].pool, session.user.departments)
         return session, {"type": "welcome", "user": session.user.public(), "cards": cards}
@@ -42,5 +42,6 @@ class SupervisionEndpoint(Endpoint[SocketSession]):
 
 
 supervision = SupervisionEndpoint()
-api.websocket("/ws/efficiency", "Efficiency supervision page: send Hello; the welcome lists the open cards, then"
-              " each change arrives as {type: cards, opened, closed}", roles=WATCHERS, hello=Hello)(supervision.serve)
+api.websocket("/ws/efficiency", "Efficiency supervision page: send SupervisionHello; the welcome lists the open"
+              " cards, then each change arrives as {type: cards, opened, closed}", roles=WATCHERS,
+              hello=SupervisionHello)(supervision.serve)

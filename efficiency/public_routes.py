@@ -13,8 +13,8 @@ from aiohttp import web
 
 from base import audit
 from base.context import PLATFORM
-from base.errors import DomainError, RequestError
-from base.http import ANYONE, Api, body_of, client_address, reply
+from base.errors import DomainError
+from base.http import ANYONE, Api, body_of, client_address, reply, text_param
 from base.throttle import Window
 from efficiency import complaints, ratings
 from efficiency.context import EFFICIENCY
@@ -32,7 +32,7 @@ class TooMany(DomainError):
 
 
 @api.post("/api/public/complaints", "A complaint from the public (投诉), no account needed; at most 5 an hour from"
-          " one address", roles=ANYONE, body=complaints.NewComplaint, status=201, also=(429,))
+          " one address", roles=ANYONE, body=complaints.NewComplaint, status=201, also=(404, 429))
 async def public_complaint(request: web.Request) -> web.Response:
     complaint = await body_of(request, complaints.NewComplaint)
     address, limit, now = client_address(request), request.app[COMPLAINT_LIMIT], time.monotonic()
@@ -49,7 +49,7 @@ async def public_complaint(request: web.Request) -> web.Response:
 
 @api.post("/api/public/ratings", "The applicant's rating at the window (满意/基本满意/不满意) of a case just accepted"
           " or completed there; once per case and moment", roles=ANYONE, body=ratings.Rating, status=201,
-          conflicts=True)
+          conflicts=True, also=(404,))
 async def public_rating(request: web.Request) -> web.Response:
     rating = await body_of(request, ratings.Rating)
     return reply({"id": await ratings.rate(request.app[PLATFORM].pool, rating)}, status=201)
@@ -58,13 +58,8 @@ async def public_rating(request: web.Request) -> web.Response:
 @api.get("/api/public/windows/waiting", "The case a window's rating tablet offers now (null: none)", roles=ANYONE,
          query=("department!", "window!"))
 async def waiting(request: web.Request) -> web.Response:
-    names = {}
-    for name in ("department", "window"):
-        value = request.query.get(name, "")
-        if not 1 <= len(value) <= 100:
-            raise RequestError(400, "invalid", f"give the {name} (1 to 100 characters)", name)
-        names[name] = value
-    return reply(await ratings.waiting(request.app[PLATFORM].pool, names["department"], names["window"]))
+    department, window = (text_param(request, name, required=True) or "" for name in ("department", "window"))
+    return reply(await ratings.waiting(request.app[PLATFORM].pool, department, window))
 
 
 @api.get("/api/public/departments", "The hall's departments, for the complaint form", roles=ANYONE)

@@ -7,8 +7,8 @@ from aiohttp import web
 
 from base.accounts import Role
 from base.context import PLATFORM
-from base.errors import DomainError, RequestError
-from base.http import Api, actor_of, body_of, choice_param, limit_param, path_id, reply, user_of
+from base.errors import DomainError
+from base.http import Api, actor_of, body_of, choice_param, limit_param, path_id, reply, text_param, user_of
 from efficiency import corrections, store
 from efficiency.context import EFFICIENCY
 from efficiency.items import ApprovalItem
@@ -55,12 +55,7 @@ async def post_event(request: web.Request) -> web.Response:
          query=("state", "department", "item", "window", "limit"))
 async def list_cases(request: web.Request) -> web.Response:
     state = choice_param(request, "state", tuple(store.CASE_STATES), "open")
-    named = {}
-    for name in ("department", "item", "window"):
-        value = request.query.get(name)
-        if value is not None and not 1 <= len(value) <= 100:
-            raise RequestError(400, "invalid", f"{name} is 1 to 100 characters", name)
-        named[name] = value
+    named = {name: text_param(request, name) for name in ("department", "item", "window")}
     return reply(await store.cases(request.app[PLATFORM].pool, user_of(request).departments, state,
                                    named["department"], named["item"], named["window"], limit_param(request, 200)))
 

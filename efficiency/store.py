@@ -224,8 +224,8 @@ async def case(pool: Pool, case_id: int) -> dict[str, Any]:
                               " FROM case_events WHERE case_id = $1 ORDER BY at, event_id", case_id)
     found = await pool.fetch("SELECT rule, event_id, detail, found_at FROM case_anomalies WHERE case_id = $1"
                              " ORDER BY found_at, rule", case_id)
-    cards = await pool.fetch("SELECT id, colour, reason, event_id, detail, opened_at, closed_at, closed_by FROM efficiency_cards"
-                             " WHERE case_id = $1 ORDER BY id", case_id)
+    cards = await pool.fetch("SELECT id, colour, reason, event_id, detail, opened_at, closed_at, closed_by"
+                             " FROM efficiency_cards WHERE case_id = $1 ORDER BY id", case_id)
     ratings = await pool.fetch("SELECT moment, verdict, at FROM window_ratings WHERE case_id = $1 ORDER BY at",
                                case_id)
     complaints = await pool.fetch("SELECT id, received_at, state, upheld, verdict FROM complaints WHERE case_id = $1"

@@ -19,7 +19,19 @@ from aiohttp import web
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError, RequestError
-from base.http import Api, actor_of, body_of, choice_param, limit_param, path_id, reply, timestamp_param, user_of
+from base.http import (
+    EARLIEST_YEAR,
+    LATEST_YEAR,
+    Api,
+    actor_of,
+    body_of,
+    choice_param,
+    limit_param,
+    path_id,
+    reply,
+    timestamp_param,
+    user_of,
+)
 from efficiency import bulletin, complaints, corrections, statistics
 from efficiency.appraisal import ranking
 from efficiency.context import EFFICIENCY
@@ -48,7 +60,7 @@ def _sees(request: web.Request, department: str) -> None:
 
 def _month(raw: str | None, field: str, status: int = 400) -> date:
     found = _MONTH.match(raw or "")
-    if found is None:
+    if found is None or not EARLIEST_YEAR <= int(found[1]) <= LATEST_YEAR:
         raise RequestError(status, "invalid", f"{raw!r} is not a month such as 2026-10", field)
     return date(int(found[1]), int(found[2]), 1)
 
@@ -90,7 +102,7 @@ async def decide_correction(request: web.Request) -> web.Response:
 # --- complaints ----------------------------------------------------------------------------------
 
 @api.post("/api/efficiency/complaints", "Enter a complaint taken on the hotline", roles=(Role.SUPERVISOR,),
-          body=complaints.NewComplaint, status=201)
+          body=complaints.NewComplaint, status=201, also=(404,))
 async def hotline_complaint(request: web.Request) -> web.Response:
     _centre(request, "take hotline complaints")
     complaint = await body_of(request, complaints.NewComplaint)

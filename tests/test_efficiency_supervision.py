@@ -32,7 +32,8 @@ async def test_a_correction_notice_is_answered_returned_answered_again_and_accep
         liandong: Liandong) -> None:
     system, lead = await market_system(liandong), await market_lead(liandong)
     start = days_ago(1)
-    for n, stage, actor in ((1, "accept", "张敏"), (2, "handle", "王芳"), (3, "review", "李强"), (4, "approve", "李强")):
+    story = ((1, "accept", "张敏"), (2, "handle", "王芳"), (3, "review", "李强"), (4, "approve", "李强"))
+    for n, stage, actor in story:
         status, sent = await send(liandong, system, event("C-1", n, "stage", start + timedelta(hours=n), stage,
                                                           actor=actor, documents=["营业执照"]))
         assert status == 201
@@ -77,7 +78,7 @@ async def test_a_correction_notice_is_answered_returned_answered_again_and_accep
 
 async def wait_for_cards(liandong: Liandong, complaint_id: int, colours: set[str]) -> list[dict[str, Any]]:
     for _ in range(60):
-        status, cards = await liandong.call("GET", "/api/efficiency/cards", as_user="supervisor")
+        _status, cards = await liandong.call("GET", "/api/efficiency/cards", as_user="supervisor")
         mine = [c for c in cards if c["complaint_id"] == complaint_id]
         if {c["colour"] for c in mine} >= colours:
             return mine
@@ -131,7 +132,7 @@ async def test_a_public_complaint_is_carded_when_its_answer_is_late_and_closed_w
         assert status == 201
     status, throttled = await liandong.call("POST", "/api/public/complaints", complaint)
     assert (status, throttled["error"]["code"]) == (429, "too_many_attempts")
-    status, hotline = await liandong.call("POST", "/api/efficiency/complaints", complaint, as_user="supervisor")
+    status, _hotline = await liandong.call("POST", "/api/efficiency/complaints", complaint, as_user="supervisor")
     assert status == 201  # the hotline is not throttled: the centre types what callers say
 
 
@@ -197,7 +198,7 @@ async def test_a_months_figures_give_the_appraisal_and_the_bulletin_says_them(li
             assert status == 201, sent
     connection = await asyncpg.connect(database_url)
     try:  # ratings and cards as the month left them: the tablet and the sweep ran in that month
-        ids = dict(await connection.fetch("SELECT reference, id FROM approval_cases"))
+        ids = {r["reference"]: r["id"] for r in await connection.fetch("SELECT reference, id FROM approval_cases")}
         for reference, verdict in (("M-1", "satisfied"), ("M-2", "basically")):
             await connection.execute("INSERT INTO window_ratings (case_id, moment, verdict, department, window_label,"
                                      " at) VALUES ($1, 'completed', $2, $3, '3号窗口', $4)", ids[reference], verdict,

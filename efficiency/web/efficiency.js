@@ -10,6 +10,7 @@ let me = null;
 let socket = null, retry = 1000;
 const cards = new Map();  // id -> open card
 let openCase = null;
+let figuresTimer = null;
 
 async function api(method, path, body) {
   const options = { method, headers: { Authorization: `Bearer ${token}` } };
@@ -92,6 +93,9 @@ function connect() {
       for (const card of message.opened) if (!card.closed_at) cards.set(card.id, { ...card, fresh: true });
       for (const card of message.closed) cards.delete(card.id);
       if (openCase && [...message.opened, ...message.closed].some((c) => c.case_id === openCase)) showCase(openCase);
+      // A card means a case moved: the figures follow, at most every few seconds.
+      clearTimeout(figuresTimer);
+      figuresTimer = setTimeout(loadFigures, 3000);
     } else if (message.type === "error") {
       if (message.code === "unauthenticated") loggedOut();
       return;
