@@ -48,6 +48,7 @@ __all__ = ["DEFAULT_PATH", "Config", "ConfigError", "load"]
 class DemoConfig(Section, frozen=True, forbid_unknown_fields=True):
     seed: bool = True
     cameras: Annotated[int, msgspec.Meta(ge=0, le=64)] = 4
+    hall_every_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 15.0  # the demo hall's case pushes; 0: none
 
 
 class _RawConfig(Section, frozen=True, forbid_unknown_fields=True):

@@ -46,7 +46,7 @@ from base.vitals import LoopLag
 from command import console_socket, decision_routes, plan_routes, surge_routes
 from command import routes as command_routes
 from command.context import COMMAND, Command
-from command.demo import seed
+from command.demo import DEMO_PASSWORD, seed
 from command.intake import Intake
 from command.plan_store import PLANS_CHANNEL, LivePlans
 from dispatch import routes as dispatch_routes
@@ -63,9 +63,10 @@ from efficiency import routes as efficiency_routes
 from efficiency.bulletin import Fonts
 from efficiency.calendar import WorkingCalendar
 from efficiency.context import EFFICIENCY, Efficiency
-from efficiency.demo import seed_items
+from efficiency.demo import catalogue, hall_windows, seed_items, seed_platform
 from efficiency.live import CardBoard
 from efficiency.public_routes import COMPLAINT_LIMIT
+from efficiency.simulator import HallSimulator
 from efficiency.store import CARDS_CHANNEL
 from efficiency.sweep import CardSweep
 from gis.areas import Facilities
@@ -154,6 +155,7 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             if config.demo.seed:
                 await seed(pool)
                 await seed_items(pool)
+                await seed_platform(pool, DEMO_PASSWORD)
             ffmpeg_binary = ffmpeg.binary(config.video.ffmpeg)
             demo_cameras = await asyncio.to_thread(demo.cameras, config.media_dir, ffmpeg_binary, config.demo.cameras)
             await sync_from_config(pool, [*config.cameras, *demo_cameras])
@@ -216,8 +218,15 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
                                                          frozenset(f.extra_working_days)), f.yellow_share,
                                          f.complaint_days, f.appraisal, Fonts(Path(f.latin_font), Path(f.cjk_font)),
                                          board)
+            if missing := app[EFFICIENCY].fonts.missing():
+                log.error("the monthly bulletin's fonts are missing (%s): bulletins cannot be issued"
+                          " (scripts/install-system --server installs them)", ", ".join(map(str, missing)))
             _background(stack, every(f.card_sweep_s, CardSweep(pool).sweep, "opening due efficiency cards"),
                         "efficiency-cards")
+            if config.demo.seed and config.demo.hall_every_s > 0:
+                _background(stack, HallSimulator(_own_url(config), DEMO_PASSWORD, app[EFFICIENCY].calendar,
+                                                 catalogue(), await hall_windows(pool), config.demo.hall_every_s
+                                                 ).run(), "demo-hall")
 
             _background(stack, hub.run(), "hub")
             _background(stack, app[WATCH].run(app[PLATFORM].sessions), "session-watch")
@@ -247,6 +256,13 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             gc.freeze()
             yield
     return parts
+
+
+def _own_url(config: Config) -> str:
+    """Where this server answers on this machine (the demo hall's simulator pushes here)."""
+    host = config.server.host if config.server.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    scheme = "https" if config.server.tls_certificate else "http"
+    return f"{scheme}://{host}:{config.server.port}"
 
 
 async def _close_sockets(app: web.Application) -> None:

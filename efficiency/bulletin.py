@@ -33,6 +33,9 @@ class Fonts:
     latin: Path
     cjk: Path
 
+    def missing(self) -> list[Path]:
+        return [path for path in (self.latin, self.cjk) if not path.is_file()]
+
 
 class AlreadyIssued(DomainError):
     code = "duplicate"
@@ -148,6 +151,10 @@ async def issue(pool: Pool, month: date, zone: tzinfo, weights: Weights, fonts: 
     first = date(month.year, month.month, 1)
     if month_bounds(first, zone)[1] > await pool.fetchval("SELECT now()"):
         raise DomainError(f"{first:%Y-%m} has not ended; a bulletin covers a whole month", "month")
+    if missing := fonts.missing():
+        raise DomainError(f"the bulletin's fonts are missing ({', '.join(map(str, missing))}): install"
+                          " fonts-dejavu-core and fonts-droid-fallback, or set [efficiency] latin_font and cjk_font",
+                          code="unavailable")
     if await pool.fetchval("SELECT true FROM efficiency_bulletins WHERE month = $1", first):
         raise AlreadyIssued(f"the bulletin for {first:%Y-%m} was issued already", "month")
     figures = await gather(pool, first, zone, weights)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 
 from base import audit
+from base.accounts import Role, create_user
 from base.pg import Pool
 from efficiency.items import ApprovalItem, Stage
+from efficiency.simulator import PLATFORM_ACCOUNT
 from efficiency.store import save_item
 
 log = logging.getLogger(__name__)
@@ -66,3 +68,21 @@ async def seed_items(pool: Pool) -> bool:
     log.info("demo approval items loaded: %d items of %d departments", len(_CATALOGUE),
              len({row[0] for row in _CATALOGUE}))
     return True
+
+
+async def seed_platform(pool: Pool, password: str) -> bool:
+    """The hall's approval platform account (a system of every department), which the simulator pushes as."""
+    async with pool.acquire() as connection, connection.transaction():
+        if await connection.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)", PLATFORM_ACCOUNT):
+            return False
+        await create_user(connection, PLATFORM_ACCOUNT, "市民中心统一审批平台", password, Role.SYSTEM,
+                          departments=sorted({row[0] for row in _CATALOGUE}))
+    return True
+
+
+async def hall_windows(pool: Pool) -> dict[str, str]:
+    """Each hall department's first window with a camera (department → window label)."""
+    rows = await pool.fetch("SELECT DISTINCT ON (c.department) c.department, c.window_label FROM cameras c"
+                            " WHERE c.department IN (SELECT department FROM approval_items)"
+                            " ORDER BY c.department, c.id")
+    return {r["department"]: r["window_label"] for r in rows}

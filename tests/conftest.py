@@ -59,9 +59,10 @@ async def database_url(postgres: str) -> AsyncIterator[str]:
 
 def config_text_for_tests(text: str | None = None) -> str:
     """The shipped configuration as the tests run it: no simulated cameras (a test registers the
-    cameras it needs), data files named by absolute path so the file can live anywhere."""
+    cameras it needs) and no simulated cases (a test sends the events it needs), data files named by
+    absolute path so the file can live anywhere."""
     text = text or (ROOT / "config.toml").read_text(encoding="utf-8")
-    text = text.replace("cameras = 4", "cameras = 0")
+    text = text.replace("cameras = 4", "cameras = 0").replace("hall_every_s = 15", "hall_every_s = 0")
     return text.replace('facilities = "gis/data/', f'facilities = "{ROOT}/gis/data/')
 
 

@@ -64,12 +64,18 @@ def cameras(media_dir: Path, ffmpeg: str, count: int) -> list[CameraSpec]:
             drawing.replace(path)
             log.info("demo clip %d of %d drawn in %.0f s", missing.index(window) + 1, len(missing),
                      time.monotonic() - started)
-        specs.append(CameraSpec(code=f"demo-window-{window}", name=f"市民中心 {window}号窗口",
-                                department="行政服务中心", window=str(window),
+        department = HALL_DEPARTMENTS[(window - 1) % len(HALL_DEPARTMENTS)]
+        specs.append(CameraSpec(code=f"demo-window-{window}", name=f"市民中心 {window}号窗口 · {department}",
+                                department=department, window=f"{window}号窗口",
                                 location=Location(HALL[0] + 0.0002 * window, HALL[1]), main_url=f"file://{path}",
                                 roi=SEAT, opening_hours=ALWAYS_OPEN, thresholds=DEMO_THRESHOLDS))
     return specs
 
+
+# The departments whose windows the demo cameras watch, in window order: those of the demo licensing
+# hall's catalogue (efficiency/demo.py), so a case done at a window links to its camera's recording.
+HALL_DEPARTMENTS = ("市场监管局", "自然资源和规划局", "公安局", "税务局", "人力资源和社会保障局", "卫生健康委",
+                    "交通运输局", "住房和城乡建设局", "生态环境局")
 
 # The demo hall never closes and its clerks may not leave for more than 20 s, so an absence alert
 # opens (and clears) within every loop of the clip.
