@@ -39,6 +39,7 @@ async def test_the_simulated_hall_shows_every_kind_of_card_a_complaint_and_a_rat
     ratings = []
     for case in cases:
         status, detail = await liandong.call("GET", f"/api/efficiency/cases/{case['id']}", as_user="supervisor")
+        assert status == 200
         ratings += detail["ratings"]
         assert case["window_label"] == WINDOWS[case["department"]]
     assert [(r["moment"], r["verdict"]) for r in ratings] == [("completed", "satisfied")]
