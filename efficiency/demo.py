@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from base import audit
-from base.accounts import Role, create_user
+from base.accounts import NameTaken, Role, create_user
 from base.pg import Pool
 from efficiency.items import ApprovalItem, Stage
 from efficiency.simulator import PLATFORM_ACCOUNT
@@ -72,11 +72,11 @@ async def seed_items(pool: Pool) -> bool:
 
 async def seed_platform(pool: Pool, password: str) -> bool:
     """The hall's approval platform account (a system of every department), which the simulator pushes as."""
-    async with pool.acquire() as connection, connection.transaction():
-        if await connection.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE username = $1)", PLATFORM_ACCOUNT):
-            return False
-        await create_user(connection, PLATFORM_ACCOUNT, "市民中心统一审批平台", password, Role.SYSTEM,
+    try:  # several servers may start at once on one database: the first one makes it
+        await create_user(pool, PLATFORM_ACCOUNT, "市民中心统一审批平台", password, Role.SYSTEM,
                           departments=sorted({row[0] for row in _CATALOGUE}))
+    except NameTaken:
+        return False
     return True
 
 

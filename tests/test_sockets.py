@@ -24,12 +24,13 @@ from tests.helpers import Liandong
 ENDPOINTS = [("/ws/terminal", {}, "fire-xiling", "dispatcher"),
              ("/ws/console", {}, "dispatcher", "fire-xiling"),
              ("/ws/wall", {}, "supervisor", "fire-xiling"),
-             ("/ws/focus", {"camera": 1}, "supervisor", "fire-xiling")]
+             ("/ws/focus", {"camera": 1}, "supervisor", "fire-xiling"),
+             ("/ws/efficiency", {}, "supervisor", "dispatcher")]
 
 
 def test_every_socket_route_is_served_by_the_one_session() -> None:
     handlers = [r.handler for api in APIS for r in api.routes if r.status == 101]
-    assert len(handlers) == 4
+    assert len(handlers) == len(ENDPOINTS)
     assert all(isinstance(getattr(h, "__self__", None), Endpoint) for h in handlers)
 
 
