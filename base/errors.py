@@ -80,6 +80,16 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class TooMany(DomainError):
+    """Throttled: too many attempts (log-ins, public complaints); try again after `retry_after_s`."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after_s: int, field: str) -> None:
+        super().__init__(message, field)
+        self.retry_after_s = retry_after_s
+
+
 class RequestError(DomainError):
     """A transport-level refusal that carries its own status: a query parameter a handler cannot read
     is a 400 though a body field with the same problem is a 422."""

@@ -10,7 +10,7 @@ import msgspec
 from aiohttp import web
 
 from base.context import PLATFORM
-from base.errors import DomainError
+from base.errors import DomainError, TooMany
 from base.http import ANYONE, LOGGED_IN, Api, body_of, client_address, reply, user_of, within
 from base.messages import PLAIN
 from base.throttle import LoginThrottle
@@ -34,7 +34,7 @@ async def log_in(request: web.Request) -> web.Response:
     address = client_address(request)
     throttle = request.app[THROTTLE]
     if wait := throttle.wait_s(credentials.username, address):
-        raise TooMany(f"too many failed log-ins; try again in {math.ceil(wait)} s", math.ceil(wait))
+        raise TooMany(f"too many failed log-ins; try again in {math.ceil(wait)} s", math.ceil(wait), "username")
     result = await request.app[PLATFORM].sessions.log_in(credentials.username, credentials.password,
                                                               address)
     if result is None:
@@ -43,14 +43,6 @@ async def log_in(request: web.Request) -> web.Response:
         raise DomainError("wrong user name or password", "password", "bad_credentials")
     token, user = result
     return reply({"token": token, "user": user.public()})
-
-
-class TooMany(DomainError):
-    code = "too_many_attempts"
-
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message, "username")
-        self.retry_after_s = retry_after_s
 
 
 @api.post("/api/logout", "End this session: the token stops working and sockets opened with it close",

@@ -15,7 +15,7 @@ from base.messages import PLAIN
 from base.pg import Pool
 from efficiency.calendar import WorkingCalendar
 from efficiency.corrections import WrongState
-from efficiency.store import CARDS_CHANNEL
+from efficiency.store import CARDS_CHANNEL, departments
 
 Line = Annotated[str, PLAIN, msgspec.Meta(max_length=100)]
 Named = Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=100)]
@@ -63,8 +63,7 @@ async def receive(pool: Pool, calendar: WorkingCalendar, complaint: NewComplaint
     entry = audit.Entry(actor, "efficiency.complaint", f"department:{complaint.department}",
                         details={"channel": channel})
     async with audit.recorded(pool, entry) as connection:
-        if not await connection.fetchval("SELECT true FROM approval_items WHERE department = $1 LIMIT 1",
-                                         complaint.department):
+        if not await departments(connection, [complaint.department]):
             raise DomainError(f"there is no department {complaint.department!r} in the hall", "department")
         case_id = None
         if complaint.case:

@@ -13,22 +13,14 @@ from aiohttp import web
 
 from base import audit
 from base.context import PLATFORM
-from base.errors import DomainError
+from base.errors import TooMany
 from base.http import ANYONE, Api, body_of, client_address, reply, text_param
 from base.throttle import Window
-from efficiency import complaints, ratings
+from efficiency import complaints, ratings, store
 from efficiency.context import EFFICIENCY
 
 api = Api()
 COMPLAINT_LIMIT = web.AppKey("complaint_limit", Window)
-
-
-class TooMany(DomainError):
-    code = "too_many_attempts"
-
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message, "body")
-        self.retry_after_s = retry_after_s
 
 
 @api.post("/api/public/complaints", "A complaint from the public (投诉), no account needed; at most 5 an hour from"
@@ -38,7 +30,7 @@ async def public_complaint(request: web.Request) -> web.Response:
     address, limit, now = client_address(request), request.app[COMPLAINT_LIMIT], time.monotonic()
     if wait := limit.wait_s(address, now):
         raise TooMany(f"too many complaints from this address; try again in {math.ceil(wait)} s or call the"
-                      " hotline", math.ceil(wait))
+                      " hotline", math.ceil(wait), "body")
     efficiency = request.app[EFFICIENCY]
     received = await complaints.receive(request.app[PLATFORM].pool, efficiency.calendar, complaint, "public",
                                         address, efficiency.complaint_days, efficiency.yellow_share,
@@ -64,5 +56,4 @@ async def waiting(request: web.Request) -> web.Response:
 
 @api.get("/api/public/departments", "The hall's departments, for the complaint form", roles=ANYONE)
 async def departments(request: web.Request) -> web.Response:
-    rows = await request.app[PLATFORM].pool.fetch("SELECT DISTINCT department FROM approval_items ORDER BY 1")
-    return reply([r["department"] for r in rows])
+    return reply(await store.departments(request.app[PLATFORM].pool))

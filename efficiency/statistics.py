@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from base.pg import Pool
+from efficiency import store
 
 # how each grouping names a case's row, a complaint's and a camera's ('' where it has no such key)
 GROUPS: dict[str, tuple[str, str, str | None]] = {
@@ -75,9 +76,8 @@ async def figures(pool: Pool, since: datetime, until: datetime, by: str = "depar
     """One row per department (item, window, staff member) with everything in ZERO, in key order."""
     rows: dict[str, dict[str, Any]] = {}
     if by == "department":  # every department of the hall has its row, a quiet one too
-        for record in await pool.fetch("SELECT DISTINCT department FROM approval_items WHERE cardinality($1::text[])"
-                                       " = 0 OR department = ANY($1)", list(departments)):
-            rows[record["department"]] = {"key": record["department"], **ZERO}
+        for department in await store.departments(pool, departments):
+            rows[department] = {"key": department, **ZERO}
     for query in _queries(by):
         for record in await pool.fetch(query, since, until, list(departments)):
             row = rows.setdefault(record["key"], {"key": record["key"], **ZERO})

@@ -9,6 +9,7 @@ anomalies, clock and cards as an orderly one.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -74,6 +75,13 @@ async def items(pool: Pool, departments: tuple[str, ...] = ()) -> list[dict[str,
     rows = await pool.fetch("SELECT body FROM approval_items WHERE cardinality($1::text[]) = 0"
                             " OR department = ANY($1::text[]) ORDER BY department, code", list(departments))
     return [r["body"] for r in rows]
+
+
+async def departments(db: Pool | Connection, within: Sequence[str] = ()) -> list[str]:
+    """The hall's departments: those with an approval item (only `within`, if given), by name."""
+    rows = await db.fetch("SELECT DISTINCT department FROM approval_items WHERE cardinality($1::text[]) = 0"
+                          " OR department = ANY($1) ORDER BY 1", list(within))
+    return [r["department"] for r in rows]
 
 
 def _digest(event: IncomingEvent) -> bytes:

@@ -98,3 +98,4 @@ CREATE INDEX case_anomalies_found ON case_anomalies (found_at);
 CREATE INDEX approval_cases_window ON approval_cases (department, window_label, id);
 CREATE INDEX complaints_received ON complaints (received_at);
 CREATE INDEX window_ratings_at ON window_ratings (at);
+CREATE INDEX efficiency_cards_closed ON efficiency_cards (closed_at) WHERE closed_at IS NOT NULL;  -- the live board's look
