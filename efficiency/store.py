@@ -131,12 +131,28 @@ async def ingest(pool: Pool, calendar: WorkingCalendar, yellow_share: float, eve
         case_item = await connection.fetchval("SELECT item_code FROM approval_cases WHERE id = $1 FOR UPDATE", case_id)
         if case_item != event.item:
             raise DomainError(f"case {event.case} is for item {case_item}, not {event.item}", "item")
+        await _check_beginning(connection, case_id, event)
         await connection.execute(
             "INSERT INTO case_events (case_id, department, event_id, kind, stage, at, actor, documents, fee_yuan,"
             " digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", case_id, event.department, event.event_id,
             event.kind, event.stage, event.at, event.actor, event.documents, event.fee_yuan, digest)
         await _bring_up_to_date(connection, case_id, item, calendar, yellow_share, now)
     return case_id, True
+
+
+async def _check_beginning(connection: Connection, case_id: int, event: IncomingEvent) -> None:
+    """A case begins with its acceptance (受理): nothing of it is dated before. A stage before acceptance is
+    an anomaly only while no acceptance is known; once one is, an earlier date is a wrong clock or case."""
+    row = await connection.fetchrow("SELECT min(at) FILTER (WHERE stage = 'accept') AS began, min(at) AS earliest"
+                                    " FROM case_events WHERE case_id = $1", case_id)
+    began, earliest = row["began"], row["earliest"]
+    accepting = event.stage is Stage.ACCEPT
+    if not accepting and began is not None and event.at < began:
+        raise DomainError(f"case {event.case} began with its acceptance at {began.isoformat()};"
+                          " this event is dated before it", "at")
+    if accepting and began is None and earliest is not None and earliest < event.at:
+        raise DomainError(f"case {event.case} has events dated before this acceptance (the earliest at"
+                          f" {earliest.isoformat()}): a case begins with its acceptance", "at")
 
 
 async def _events(connection: Connection, case_id: int) -> list[CaseEvent]:

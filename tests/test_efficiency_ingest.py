@@ -57,6 +57,26 @@ async def test_bad_events_are_refused_naming_the_field_and_store_nothing(liandon
         await connection.close()
 
 
+async def test_nothing_of_a_case_is_dated_before_its_acceptance(liandong: Liandong) -> None:
+    system = await market_system(liandong)
+    accepted = days_ago(2)
+    status, begun = await send(liandong, system, event("begun", 1, "stage", accepted, "accept"))
+    assert status == 201
+    for body in (event("begun", 2, "stage", accepted - timedelta(hours=1), "handle"),
+                 event("begun", 3, "suspend", accepted - timedelta(minutes=1))):
+        status, refused = await send(liandong, system, body)
+        assert (status, refused["error"]["field"]) == (422, "at"), refused
+        assert "began with its acceptance" in refused["error"]["message"]
+    # Handled before any acceptance is known: an anomaly for now. An acceptance dated after it is refused.
+    status, _ = await send(liandong, system, event("unaccepted", 1, "stage", accepted, "handle"))
+    assert status == 201
+    status, refused = await send(liandong, system, event("unaccepted", 2, "stage", accepted + timedelta(hours=1),
+                                                         "accept"))
+    assert (status, refused["error"]["field"]) == (422, "at"), refused
+    status, case = await liandong.call("GET", f"/api/efficiency/cases/{begun['case_id']}", as_user="supervisor")
+    assert [e["event_id"] for e in case["events"]] == ["begun-1"]
+
+
 async def test_events_in_any_order_end_in_the_same_anomalies_and_cards(liandong: Liandong) -> None:
     system = await market_system(liandong)
     start = days_ago(2)
