@@ -145,6 +145,7 @@ async def _check_beginning(connection: Connection, case_id: int, event: Incoming
     an anomaly only while no acceptance is known; once one is, an earlier date is a wrong clock or case."""
     row = await connection.fetchrow("SELECT min(at) FILTER (WHERE stage = 'accept') AS began, min(at) AS earliest"
                                     " FROM case_events WHERE case_id = $1", case_id)
+    assert row is not None, "an aggregate gives one row"
     began, earliest = row["began"], row["earliest"]
     accepting = event.stage is Stage.ACCEPT
     if not accepting and began is not None and event.at < began:
