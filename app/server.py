@@ -58,12 +58,14 @@ from dispatch.ids import IdReserves
 from dispatch.routing import Router
 from dispatch.tones import TonePolicy
 from dispatch.views import Views
-from efficiency import live_socket, public_routes, supervision_routes
+from efficiency import card_routes, live_socket, public_routes, supervision_routes
 from efficiency import routes as efficiency_routes
 from efficiency.bulletin import Fonts
 from efficiency.calendar import WorkingCalendar
+from efficiency.card_escalation import CardEscalator
 from efficiency.context import EFFICIENCY, Efficiency
 from efficiency.demo import catalogue, hall_windows, seed_items, seed_platform
+from efficiency.escalation import Recipient
 from efficiency.live import CardBoard
 from efficiency.public_routes import COMPLAINT_LIMIT
 from efficiency.simulator import HallSimulator
@@ -96,8 +98,8 @@ PACKAGES = ("base", "gis", "dispatch", "alerts", "video", "command", "efficiency
 APIS: tuple[Api, ...] = (
     base_routes.api, admin_routes.api, dispatch_routes.api, terminal_socket.api, alert_routes.api, camera_routes.api,
     analysis_routes.api, wall_sockets.api, command_routes.api, plan_routes.api, surge_routes.api,
-    decision_routes.api, console_socket.api, efficiency_routes.api, supervision_routes.api, public_routes.api,
-    live_socket.api)
+    decision_routes.api, console_socket.api, efficiency_routes.api, supervision_routes.api, card_routes.api,
+    public_routes.api, live_socket.api)
 
 # Pages, and the folders their assets are served from (/static/ holds what every page shares).
 PAGES = {"/admin": ROOT / "base/web/admin.html", "/console": ROOT / "command/web/console.html",
@@ -223,6 +225,9 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
                           " (scripts/install-system --server installs them)", ", ".join(map(str, missing)))
             _background(stack, every(f.card_sweep_s, CardSweep(pool).sweep, "opening due efficiency cards"),
                         "efficiency-cards")
+            centre = Recipient(e.supervisor.name, e.supervisor.channel, e.supervisor.address)
+            _background(stack, every(f.card_sweep_s, CardEscalator(pool, centre, f.card_escalate_s).tick,
+                                     "escalating efficiency cards"), "efficiency-escalation")
             if config.demo.seed and config.demo.hall_every_s > 0:
                 _background(stack, HallSimulator(_own_url(config), DEMO_PASSWORD, app[EFFICIENCY].calendar,
                                                  catalogue(), await hall_windows(pool), config.demo.hall_every_s

@@ -8,6 +8,7 @@ import logging
 from base import audit
 from base.accounts import NameTaken, Role, create_user
 from base.pg import Pool
+from efficiency.card_escalation import Contact, Contacts, set_contacts
 from efficiency.items import ApprovalItem, Stage
 from efficiency.simulator import PLATFORM_ACCOUNT
 from efficiency.store import save_item
@@ -60,11 +61,16 @@ def catalogue() -> list[ApprovalItem]:
 
 
 async def seed_items(pool: Pool) -> bool:
-    """The demo catalogue, into an empty item table; False if there were items already."""
+    """The demo catalogue and each department's contacts, into an empty item table; False if there were items
+    already."""
     if await pool.fetchval("SELECT EXISTS (SELECT 1 FROM approval_items)"):
         return False
     for item in catalogue():
         await save_item(pool, item, audit.SYSTEM)
+    departments = sorted({row[0] for row in _CATALOGUE})
+    for n, department in enumerate(departments, start=1):  # phones the demo's SMS gateway would reach
+        await set_contacts(pool, Contacts(department, Contact(f"{department}窗口科", "sms", f"1390000{n:04d}"),
+                                          Contact(f"{department}分管领导", "sms", f"1391000{n:04d}")), audit.SYSTEM)
     log.info("demo approval items loaded: %d items of %d departments", len(_CATALOGUE),
              len({row[0] for row in _CATALOGUE}))
     return True

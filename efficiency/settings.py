@@ -16,6 +16,9 @@ class EfficiencyConfig(Section, frozen=True, forbid_unknown_fields=True):
     closures: list[date] = msgspec.field(default_factory=list)  # the centre's own rest days (a typhoon day)
     extra_working_days: list[date] = msgspec.field(default_factory=list)
     card_sweep_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0  # how often due time cards are opened
+    # Seconds a card waits for the department's acknowledgement before its leader is told, and again
+    # before the centre's supervisor ([escalation].supervisor) is.
+    card_escalate_s: Annotated[int, msgspec.Meta(ge=10, le=30 * 86400)] = 14400
     complaint_days: Annotated[int, msgspec.Meta(ge=1, le=60)] = 5  # working days to answer a complaint
     # The bulletin's PDF fonts: figures and Latin text, and Chinese (Debian: fonts-dejavu-core, fonts-droid-fallback).
     latin_font: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"

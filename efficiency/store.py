@@ -249,8 +249,9 @@ async def case(pool: Pool, case_id: int) -> dict[str, Any]:
                               " FROM case_events WHERE case_id = $1 ORDER BY at, event_id", case_id)
     found = await pool.fetch("SELECT rule, event_id, detail, found_at FROM case_anomalies WHERE case_id = $1"
                              " ORDER BY found_at, rule", case_id)
-    cards = await pool.fetch("SELECT id, colour, reason, event_id, detail, opened_at, closed_at, closed_by"
-                             " FROM efficiency_cards WHERE case_id = $1 ORDER BY id", case_id)
+    cards = await pool.fetch("SELECT id, colour, reason, event_id, detail, opened_at, closed_at, closed_by,"
+                             " acknowledged_at, acknowledged_by, escalation_step FROM efficiency_cards"
+                             " WHERE case_id = $1 ORDER BY id", case_id)
     ratings = await pool.fetch("SELECT moment, verdict, at FROM window_ratings WHERE case_id = $1 ORDER BY at",
                                case_id)
     complaints = await pool.fetch("SELECT id, received_at, state, upheld, verdict FROM complaints WHERE case_id = $1"
@@ -294,7 +295,8 @@ async def cases(pool: Pool, departments: tuple[str, ...], state: str, department
 
 # A card with what the supervision page shows beside it: the case's (or complaint's) department and window.
 CARDS = ("SELECT k.id, k.case_id, k.complaint_id, k.colour, k.reason, k.event_id, k.detail, k.opened_at, k.closed_at,"
-         " k.closed_by, coalesce(c.department, p.department) AS department, c.reference, c.item_code,"
+         " k.closed_by, k.acknowledged_at, k.escalation_step, coalesce(c.department, p.department) AS department,"
+         " c.reference, c.item_code,"
          " coalesce(c.window_label, p.window_label) AS window_label FROM efficiency_cards k"
          " LEFT JOIN approval_cases c ON c.id = k.case_id LEFT JOIN complaints p ON p.id = k.complaint_id")
 

@@ -24,6 +24,7 @@ from app.config import Config, load
 from app.server import build_app
 from base.database import start_embedded
 from tests.helpers import Liandong
+from tests.receiver import receiver  # noqa: F401  (the fixture, for every test)
 
 _numbers = itertools.count(1)
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiosmtpd.controller import Controller
 
@@ -18,23 +17,9 @@ from app.config import ConfigError, load
 from app.server import build_app
 from tests.conftest import config_text_for_tests, free_port
 from tests.helpers import Liandong
+from tests.receiver import Receiver
 
 XILING = (111.29, 30.70)
-
-
-class Receiver:
-    """An HTTP endpoint that records what it is sent and fails the next `fail_next` requests."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, bytes, str]] = []
-        self.fail_next = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.requests.append((request.path, await request.read(), request.content_type))
-        if self.fail_next:
-            self.fail_next -= 1
-            return web.Response(status=503, text="gateway busy")
-        return web.json_response({"ok": True})
 
 
 class Mailbox:
@@ -44,17 +29,6 @@ class Mailbox:
     async def handle_DATA(self, _server: object, _session: object, envelope: Any) -> str:
         self.mails.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content.decode("utf-8", "replace")))
         return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    receiving = Receiver()
-    app = web.Application()
-    app.router.add_post("/{path:.*}", receiving.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield receiving, str(server.make_url("")).rstrip("/")
-    await server.close()
 
 
 @pytest.fixture

@@ -49,6 +49,21 @@ function actionButton(parent, label, action) {
   return b;
 }
 
+// What a card's escalation sent, and what became of each message (from the outbox's stored outcome).
+const ROLES = { contact: ["联系人", "contact"], leader: ["负责人", "leader"], centre: ["中心值班长", "centre"] };
+const SENT = { pending: ["发送中", "sending"], sent: ["已送达", "sent"], failed: ["发送失败", "failed"] };
+async function showNotices(item, cardId) {
+  const found = await api("GET", `/api/efficiency/cards/${cardId}/notices`);
+  const list = el("ol", undefined, "notices");
+  for (const n of found.notices) {
+    list.appendChild(el("li", `${t(...ROLES[n.role])} ${n.recipient} · ${n.channel} · ${t(...SENT[n.status])}`
+      + (n.last_error ? ` (${n.last_error})` : "")));
+  }
+  if (!found.notices.length) list.appendChild(el("li", t("尚未通知", "nobody told yet")));
+  item.querySelector("ol.notices")?.remove();
+  item.appendChild(list);
+}
+
 // --- live cards ----------------------------------------------------------------------------------
 const REASONS = { time: ["时限", "time limit"], complaint: ["投诉超期", "complaint late"],
   stage_skipped: ["环节缺失", "stage skipped"], out_of_order: ["环节顺序错误", "stages out of order"],
@@ -225,9 +240,19 @@ async function showCase(id) {
   select.options[0].value = "";
   for (const card of c.cards) {
     const reason = REASONS[card.reason] ?? [card.reason, card.reason];
-    list.appendChild(el("li", `${t(card.colour === "red" ? "红牌" : "黄牌", card.colour)} · ${t(...reason)} · ${card.detail}`
-      + ` · ${when(card.opened_at)}${card.closed_at ? ` → ${t("已关闭", "closed")} (${card.closed_by})` : ""}`,
-      `card ${card.colour}${card.closed_at ? " closed" : ""}`));
+    const item = el("li", `${t(card.colour === "red" ? "红牌" : "黄牌", card.colour)} · ${t(...reason)} · ${card.detail}`
+      + ` · ${when(card.opened_at)}${card.closed_at ? ` → ${t("已关闭", "closed")} (${card.closed_by})` : ""}`
+      + (card.acknowledged_at ? ` · ${t("已确认", "acknowledged")} ${when(card.acknowledged_at)} ${card.acknowledged_by}` : ""),
+      `card ${card.colour}${card.closed_at ? " closed" : ""}`);
+    item.dataset.card = card.id;
+    if (!card.closed_at && !card.acknowledged_at && me.departments.length) {
+      actionButton(item, t("确认收到", "Acknowledge"), async () => {
+        await api("POST", `/api/efficiency/cards/${card.id}/acknowledgement`);
+        await showCase(id);
+      });
+    }
+    if (!me.departments.length) actionButton(item, t("通知记录", "Notices"), () => showNotices(item, card.id));
+    list.appendChild(item);
     if (!card.closed_at) {
       const option = el("option", `#${card.id} ${t(...reason)}`);
       option.value = card.id;
