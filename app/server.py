@@ -66,6 +66,7 @@ from efficiency.card_escalation import CardEscalator
 from efficiency.context import EFFICIENCY, Efficiency
 from efficiency.demo import catalogue, hall_windows, seed_items, seed_platform
 from efficiency.escalation import Recipient
+from efficiency.evidence import release_closed
 from efficiency.live import CardBoard
 from efficiency.public_routes import COMPLAINT_LIMIT
 from efficiency.simulator import HallSimulator
@@ -228,6 +229,8 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             centre = Recipient(e.supervisor.name, e.supervisor.channel, e.supervisor.address)
             _background(stack, every(f.card_sweep_s, CardEscalator(pool, centre, f.card_escalate_s).tick,
                                      "escalating efficiency cards"), "efficiency-escalation")
+            _background(stack, every(60, functools.partial(release_closed, pool), "releasing recording holds"),
+                        "efficiency-holds")
             if config.demo.seed and config.demo.hall_every_s > 0:
                 _background(stack, HallSimulator(_own_url(config), DEMO_PASSWORD, app[EFFICIENCY].calendar,
                                                  catalogue(), await hall_windows(pool), config.demo.hall_every_s

@@ -23,6 +23,7 @@ from base.messages import PLAIN
 from base.outbox import Message, queue
 from base.pg import Connection, Pool
 from efficiency.escalation import Recipient, recipient, step
+from efficiency.evidence import hold_for_card
 from efficiency.store import CARDS_CHANNEL
 
 _BATCH = 100
@@ -145,6 +146,8 @@ class CardEscalator:
 
     async def _step(self, connection: Connection, card: asyncpg.Record, named: dict[str, Recipient]) -> None:
         number = card["escalation_step"]
+        if number == 0 and not card["closed"] and card["colour"] == "red" and card["case_id"] is not None:
+            await hold_for_card(connection, card["id"], card["case_id"])  # the window's recording is evidence
         decided = step(number, card["closed"], card["answered"], self._wait_s)
         if decided is None:
             await connection.execute("UPDATE efficiency_cards SET escalate_at = NULL WHERE id = $1", card["id"])

@@ -15,7 +15,8 @@ from base.messages import PLAIN
 from base.pg import Pool
 from efficiency.calendar import WorkingCalendar
 from efficiency.corrections import WrongState
-from efficiency.store import CARDS_CHANNEL, departments
+from efficiency.evidence import hold_for_complaint
+from efficiency.store import CARDS_CHANNEL, departments, recording_link, window_camera
 
 Line = Annotated[str, PLAIN, msgspec.Meta(max_length=100)]
 Named = Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=100)]
@@ -77,6 +78,8 @@ async def receive(pool: Pool, calendar: WorkingCalendar, complaint: NewComplaint
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'received') RETURNING id",
             channel, complaint.department, complaint.window, case_id, complaint.staff, complaint.complainant,
             complaint.contact, complaint.body, complaint.happened_at, address, yellow_at, due_at)
+        await hold_for_complaint(connection, complaint_id, complaint.department, complaint.window,
+                                 complaint.happened_at, case_id, now)
     return {"id": complaint_id, "due_at": due_at}
 
 
@@ -128,10 +131,12 @@ _PUBLIC = ("id, channel, department, window_label, case_id, staff, complainant, 
 
 
 async def one(pool: Pool, complaint_id: int) -> dict[str, Any]:
+    """A complaint, with its window camera's recording around what it complains of (or its receipt)."""
     row = await pool.fetchrow(f"SELECT {_PUBLIC} FROM complaints WHERE id = $1", complaint_id)
     if row is None:
         raise NotFound(f"there is no complaint {complaint_id}", "id")
-    return dict(row.items())
+    camera = await window_camera(pool, row["department"], row["window_label"])
+    return {**dict(row.items()), "recording": recording_link(camera, row["happened_at"] or row["received_at"])}
 
 
 async def listing(pool: Pool, departments: tuple[str, ...], open_only: bool, limit: int) -> list[dict[str, Any]]:

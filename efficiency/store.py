@@ -256,8 +256,7 @@ async def case(pool: Pool, case_id: int) -> dict[str, Any]:
                                case_id)
     complaints = await pool.fetch("SELECT id, received_at, state, upheld, verdict FROM complaints WHERE case_id = $1"
                                   " ORDER BY id", case_id)
-    camera = await pool.fetchval("SELECT id FROM cameras WHERE department = $1 AND window_label = $2 ORDER BY id"
-                                 " LIMIT 1", row["department"], row["window_label"])
+    camera = await window_camera(pool, row["department"], row["window_label"])
     return {**dict(row.items()), "camera_id": camera,
             "events": [{**dict(e.items()), "recording": recording_link(camera, e["at"])} for e in events],
             "anomalies": [dict(a.items()) for a in found], "cards": [dict(c.items()) for c in cards],
@@ -265,6 +264,15 @@ async def case(pool: Pool, case_id: int) -> dict[str, Any]:
 
 
 RECORDING_BEFORE, RECORDING_AFTER = timedelta(minutes=2), timedelta(minutes=3)
+
+
+async def window_camera(db: Pool | Connection, department: str, window: str) -> int | None:
+    """The camera watching a department's window (the first, if several do); None: it has none."""
+    if not window:
+        return None
+    camera: int | None = await db.fetchval("SELECT id FROM cameras WHERE department = $1 AND window_label = $2"
+                                           " ORDER BY id LIMIT 1", department, window)
+    return camera
 
 
 def recording_link(camera_id: int | None, at: datetime) -> str | None:

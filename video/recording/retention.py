@@ -5,14 +5,19 @@ storage alert opens at 90% of the quota and closes below 85%. One process cleans
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from base.pg import Connection, Pool, every
 from video.analysis.supervision import clear_alert, open_alert
+from video.recording.holds import NOT_HELD
+
+log = logging.getLogger(__name__)
 
 _LOCK = 727_002_001
 _ALERT_AT, _CLEAR_AT = 0.90, 0.85
@@ -51,12 +56,11 @@ class Retention:
                 expired = await connection.fetch(
                     "DELETE FROM segments s USING cameras c WHERE s.camera_id = c.id AND s.ended_at"
                     " < coalesce($1::timestamptz, now()) - make_interval(days => coalesce(c.retention_days, $2))"
-                    " RETURNING s.path", now, self._policy.default_days)
+                    f" AND {NOT_HELD} RETURNING s.path", now, self._policy.default_days)
                 _unlink(r["path"] for r in expired)
                 over = 0
                 while (excess := await self._excess(connection)) > 0:
-                    oldest = await connection.fetch(
-                        "SELECT id, path, bytes FROM segments ORDER BY started_at, id LIMIT 200")
+                    oldest = await self._oldest(connection)
                     if not oldest:
                         break
                     chosen, freed = [], 0
@@ -78,8 +82,22 @@ class Retention:
     async def _excess(self, connection: Connection) -> int:
         """Bytes to free: beyond the quota, or short of the disk's minimum free space."""
         used: int = await connection.fetchval("SELECT coalesce(sum(bytes), 0)::bigint FROM segments")
+        return max(used - self._policy.quota_bytes, -self._disk_spare())
+
+    def _disk_spare(self) -> int:
+        """Bytes free on the disk beyond the minimum kept free (negative: short)."""
         free = shutil.disk_usage(self._policy.root).free if self._policy.root.exists() else _MIN_FREE_BYTES
-        return max(used - self._policy.quota_bytes, _MIN_FREE_BYTES - free)
+        return free - _MIN_FREE_BYTES
+
+    async def _oldest(self, connection: Connection) -> list[Any]:
+        """The oldest segments that may go to make room: those no hold keeps, unless the disk itself is
+        short and only held ones are left (recording must go on; the held evidence goes last)."""
+        free = await connection.fetch(f"SELECT id, path, bytes FROM segments s WHERE {NOT_HELD}"
+                                      " ORDER BY started_at, id LIMIT 200")
+        if free or self._disk_spare() >= 0:
+            return free
+        log.error("the disk is short of space and only held recordings are left: the oldest held ones go")
+        return list(await connection.fetch("SELECT id, path, bytes FROM segments ORDER BY started_at, id LIMIT 200"))
 
     async def _alert(self, connection: Connection, used: int) -> None:
         share = used / self._policy.quota_bytes
