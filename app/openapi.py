@@ -34,7 +34,7 @@ def _errors(route: Route) -> list[int]:
     statuses: set[int] = set()
     if route.roles is not None:
         statuses |= {401, 403} if route.roles else {401}
-    if route.body is not None and route.status != 101:
+    if (route.body is not None and route.status != 101) or route.uploads:
         statuses |= {400, 413, 415, 422}
     if "{" in route.path:
         statuses.add(404)
@@ -73,6 +73,9 @@ def _operation(route: Route) -> dict[str, Any]:
             operation["x-first-message"] = ref
         else:
             operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref}}}
+    if route.uploads:
+        operation["requestBody"] = {"required": True, "content": {
+            kind: {"schema": {"type": "string", "format": "binary"}} for kind in route.uploads}}
     return operation
 
 

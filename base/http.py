@@ -50,6 +50,7 @@ class Route:
     query: tuple[str, ...] = ()  # query parameters, documented by name; a trailing "!" marks one required
     deadline: bool = True  # answer within the platform's request deadline or 503 (not for streams)
     also: tuple[int, ...] = ()  # other statuses it answers (documented)
+    uploads: tuple[str, ...] = ()  # media types of a file sent as the raw body (instead of JSON)
 
 
 @dataclass
@@ -60,13 +61,13 @@ class Api:
 
     def route(self, method: str, path: str, summary: str, *, roles: tuple[Role, ...] | None, body: type | None = None,
               status: int = 200, produces: str = "application/json", conflicts: bool = False,
-              query: tuple[str, ...] = (), deadline: bool = True,
-              also: tuple[int, ...] = ()) -> Callable[[Handler], Handler]:
+              query: tuple[str, ...] = (), deadline: bool = True, also: tuple[int, ...] = (),
+              uploads: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
         def declare(handler: Handler) -> Handler:
             served = _guarded(handler, roles) if roles is not None else handler
             served = _in_time(served) if deadline else served
             self.routes.append(Route(method, path, summary, served, roles, body, status, produces, conflicts, query,
-                                     deadline, also))
+                                     deadline, also, uploads))
             return handler
         return declare
 
@@ -200,6 +201,16 @@ async def body_of(request: web.Request, kind: type[T]) -> T:
     if request.content_type != "application/json":
         raise DomainError("send the body as application/json", "Content-Type", "unsupported_media_type")
     return decode(await request.read(), kind)
+
+
+async def upload_of(request: web.Request, kinds: tuple[str, ...]) -> tuple[str, bytes]:
+    """A file sent as the raw body: its media type (one of `kinds`) and its bytes."""
+    if request.content_type not in kinds:
+        raise DomainError(f"send the file as one of {', '.join(kinds)}", "Content-Type", "unsupported_media_type")
+    data = await request.read()
+    if not data:
+        raise DomainError("the file is empty", "body")
+    return request.content_type, data
 
 
 def path_id(request: web.Request, name: str = "id", highest: int = INT8_MAX) -> int:

@@ -8,8 +8,19 @@ from aiohttp import web
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError
-from base.http import Api, actor_of, body_of, choice_param, limit_param, path_id, reply, text_param, user_of
-from efficiency import corrections, store
+from base.http import (
+    Api,
+    actor_of,
+    body_of,
+    choice_param,
+    limit_param,
+    path_id,
+    reply,
+    text_param,
+    upload_of,
+    user_of,
+)
+from efficiency import catalogue_file, corrections, store
 from efficiency.context import EFFICIENCY
 from efficiency.items import ApprovalItem
 
@@ -37,6 +48,21 @@ async def put_item(request: web.Request) -> web.Response:
     _own(request, item.department, "department")
     created = await store.save_item(request.app[PLATFORM].pool, item, actor_of(request))
     return reply({"code": item.code, "created": created}, status=201 if created else 200)
+
+
+@api.post("/api/efficiency/items/import", "Create or replace items from a spreadsheet (CSV or XLSX; first row the"
+          " column names, see efficiency/catalogue_file.py): every row checked first, all stored or none",
+          roles=KEEPERS, uploads=(catalogue_file.CSV, catalogue_file.XLSX))
+async def import_items(request: web.Request) -> web.Response:
+    kind, data = await upload_of(request, (catalogue_file.CSV, catalogue_file.XLSX))
+    try:
+        found = catalogue_file.items_from(kind, data)
+    except catalogue_file.FileProblem as problem:
+        raise DomainError(problem.message, problem.field) from None
+    for n, item in enumerate(found, start=1):
+        _own(request, item.department, f"rows[{n}].department")
+    created = await store.save_items(request.app[PLATFORM].pool, found, actor_of(request))
+    return reply({"items": len(found), "created": created, "replaced": len(found) - created})
 
 
 @api.post("/api/efficiency/events", "A case event (受理/承办/审核/审批/办结, suspend, resume); idempotent by the"

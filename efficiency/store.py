@@ -71,6 +71,21 @@ async def save_item(pool: Pool, item: ApprovalItem, actor: audit.Actor) -> bool:
     return created
 
 
+async def save_items(pool: Pool, items: Sequence[ApprovalItem], actor: audit.Actor) -> int:
+    """Create or replace a whole catalogue at once (all or nothing); how many items are new."""
+    entry = audit.Entry(actor, "efficiency.items.import", "items",
+                        details={"items": len(items), "departments": sorted({i.department for i in items})})
+    async with audit.recorded(pool, entry) as connection:
+        created: int = await connection.fetchval(
+            "WITH saved AS (INSERT INTO approval_items (code, department, name, body)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])"
+            " ON CONFLICT (code) DO UPDATE SET department = excluded.department, name = excluded.name,"
+            " body = excluded.body, updated_at = now() RETURNING xmax = 0 AS new) SELECT count(*) FILTER (WHERE new)"
+            " FROM saved", [i.code for i in items], [i.department for i in items], [i.name for i in items],
+            [msgspec.to_builtins(i) for i in items])
+    return created
+
+
 async def items(pool: Pool, departments: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     rows = await pool.fetch("SELECT body FROM approval_items WHERE cardinality($1::text[]) = 0"
                             " OR department = ANY($1::text[]) ORDER BY department, code", list(departments))

@@ -5,6 +5,7 @@ notice; the public complains and rates without an account."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from playwright.async_api import Browser
 
@@ -43,6 +44,27 @@ async def test_a_red_card_arrives_live_and_opens_its_case(liandong: Liandong, br
     await page.click("#correction-form button")
     await page.wait_for_selector("#case-corrections li:has-text('发出')")
     await screenshot(page, "efficiency-case")
+    watch.assert_clean()
+
+
+async def test_the_centre_imports_a_catalogue_from_a_spreadsheet_on_the_page(liandong: Liandong, browser: Browser,
+                                                                             tmp_path: Path) -> None:
+    watch = Watch(liandong.base_url)
+    page = watch.page(await (await browser.new_context(viewport=DESKTOP)).new_page())
+    await page.goto(f"{liandong.base_url}/efficiency")
+    await log_in(page, "supervisor")
+    await page.wait_for_selector("#items tbody tr:has-text('SC-001')")
+    bad, good = tmp_path / "bad.csv", tmp_path / "items.csv"
+    bad.write_text("部门,事项编码,事项名称,法定时限,承诺时限\n市场监管局,SC-080,x,5,9\n", encoding="utf-8")
+    good.write_text("部门,事项编码,事项名称,法定时限,承诺时限\n市场监管局,SC-080,食品摊贩登记,5,3\n", encoding="utf-8")
+    await page.set_input_files("#items-import input[type=file]", str(bad))
+    await page.click("#items-import button")
+    await page.wait_for_selector("#items-error:has-text('rows[1].promised_days')")
+    await page.set_input_files("#items-import input[type=file]", str(good))
+    await page.click("#items-import button")
+    await page.wait_for_selector("#items tbody tr:has-text('食品摊贩登记')")
+    assert "新增 1" in await page.inner_text("#items-imported")
+    assert await page.inner_text("#items-error") == ""
     watch.assert_clean()
 
 

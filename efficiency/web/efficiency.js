@@ -376,6 +376,39 @@ $("bulletin-form").addEventListener("submit", async (event) => {
   } catch (error) { $("bulletin-error").textContent = error.message; }
 });
 
+// --- approval items --------------------------------------------------------------------------------
+async function loadItems() {
+  const body = $("items").tBodies[0];
+  body.replaceChildren();
+  const items = await api("GET", "/api/efficiency/items");
+  $("item-count").textContent = items.length;
+  for (const i of items) {
+    const tr = el("tr");
+    cell(tr, i.department); cell(tr, i.code); cell(tr, i.name); cell(tr, `${i.promised_days} / ${i.legal_days}`);
+    cell(tr, i.stages.map((s) => t(...STAGES[s])).join("、")); cell(tr, i.fee_limit_yuan ? `¥${i.fee_limit_yuan}` : t("免费", "free"));
+    body.appendChild(tr);
+  }
+}
+
+$("items-import").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = event.target.elements.file.files[0];
+  const kind = file.name.toLowerCase().endsWith(".xlsx")
+    ? "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" : "text/csv";
+  const response = await fetch("/api/efficiency/items/import", { method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": kind }, body: file });
+  const data = await response.json();
+  if (!response.ok) {
+    $("items-error").textContent = `${data.error.field ?? ""}: ${data.error.message}`;
+    $("items-imported").textContent = "";
+    return;
+  }
+  $("items-error").textContent = "";
+  $("items-imported").textContent = t(`已导入 ${data.items} 项（新增 ${data.created}，更新 ${data.replaced}）`,
+    `${data.items} imported (${data.created} new, ${data.replaced} replaced)`);
+  await loadItems();
+});
+
 // --- session -------------------------------------------------------------------------------------
 function loggedOut() {
   token = null; me = null; sessionStorage.removeItem("liandong.efficiency.token");
@@ -398,7 +431,7 @@ async function start() {
   const last = new Date(now.getFullYear(), now.getMonth() - 1, 1);
   $("bulletin-form").elements.month.value = `${last.getFullYear()}-${String(last.getMonth() + 1).padStart(2, "0")}`;
   connect();
-  await Promise.all([loadFigures(), loadComplaints(), loadBulletins()]);
+  await Promise.all([loadFigures(), loadComplaints(), loadBulletins(), loadItems()]);
 }
 
 $("login-form").addEventListener("submit", async (event) => {
