@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
 from aiohttp import web
 
 from base.accounts import Role
@@ -74,6 +77,24 @@ async def post_event(request: web.Request) -> web.Response:
     efficiency = request.app[EFFICIENCY]
     case_id, new = await store.ingest(request.app[PLATFORM].pool, efficiency.calendar, efficiency.yellow_share, event)
     return reply({"case_id": case_id, "new": new}, status=201 if new else 200)
+
+
+class EventBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    events: Annotated[list[store.IncomingEvent], msgspec.Meta(min_length=1, max_length=500)]
+
+
+@api.post("/api/efficiency/events/batch", "Up to 500 case events at once, all stored or none (a refused one is"
+          " named as events[i]); each idempotent by its event id as alone", roles=SENDERS, body=EventBatch,
+          conflicts=True)
+async def post_events(request: web.Request) -> web.Response:
+    batch = await body_of(request, EventBatch)
+    for n, event in enumerate(batch.events):
+        _own(request, event.department, f"events[{n}].department")
+    efficiency = request.app[EFFICIENCY]
+    outcomes = await store.ingest_batch(request.app[PLATFORM].pool, efficiency.calendar, efficiency.yellow_share,
+                                        batch.events)
+    return reply({"events": [{"case_id": case_id, "new": new} for case_id, new in outcomes],
+                  "new": sum(new for _, new in outcomes)})
 
 
 @api.get("/api/efficiency/cases", "Cases newest first, by state (open, late, completed, all) and optionally one"

@@ -121,38 +121,74 @@ def _check(event: IncomingEvent, item: ApprovalItem, now: datetime) -> None:
 async def ingest(pool: Pool, calendar: WorkingCalendar, yellow_share: float, event: IncomingEvent
                  ) -> tuple[int, bool]:
     """Store one event and bring its case's anomalies, clock and cards up to date; (case id, new?)."""
-    digest = _digest(event)
     async with pool.acquire() as connection, connection.transaction():
         now: datetime = await connection.fetchval("SELECT now()")
-        seen = await connection.fetchrow("SELECT case_id, digest FROM case_events WHERE department = $1"
-                                         " AND event_id = $2", event.department, event.event_id)
-        if seen is not None:
-            if bytes(seen["digest"]) != digest:
-                raise EventConflict(event.event_id)
-            return seen["case_id"], False  # a retry: already counted
+        case_id, item = await _store(connection, event, now, {})
+        if item is not None:
+            await _bring_up_to_date(connection, case_id, item, calendar, yellow_share, now)
+    return case_id, item is not None
+
+
+async def ingest_batch(pool: Pool, calendar: WorkingCalendar, yellow_share: float,
+                       events: Sequence[IncomingEvent]) -> list[tuple[int, bool]]:
+    """Store a batch of events all or none (a refused one names itself as events[i]); each case touched is
+    brought up to date once, after all its events. (case id, new?) for each event, in order."""
+    async with pool.acquire() as connection, connection.transaction():
+        now: datetime = await connection.fetchval("SELECT now()")
+        items: dict[str, ApprovalItem] = {}
+        touched: dict[int, ApprovalItem] = {}
+        outcomes: dict[int, tuple[int, bool]] = {}
+        # Cases are locked in one order, (department, case number), so two batches never wait on each other
+        # in a circle; a case's own events keep the batch's order.
+        for n, event in sorted(enumerate(events), key=lambda e: (e[1].department, e[1].case)):
+            try:
+                case_id, item = await _store(connection, event, now, items)
+            except DomainError as error:
+                error.field = f"events[{n}]" + (f".{error.field}" if error.field else "")
+                raise
+            if item is not None:
+                touched[case_id] = item
+            outcomes[n] = (case_id, item is not None)
+        for case_id, item in touched.items():
+            await _bring_up_to_date(connection, case_id, item, calendar, yellow_share, now)
+    return [outcomes[n] for n in range(len(events))]
+
+
+async def _store(connection: Connection, event: IncomingEvent, now: datetime, items: dict[str, ApprovalItem]
+                 ) -> tuple[int, ApprovalItem | None]:
+    """Store one event, checked, under its case's row lock; (case id, its item), or (case id, None) for a
+    retry already stored. The caller brings the case up to date."""
+    digest = _digest(event)
+    seen = await connection.fetchrow("SELECT case_id, digest FROM case_events WHERE department = $1"
+                                     " AND event_id = $2", event.department, event.event_id)
+    if seen is not None:
+        if bytes(seen["digest"]) != digest:
+            raise EventConflict(event.event_id)
+        return seen["case_id"], None  # a retry: already counted
+    item = items.get(event.item)
+    if item is None:
         body = await connection.fetchval("SELECT body FROM approval_items WHERE code = $1", event.item)
         if body is None:
             raise DomainError(f"unknown approval item {event.item!r}", "item")
-        item = msgspec.convert(body, ApprovalItem)
-        _check(event, item, now)
-        case_id: int = await connection.fetchval(
-            "INSERT INTO approval_cases (department, reference, item_code, applicant, window_label, promised_days,"
-            " legal_days) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (department, reference) DO UPDATE"
-            " SET applicant = CASE WHEN $4 = '' THEN approval_cases.applicant ELSE $4 END,"
-            " window_label = CASE WHEN $5 = '' THEN approval_cases.window_label ELSE $5 END RETURNING id",
-            event.department, event.case, event.item, event.applicant, event.window, item.promised_days,
-            item.legal_days)
-        # One event of a case at a time: each reads the history the last one left.
-        case_item = await connection.fetchval("SELECT item_code FROM approval_cases WHERE id = $1 FOR UPDATE", case_id)
-        if case_item != event.item:
-            raise DomainError(f"case {event.case} is for item {case_item}, not {event.item}", "item")
-        await _check_beginning(connection, case_id, event)
-        await connection.execute(
-            "INSERT INTO case_events (case_id, department, event_id, kind, stage, at, actor, documents, fee_yuan,"
-            " digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", case_id, event.department, event.event_id,
-            event.kind, event.stage, event.at, event.actor, event.documents, event.fee_yuan, digest)
-        await _bring_up_to_date(connection, case_id, item, calendar, yellow_share, now)
-    return case_id, True
+        item = items[event.item] = msgspec.convert(body, ApprovalItem)
+    _check(event, item, now)
+    # The upsert locks the case's row: one event of a case at a time, each reading the history the last left.
+    case = await connection.fetchrow(
+        "INSERT INTO approval_cases (department, reference, item_code, applicant, window_label, promised_days,"
+        " legal_days) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (department, reference) DO UPDATE"
+        " SET applicant = CASE WHEN $4 = '' THEN approval_cases.applicant ELSE $4 END,"
+        " window_label = CASE WHEN $5 = '' THEN approval_cases.window_label ELSE $5 END RETURNING id, item_code",
+        event.department, event.case, event.item, event.applicant, event.window, item.promised_days,
+        item.legal_days)
+    assert case is not None, "an upsert returns its row"
+    if case["item_code"] != event.item:
+        raise DomainError(f"case {event.case} is for item {case['item_code']}, not {event.item}", "item")
+    await _check_beginning(connection, case["id"], event)
+    await connection.execute(
+        "INSERT INTO case_events (case_id, department, event_id, kind, stage, at, actor, documents, fee_yuan,"
+        " digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", case["id"], event.department, event.event_id,
+        event.kind, event.stage, event.at, event.actor, event.documents, event.fee_yuan, digest)
+    return case["id"], item
 
 
 async def _check_beginning(connection: Connection, case_id: int, event: IncomingEvent) -> None:

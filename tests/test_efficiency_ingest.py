@@ -134,3 +134,31 @@ async def test_a_case_past_its_limits_gets_its_time_cards_and_the_server_opens_t
             break
         await asyncio.sleep(0.1)
     assert [(c["colour"], c["reason"]) for c in cards if c["case_id"] == fresh["case_id"]] == [("yellow", "time")]
+
+
+async def test_a_batch_is_stored_all_or_none_and_a_retried_batch_counts_nothing_twice(liandong: Liandong,
+                                                                                      database_url: str) -> None:
+    system = await market_system(liandong)
+    start = days_ago(3)
+    story = [event(f"B-{c}", n, "stage", start + timedelta(hours=n), stage, actor=actor, documents=["营业执照"])
+             for c in range(3) for n, stage, actor in ((1, "accept", "张敏"), (2, "handle", "王芳"),
+                                                       (3, "review", "李强"), (4, "approve", "李强"))]
+    bad = [*story[:2], {**story[2], "at": (start - timedelta(days=1)).isoformat()}, *story[3:]]
+    status, refused = await liandong.call("POST", "/api/efficiency/events/batch", {"events": bad}, as_user=system)
+    assert (status, refused["error"]["field"]) == (422, "events[2].at"), refused  # reviewed before it began
+    connection = await asyncpg.connect(database_url)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM case_events") == 0  # nothing of the batch
+    finally:
+        await connection.close()
+
+    status, stored = await liandong.call("POST", "/api/efficiency/events/batch", {"events": story[::-1]},
+                                         as_user=system)  # newest first: the order of arrival does not matter
+    assert status == 200 and stored["new"] == 12 and len({e["case_id"] for e in stored["events"]}) == 3, stored
+    status, again = await liandong.call("POST", "/api/efficiency/events/batch", {"events": story}, as_user=system)
+    assert (status, again["new"]) == (200, 0)
+    status, case = await liandong.call("GET", f"/api/efficiency/cases/{stored['events'][0]['case_id']}",
+                                       as_user="supervisor")
+    assert [a["rule"] for a in case["anomalies"]] == ["same_person"]
+    status, refused = await liandong.call("POST", "/api/efficiency/events/batch", {"events": []}, as_user=system)
+    assert (status, refused["error"]["field"]) == (422, "events")
