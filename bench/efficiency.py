@@ -62,6 +62,14 @@ def postgres_of(workdir: Path) -> list[psutil.Process]:
     raise RuntimeError(f"no PostgreSQL runs from {workdir}")
 
 
+def postgres_cpu_s(workdir: Path) -> float:
+    """CPU seconds of the embedded PostgreSQL so far: the postmaster, its live backends, and those that
+    have exited (the kernel adds a reaped child's time to its parent's)."""
+    postmaster = postgres_of(workdir)[0]
+    times = postmaster.cpu_times()
+    return times.children_user + times.children_system + cpu_seconds(postgres_of(workdir))
+
+
 def story(n: int, item: ApprovalItem, rng: random.Random, now: datetime, running: bool) -> list[dict[str, Any]]:
     """Case `n`'s events: a finished case somewhere in the last three years (a few late), or one accepted
     in the last days whose stages are under way."""
@@ -254,11 +262,11 @@ async def run(cases: int, running: int, clients: int, cards: int, live_rate: flo
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
         system, supervisor = await login(http, base, "bench-platform"), await login(http, base, "bench-supervisor")
         now = datetime.now(UTC)
-        cpu0 = {"server": cpu_seconds([server]), "postgres": cpu_seconds(postgres_of(workdir))}
+        cpu0 = {"server": cpu_seconds([server]), "postgres": postgres_cpu_s(workdir)}
         t0 = time.perf_counter()
         stored, batches = await load(http, base, system, cases, running, clients, now)
         load_s = time.perf_counter() - t0
-        cpu1 = {"server": cpu_seconds([server]), "postgres": cpu_seconds(postgres_of(workdir))}
+        cpu1 = {"server": cpu_seconds([server]), "postgres": postgres_cpu_s(workdir)}
         live = await card_latency(http, base, url, supervisor, system, cards, live_rate)
         board = await dashboard(http, base, supervisor, 20)
         month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")

@@ -15,7 +15,8 @@ class EfficiencyConfig(Section, frozen=True, forbid_unknown_fields=True):
     yellow_share: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8  # of the promised limit, for the yellow card
     closures: list[date] = msgspec.field(default_factory=list)  # the centre's own rest days (a typhoon day)
     extra_working_days: list[date] = msgspec.field(default_factory=list)
-    card_sweep_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0  # how often due time cards are opened
+    # How often due time cards are opened and cards escalated: a pass costs the cards due, not the open cases.
+    card_sweep_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.25
     # Seconds a card waits for the department's acknowledgement before its leader is told, and again
     # before the centre's supervisor ([escalation].supervisor) is.
     card_escalate_s: Annotated[int, msgspec.Meta(ge=10, le=30 * 86400)] = 14400

@@ -28,7 +28,9 @@ WAIT = timedelta(hours=4)  # [efficiency] card_escalate_s as shipped
 @pytest.fixture
 async def hall(database_url: str, tmp_path: Path) -> AsyncIterator[Liandong]:
     """The server with its own passes slowed down, so the test alone moves cards and messages on."""
-    text = config_text_for_tests().replace("card_sweep_s = 1.0", "card_sweep_s = 60")
+    shipped = config_text_for_tests()
+    text = shipped.replace("card_sweep_s = 0.25", "card_sweep_s = 60")
+    assert text != shipped
     text = text.replace("max_attempts = 6\n# How often each server looks for notifications to send, in seconds.\n"
                         "poll_s = 1.0", "max_attempts = 3\npoll_s = 60")
     path = tmp_path / "config.toml"
