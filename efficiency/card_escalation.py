@@ -51,10 +51,12 @@ async def set_contacts(pool: Pool, contacts: Contacts, actor: audit.Actor) -> No
     async with audit.recorded(pool, entry) as connection:
         if not await connection.fetchval("SELECT true FROM approval_items WHERE department = $1 LIMIT 1", department):
             raise DomainError(f"there is no department {department!r} in the hall", "department")
-        await connection.execute("DELETE FROM efficiency_contacts WHERE department = $1", department)
         named = [(role, c) for role, c in (("contact", contacts.contact), ("leader", contacts.leader)) if c]
-        await connection.executemany(
-            "INSERT INTO efficiency_contacts (department, role, name, channel, address) VALUES ($1, $2, $3, $4, $5)",
+        await connection.execute("DELETE FROM efficiency_contacts WHERE department = $1 AND role <> ALL($2::text[])",
+                                 department, [role for role, _ in named])
+        await connection.executemany(  # an upsert: two servers seeding the demo at once both succeed
+            "INSERT INTO efficiency_contacts (department, role, name, channel, address) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (department, role) DO UPDATE SET name = $3, channel = $4, address = $5, updated_at = now()",
             [(department, role, c.name, c.channel, c.address) for role, c in named])
 
 
