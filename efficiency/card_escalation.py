@@ -24,7 +24,7 @@ from base.outbox import Message, queue
 from base.pg import Connection, Pool
 from efficiency.escalation import Recipient, recipient, step
 from efficiency.evidence import hold_for_card
-from efficiency.store import CARDS_CHANNEL
+from efficiency.store import CARD_DEPARTMENT, CARD_SUBJECT, CARDS_CHANNEL
 
 _BATCH = 100
 COLOURS = {"yellow": "黄牌", "red": "红牌"}
@@ -72,9 +72,8 @@ async def acknowledge(pool: Pool, card_id: int, departments: tuple[str, ...], ac
     entry = audit.Entry(actor, "efficiency.card.acknowledge", f"card:{card_id}")
     async with audit.recorded(pool, entry) as connection:
         row = await connection.fetchrow(
-            "SELECT k.closed_at, k.acknowledged_at, coalesce(c.department, p.department) AS department"
-            " FROM efficiency_cards k LEFT JOIN approval_cases c ON c.id = k.case_id"
-            " LEFT JOIN complaints p ON p.id = k.complaint_id WHERE k.id = $1 FOR UPDATE OF k", card_id)
+            f"SELECT k.closed_at, k.acknowledged_at, {CARD_DEPARTMENT} AS department FROM {CARD_SUBJECT}"
+            " WHERE k.id = $1 FOR UPDATE OF k", card_id)
         if row is None:
             raise NotFound(f"there is no card {card_id}", "id")
         if row["department"] not in departments:
@@ -90,8 +89,7 @@ async def acknowledge(pool: Pool, card_id: int, departments: tuple[str, ...], ac
 
 async def department_of(pool: Pool, card_id: int) -> str:
     department: str | None = await pool.fetchval(
-        "SELECT coalesce(c.department, p.department) FROM efficiency_cards k LEFT JOIN approval_cases c"
-        " ON c.id = k.case_id LEFT JOIN complaints p ON p.id = k.complaint_id WHERE k.id = $1", card_id)
+        f"SELECT {CARD_DEPARTMENT} FROM {CARD_SUBJECT} WHERE k.id = $1", card_id)
     if department is None:
         raise NotFound(f"there is no card {card_id}", "id")
     return department
@@ -115,10 +113,8 @@ _DUE = (
     " k.closed_at IS NOT NULL AS closed,"
     " k.acknowledged_at IS NOT NULL OR p.answered_at IS NOT NULL OR EXISTS (SELECT 1 FROM correction_notices n"
     "  WHERE n.card_id = k.id AND n.state IN ('answered', 'accepted')) AS answered,"
-    " coalesce(c.department, p.department) AS department, coalesce(c.window_label, p.window_label) AS window_label,"
-    " c.reference, c.item_code, coalesce($1::timestamptz, now()) AS now"
-    " FROM efficiency_cards k LEFT JOIN approval_cases c ON c.id = k.case_id"
-    " LEFT JOIN complaints p ON p.id = k.complaint_id"
+    f" {CARD_DEPARTMENT} AS department, coalesce(c.window_label, p.window_label) AS window_label,"
+    f" c.reference, c.item_code, coalesce($1::timestamptz, now()) AS now FROM {CARD_SUBJECT}"
     " WHERE k.escalate_at <= coalesce($1::timestamptz, now())"
     " ORDER BY k.escalate_at, k.id LIMIT $2 FOR UPDATE OF k SKIP LOCKED")
 

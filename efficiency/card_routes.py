@@ -7,9 +7,9 @@ from aiohttp import web
 
 from base.accounts import Role
 from base.context import PLATFORM
-from base.errors import DomainError
 from base.http import Api, actor_of, body_of, path_id, reply, user_of
 from efficiency import card_escalation
+from efficiency.routes import own
 
 api = Api()
 KEEPERS = (Role.ADMINISTRATOR, Role.SUPERVISOR)
@@ -26,8 +26,7 @@ async def list_contacts(request: web.Request) -> web.Response:
          " (told if nobody acknowledges it)", roles=KEEPERS, body=card_escalation.Contacts)
 async def put_contacts(request: web.Request) -> web.Response:
     contacts = await body_of(request, card_escalation.Contacts)
-    if not user_of(request).sees_department(contacts.department):
-        raise DomainError(f"{contacts.department!r} is not this account's department", "department", "forbidden")
+    own(request, contacts.department, "department")
     pool = request.app[PLATFORM].pool
     await card_escalation.set_contacts(pool, contacts, actor_of(request))
     return reply(await card_escalation.contacts(pool, (contacts.department,)))
@@ -44,7 +43,5 @@ async def acknowledge_card(request: web.Request) -> web.Response:
          " with what became of it", roles=KEEPERS)
 async def card_notices(request: web.Request) -> web.Response:
     pool, card_id = request.app[PLATFORM].pool, path_id(request)
-    department = await card_escalation.department_of(pool, card_id)
-    if not user_of(request).sees_department(department):
-        raise DomainError(f"{department!r} is not this account's department", "id", "forbidden")
+    own(request, await card_escalation.department_of(pool, card_id), "id")
     return reply(await card_escalation.notices(pool, card_id))

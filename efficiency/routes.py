@@ -34,7 +34,8 @@ READERS = (Role.ADMINISTRATOR, Role.SUPERVISOR, Role.SYSTEM)
 SENDERS = (Role.SYSTEM, Role.SUPERVISOR)
 
 
-def _own(request: web.Request, department: str, field: str) -> None:
+def own(request: web.Request, department: str, field: str) -> None:
+    """Refuse (403) a department this account does not see; `field` names where the request named it."""
     if not user_of(request).sees_department(department):
         raise DomainError(f"{department!r} is not this account's department", field, "forbidden")
 
@@ -48,7 +49,7 @@ async def list_items(request: web.Request) -> web.Response:
           body=ApprovalItem, status=201)
 async def put_item(request: web.Request) -> web.Response:
     item = await body_of(request, ApprovalItem)
-    _own(request, item.department, "department")
+    own(request, item.department, "department")
     created = await store.save_item(request.app[PLATFORM].pool, item, actor_of(request))
     return reply({"code": item.code, "created": created}, status=201 if created else 200)
 
@@ -63,7 +64,7 @@ async def import_items(request: web.Request) -> web.Response:
     except catalogue_file.FileProblem as problem:
         raise DomainError(problem.message, problem.field) from None
     for n, item in enumerate(found, start=1):
-        _own(request, item.department, f"rows[{n}].department")
+        own(request, item.department, f"rows[{n}].department")
     created = await store.save_items(request.app[PLATFORM].pool, found, actor_of(request))
     return reply({"items": len(found), "created": created, "replaced": len(found) - created})
 
@@ -73,7 +74,7 @@ async def import_items(request: web.Request) -> web.Response:
           body=store.IncomingEvent, status=201, conflicts=True)
 async def post_event(request: web.Request) -> web.Response:
     event = await body_of(request, store.IncomingEvent)
-    _own(request, event.department, "department")
+    own(request, event.department, "department")
     efficiency = request.app[EFFICIENCY]
     case_id, new = await store.ingest(request.app[PLATFORM].pool, efficiency.calendar, efficiency.yellow_share, event)
     return reply({"case_id": case_id, "new": new}, status=201 if new else 200)
@@ -89,7 +90,7 @@ class EventBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 async def post_events(request: web.Request) -> web.Response:
     batch = await body_of(request, EventBatch)
     for n, event in enumerate(batch.events):
-        _own(request, event.department, f"events[{n}].department")
+        own(request, event.department, f"events[{n}].department")
     efficiency = request.app[EFFICIENCY]
     outcomes = await store.ingest_batch(request.app[PLATFORM].pool, efficiency.calendar, efficiency.yellow_share,
                                         batch.events)
@@ -113,7 +114,7 @@ async def list_cases(request: web.Request) -> web.Response:
 async def get_case(request: web.Request) -> web.Response:
     pool = request.app[PLATFORM].pool
     found = await store.case(pool, path_id(request))
-    _own(request, found["department"], "id")
+    own(request, found["department"], "id")
     return reply({**found, "corrections": await corrections.of_case(pool, found["id"])})
 
 

@@ -352,17 +352,21 @@ async def cases(pool: Pool, departments: tuple[str, ...], state: str, department
     return [dict(r.items()) for r in rows]
 
 
+# A card `k` beside its subject: its case `c` or its complaint `p`, whichever it has; and their department.
+CARD_SUBJECT = ("efficiency_cards k LEFT JOIN approval_cases c ON c.id = k.case_id"
+                " LEFT JOIN complaints p ON p.id = k.complaint_id")
+CARD_DEPARTMENT = "coalesce(c.department, p.department)"
+
 # A card with what the supervision page shows beside it: the case's (or complaint's) department and window.
 CARDS = ("SELECT k.id, k.case_id, k.complaint_id, k.colour, k.reason, k.event_id, k.detail, k.opened_at, k.closed_at,"
-         " k.closed_by, k.acknowledged_at, k.escalation_step, coalesce(c.department, p.department) AS department,"
-         " c.reference, c.item_code,"
-         " coalesce(c.window_label, p.window_label) AS window_label FROM efficiency_cards k"
-         " LEFT JOIN approval_cases c ON c.id = k.case_id LEFT JOIN complaints p ON p.id = k.complaint_id")
+         f" k.closed_by, k.acknowledged_at, k.escalation_step, {CARD_DEPARTMENT} AS department,"
+         " c.reference, c.item_code, coalesce(c.window_label, p.window_label) AS window_label"
+         f" FROM {CARD_SUBJECT}")
 
 
 async def open_cards(pool: Pool, departments: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     rows = await pool.fetch(
         f"{CARDS} WHERE k.closed_at IS NULL AND (cardinality($1::text[]) = 0"
-        " OR coalesce(c.department, p.department) = ANY($1::text[])) ORDER BY k.opened_at DESC, k.id DESC LIMIT 500",
+        f" OR {CARD_DEPARTMENT} = ANY($1::text[])) ORDER BY k.opened_at DESC, k.id DESC LIMIT 500",
         list(departments))
     return [dict(r.items()) for r in rows]

@@ -35,6 +35,7 @@ from base.http import (
 from efficiency import bulletin, complaints, corrections, statistics
 from efficiency.appraisal import ranking
 from efficiency.context import EFFICIENCY
+from efficiency.routes import own
 
 api = Api()
 SUPERVISORS = (Role.ADMINISTRATOR, Role.SUPERVISOR)
@@ -51,11 +52,6 @@ def _centre(request: web.Request, what: str) -> None:
 def _department(request: web.Request, department: str) -> None:
     if department not in user_of(request).departments:
         raise DomainError(f"only {department}'s own account answers this", code="forbidden")
-
-
-def _sees(request: web.Request, department: str) -> None:
-    if not user_of(request).sees_department(department):
-        raise DomainError(f"{department!r} is not this account's department", "id", "forbidden")
 
 
 def _month(raw: str | None, field: str, status: int = 400) -> date:
@@ -123,7 +119,7 @@ async def list_complaints(request: web.Request) -> web.Response:
 @api.get("/api/efficiency/complaints/{id}", "One complaint", roles=ANSWERERS)
 async def get_complaint(request: web.Request) -> web.Response:
     found = await complaints.one(request.app[PLATFORM].pool, path_id(request))
-    _sees(request, found["department"])
+    own(request, found["department"], "id")
     return reply(found)
 
 
