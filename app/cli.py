@@ -76,7 +76,12 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
 def verify_export(export: Path, key: Path | None) -> int:
     from video.recording.evidence import verify
 
-    problems = verify(export, key.read_bytes() if key else None)
+    try:
+        pem = key.read_bytes() if key else None
+    except OSError as error:
+        print(f"cannot read the key {key}: {error.strerror or error}")
+        return 2
+    problems = verify(export, pem)
     for problem in problems:
         print(f"ALTERED: {problem}")
     if not problems:

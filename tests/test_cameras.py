@@ -12,6 +12,7 @@ import pytest
 from app.config import ConfigError, load
 from tests.conftest import config_text_for_tests
 from tests.helpers import Liandong
+from video.cameras.spec import scrub
 
 HALL = {"lon": 111.2905, "lat": 30.7008}  # a service hall near the demo's usual incident point
 
@@ -33,6 +34,30 @@ async def test_a_registered_camera_never_shows_its_credentials(liandong: Liandon
     everything = repr(created) + repr(listed) + repr(one) + caplog.text
     assert "s3cret-pw" not in everything and "viewer" not in everything
     assert [c["code"] for c in listed] == ["hall-w1"] and one["window"] == "1"
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("rtsp://admin:pw@[fe80::1]:554/Streaming/Channels/101", "rtsp://***@[fe80::1]:554/Streaming/Channels/101"),
+    ("rtsp://[2001:db8::5]:554/live?user=admin&pwd=Hik_12345&channel=1&subtype=0",
+     "rtsp://[2001:db8::5]:554/live?user=***&pwd=***&channel=1&subtype=0"),
+    ("rtsp://10.0.0.9:554/user=admin_password=ab_cd_channel=1_stream=0.sdp",
+     "rtsp://10.0.0.9:554/user=***_password=***_channel=1_stream=0.sdp"),
+    ("http://10.0.0.7/video.cgi?loginuse=admin&loginpas=x%40y&resolution=32",
+     "http://10.0.0.7/video.cgi?loginuse=***&loginpas=***&resolution=32"),
+])
+async def test_credentials_anywhere_in_a_url_stay_on_the_server(liandong: Liandong, url: str, shown: str) -> None:
+    status, created = await liandong.call("POST", "/api/cameras", camera(main_url=url, sub_url=""),
+                                          as_user="supervisor")
+    assert (status, created["main_url"]) == (201, shown)
+    status, listed = await liandong.call("GET", "/api/cameras", as_user="dispatcher")
+    assert [c["main_url"] for c in listed] == [shown]
+
+
+def test_a_programs_complaint_loses_the_credentials_wherever_it_repeats_them() -> None:
+    url = "rtsp://[2001:db8::5]:554/live?user=admin&pwd=Hik_12345&channel=1"
+    complaint = f"{url}: 401 Unauthorized\nrtsp://[2001:db8::5]/live?pwd=Hik_12345 retried as admin"
+    assert scrub(complaint, url) == ("rtsp://[2001:db8::5]:554/live?user=***&pwd=***&channel=1: 401 Unauthorized\n"
+                                     "rtsp://[2001:db8::5]/live?pwd=*** retried as ***")
 
 
 @pytest.mark.parametrize("url, reason", [

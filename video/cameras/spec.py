@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import msgspec
 
@@ -102,13 +102,40 @@ def check(spec: CameraSpec, media_dir: Path) -> None:
             raise CameraProblem(f"opening_hours.periods[{i}]", "write a period as HH:MM-HH:MM, start before end")
 
 
+# A name=value pair whose name says it is a credential, wherever in the URL it sits: the query
+# (?user=admin&pwd=…, Dahua, Hikvision), or the path (/user=admin_password=…_channel=1, XMeye).
+# A value ends at the URL's separators, or at "_" only where another name= follows.
+_SECRET_PAIR = re.compile(r"(?i)([a-z_]*(?:user|usr|pwd|pass|token|key|auth|secret|sig|login|cred|session)[a-z_]*)"
+                          r"=((?:(?!_[a-z]+=)[^&;/?#])*)")
+
+
 def redact(url: str) -> str:
-    """The URL without its user name and password: what may leave the server."""
+    """The URL without its user name, password or any credential-like parameter: what may leave the
+    server. The host stays as written (an IPv6 host keeps its brackets)."""
     if not url:
         return url
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    rest = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+    rest = _SECRET_PAIR.sub(lambda m: f"{m[1]}=***" if m[2] else m[0], rest)
+    return (f"{parts.scheme}://" if parts.scheme else "") + netloc + rest
+
+
+def secrets(url: str) -> list[str]:
+    """The credential values in a URL, longest first (raw and percent-decoded)."""
+    parts = urlsplit(url)
+    found = {parts.username or "", parts.password or ""}
+    found |= {m[2] for m in _SECRET_PAIR.finditer(urlunsplit(("", "", parts.path, parts.query, parts.fragment)))}
+    found |= {unquote(value) for value in found}
+    return sorted((value for value in found if value), key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (a program's complaint, a log line) with the URL redacted and each of its credentials
+    taken out wherever else it appears."""
+    text = text.replace(url, redact(url))
+    for value in secrets(url):
+        text = text.replace(value, "***")
+    return text

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -62,28 +62,62 @@ def export(pieces: Sequence[Piece], camera: dict[str, Any], since: datetime, unt
 
 def verify(archive_path: Path, public_key_pem: bytes | None = None) -> list[str]:
     """What is wrong with an export ([] when it is intact). Without a key, the one inside the export is
-    used, which proves the files match the manifest but not who signed it."""
-    problems: list[str] = []
-    with zipfile.ZipFile(archive_path) as archive:
-        names = set(archive.namelist())
-        for required in (MANIFEST, SIGNATURE):
-            if required not in names:
-                return [f"{required} is missing"]
+    used, which proves the files match the manifest but not who signed it. A damaged, truncated or
+    foreign file is a verdict too, never an exception."""
+    try:
+        with zipfile.ZipFile(archive_path) as archive:
+            return _problems(archive, public_key_pem)
+    except (zipfile.BadZipFile, EOFError) as error:
+        return [f"the export is damaged or not a zip archive ({error})"]
+    except OSError as error:
+        return [f"the export cannot be read ({error.strerror or error})"]
+
+
+def _problems(archive: zipfile.ZipFile, public_key_pem: bytes | None) -> list[str]:
+    names = set(archive.namelist())
+    for required in (MANIFEST, SIGNATURE):
+        if required not in names:
+            return [f"{required} is missing"]
+    try:
         body = archive.read(MANIFEST)
+        signature = base64.b64decode(archive.read(SIGNATURE), validate=True)
+    except (zipfile.BadZipFile, ValueError) as error:
+        return [f"the manifest or its signature is damaged ({error})"]
+    try:
         key = serialization.load_pem_public_key(public_key_pem or archive.read(PUBLIC_KEY))
-        assert isinstance(key, Ed25519PublicKey)
+    except (KeyError, ValueError, TypeError, zipfile.BadZipFile, UnsupportedAlgorithm):
+        return ["the public key cannot be read (pass the centre's key with --key)"]
+    if not isinstance(key, Ed25519PublicKey):
+        return ["the public key is not an Ed25519 key"]
+    problems: list[str] = []
+    try:
+        key.verify(signature, body)
+    except InvalidSignature:
+        problems.append("the manifest's signature does not match: the manifest was altered or signed by"
+                        " another key")
+    try:
+        segments = _listed(json.loads(body))
+    except (ValueError, TypeError, KeyError):
+        return [*problems, "the manifest is not an evidence manifest"]
+    for file, sha256 in segments:
+        if file not in names:
+            problems.append(f"{file} is missing")
+            continue
         try:
-            key.verify(base64.b64decode(archive.read(SIGNATURE)), body)
-        except (InvalidSignature, ValueError):
-            problems.append("the manifest's signature does not match: the manifest was altered or signed by"
-                            " another key")
-        manifest = json.loads(body)
-        listed = {s["file"] for s in manifest["segments"]}
-        for segment in manifest["segments"]:
-            if segment["file"] not in names:
-                problems.append(f"{segment['file']} is missing")
-            elif hashlib.sha256(archive.read(segment["file"])).hexdigest() != segment["sha256"]:
-                problems.append(f"{segment['file']} was altered (SHA-256 differs)")
-        problems += [f"{name} is not in the manifest" for name in sorted(names - listed - {MANIFEST, SIGNATURE,
-                                                                                             PUBLIC_KEY})]
+            data = archive.read(file)
+        except zipfile.BadZipFile as error:
+            problems.append(f"{file} is damaged ({error})")
+            continue
+        if hashlib.sha256(data).hexdigest() != sha256:
+            problems.append(f"{file} was altered (SHA-256 differs)")
+    listed = {file for file, _ in segments}
+    problems += [f"{name} is not in the manifest"
+                 for name in sorted(names - listed - {MANIFEST, SIGNATURE, PUBLIC_KEY})]
     return problems
+
+
+def _listed(manifest: Any) -> list[tuple[str, str]]:
+    """(file, sha256) of each segment the manifest lists; KeyError/TypeError if it is not one."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("segments"), list):
+        raise TypeError("no list of segments")
+    return [(str(s["file"]), str(s["sha256"])) for s in manifest["segments"]]

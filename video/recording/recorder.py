@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from video.cameras.spec import redact
+from video.cameras.spec import scrub
 from video.recording.ffmpeg import record_args
 
 log = logging.getLogger(__name__)
@@ -181,4 +181,4 @@ def _segment(directory: Path, line: str,
 
 def _clean(stderr: str, url: str) -> str:
     """The end of ffmpeg's complaint, with the stream's credentials taken out."""
-    return stderr.replace(url, redact(url)).strip()[-300:]
+    return scrub(stderr, url).strip()[-300:]
