@@ -177,7 +177,7 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
                 stream = f"rtsp://127.0.0.1:{rtsp_port}/cam{n}"
                 (workdir / f"floor{n}").mkdir()
                 floor_processes.append(subprocess.Popen(
-                    [ffmpeg.binary(), *ffmpeg.record_args(stream, SEGMENT_S)], cwd=workdir / f"floor{n}",
+                    [ffmpeg.binary(), *ffmpeg.record_args(stream, SEGMENT_S, "floor")], cwd=workdir / f"floor{n}",
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                     env={**os.environ, "TZ": "UTC"}))
                 floor_processes.append(subprocess.Popen([sys.executable, "-c", FLOOR_DECODE, stream]))

@@ -12,7 +12,7 @@ import sys
 import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import ROOT, free_port, server_with_media
 from tests.helpers import Liandong
 from video.recording import ffmpeg
+from video.recording.mp4file import unreadable
 from video.recording.retention import Policy, Retention
 
 SEGMENT_S = 2
@@ -301,3 +302,55 @@ def test_a_listed_segment_is_finished_only_once_its_writer_has_closed_it(tmp_pat
     finally:
         writer.kill()
         writer.wait()
+
+
+async def test_reconnects_under_load_never_index_an_unreadable_segment(
+        recording: tuple[Liandong, Path], database_url: str, rtsp_port: int) -> None:
+    """The camera drops and comes back four times, at different points of a segment, while two
+    processes keep both cores busy: whatever is indexed opens and plays."""
+    liandong, _ = recording
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        camera_id = await register(liandong, "flaky-window", f"rtsp://127.0.0.1:{rtsp_port}/cam")
+        for up_s in (5.0, 3.3, 6.1, 4.7):
+            server = start_rtsp(rtsp_port)
+            await asyncio.sleep(up_s)
+            server.kill()
+            server.wait()
+            await asyncio.sleep(1.0)
+        server = start_rtsp(rtsp_port)
+        try:
+            back = datetime.now(UTC)
+            await wait_until(lambda: _segments_after(database_url, camera_id, back), 60)
+        finally:
+            server.kill()
+            server.wait()
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    indexed = await _segments(database_url, camera_id, 1)
+    assert indexed is not None
+    for segment in indexed:
+        assert unreadable(Path(segment["path"])) is None, segment["path"]
+        with av.open(segment["path"]) as container:
+            assert next(container.decode(video=0)).width == 640, segment["path"]
+    gaps = await _closed_gaps(database_url, camera_id)
+    assert gaps is not None  # the drops are on record
+
+
+def test_only_a_whole_fragmented_mp4_counts_as_readable(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.mp4"
+    subprocess.run([ffmpeg.binary(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x180:rate=25", "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+                    "-movflags", "+frag_keyframe+empty_moov+default_base_moof", str(whole)], check=True, timeout=60)
+    assert unreadable(whole) is None
+    data = whole.read_bytes()
+    moof = data.find(b"moof") - 4
+    cases = {"cut.mp4": (data[:-100], "box at byte"), "header-only.mp4": (data[:moof], "no fragment"),
+             "empty.mp4": (b"", "does not begin"), "noise.mp4": (bytes(range(256)) * 8, "cut short"),
+             "headerless.mp4": (data[data.find(b"moov") - 4:], "does not begin")}
+    for name, (content, reason) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        problem = unreadable(tmp_path / name)
+        assert problem is not None and reason in problem, (name, problem)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import warnings
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from app.backup.archive import BackupError, Say
 from app.config import Config
+from base.children import die_with_parent
 from base.database import EmbeddedPostgres
 
 
@@ -56,7 +58,8 @@ async def run(program: str, *args: str, url: str) -> None:
     target, env = _libpq(url)
     process = await asyncio.create_subprocess_exec(
         str(pg_program(program)), *args, "--no-password", f"--dbname={target}", env=env,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=die_with_parent(signal.SIGKILL))
     try:
         _, errors = await process.communicate()
     finally:

@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 import cv2
 import numpy as np
 
+from base.children import follow_parent
 from video.analysis.detectors import Change, Gray, Roi, Thresholds, Watch, opening_hours
 from video.analysis.frames import Picture, Source, SourceEnded, pictures
 
@@ -172,6 +173,7 @@ class CameraWatcher:
 
 def main(connection: Connection) -> None:
     """The worker process: serve the server's requests until the pipe closes."""
+    follow_parent()  # a server killed outright closes no pipe in time: the kernel ends us with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops us by closing the pipe
     logging.basicConfig(level=logging.INFO, format="%(asctime)s analysis %(levelname)s %(message)s")
     cv2.setNumThreads(1)  # cores are shared by many cameras; OpenCV's own pool only adds switching

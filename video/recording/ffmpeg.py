@@ -31,17 +31,23 @@ def input_args(url: str) -> list[str]:
     return ["-re", "-stream_loop", "-1", "-i", urlsplit(url).path]
 
 
-def record_args(url: str, segment_s: int) -> list[str]:
+def record_args(url: str, segment_s: int, run: str) -> list[str]:
     """Copy the main stream (video, and audio when present) into fixed-length segments, without
     re-encoding. Fragmented MP4, so a killed ffmpeg leaves every finished segment playable; the
     segment list (CSV: name, start, end in stream seconds) tells the recorder what is finished.
-    Run with TZ=UTC in the directory that receives the segments."""
+    Names carry the run (`run`): two runs in one second never write the same file. Run with TZ=UTC
+    in the directory that receives the segments."""
     return ["-hide_banner", "-loglevel", "warning", "-nostdin", "-y", *input_args(url),
             "-map", "0:v", "-map", "0:a?", "-c", "copy",
             "-f", "segment", "-segment_time", str(segment_s), "-segment_format", "mp4",
             "-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof",
             "-reset_timestamps", "1", "-strftime", "1",
-            "-segment_list", "segments.csv", "-segment_list_type", "csv", "%Y%m%dT%H%M%S.mp4"]
+            "-segment_list", segment_listing(run), "-segment_list_type", "csv", f"%Y%m%dT%H%M%S-{run}.mp4"]
+
+
+def segment_listing(run: str) -> str:
+    """The file in which a run's ffmpeg lists the segments it has finished."""
+    return f"segments-{run}.csv"
 
 
 def segment_dir(root: Path, camera_code: str) -> Path:

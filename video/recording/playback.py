@@ -4,10 +4,12 @@ demuxer, copy) into one fragmented MP4 streamed as it is produced."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from base.children import die_with_parent
 from video.recording.evidence import Piece
 
 
@@ -29,7 +31,7 @@ async def stream(ffmpeg: str, pieces: Sequence[Piece]) -> AsyncIterator[bytes]:
             ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "concat", "-safe", "0", "-i",
             str(listing), "-c", "copy", "-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-f", "mp4",
             "pipe:1", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL)
+            stderr=asyncio.subprocess.DEVNULL, preexec_fn=die_with_parent(signal.SIGKILL))
         assert process.stdout is not None
         try:
             while chunk := await process.stdout.read(1 << 16):

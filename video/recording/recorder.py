@@ -2,7 +2,13 @@
 
 The watchdog restarts ffmpeg when it exits or stalls (no finished segment for two segment lengths
 and a margin), with backoff; the time between the last segment before a failure and the first
-after it is stored as a gap. Finished segments are read from ffmpeg's segment list and indexed.
+after it is stored as a gap. Finished segments are read from ffmpeg's segment list and indexed,
+each only once it is a complete, readable file (video.recording.mp4file).
+
+Taking a camera over (after a crash, or from a process that died) starts by ending any writer still
+in its folder and indexing what that writer finished; the time the camera went unrecorded is a gap.
+ffmpeg dies with the server (base.children), so a killed server loses at most the segment being
+written.
 """
 
 from __future__ import annotations
@@ -11,14 +17,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
+import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from base.children import die_with_parent
 from video.cameras.spec import scrub
-from video.recording.ffmpeg import record_args
+from video.recording.ffmpeg import record_args, segment_listing
+from video.recording.mp4file import unreadable
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +52,9 @@ class RecordingIndex(Protocol):
 
     async def gap_closed(self, at: datetime) -> None: ...
 
+    async def last_end(self) -> datetime | None:
+        """The end of the camera's last indexed segment."""
+
 
 class Recorder:
     def __init__(self, ffmpeg: str, url: str, directory: Path, segment_s: int, index: RecordingIndex,
@@ -58,8 +71,13 @@ class Recorder:
     async def run(self) -> None:
         """Record until cancelled."""
         self._directory.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(end_leftover_writers, self._directory)
+        await self._recover()
+        last = await self._index.last_end()
+        gap_open = last is not None  # unrecorded from the last segment until this recorder's first
+        if gap_open:
+            await self._index.gap_opened(last or datetime.now(UTC), "not recorded: the recorder was stopped")
         backoff = 1.0
-        gap_open = False
         while True:
             started = time.monotonic()
             last_end, reason = await self._run_once(gap_open)
@@ -73,14 +91,33 @@ class Recorder:
             log.warning("recorder %s: %s; restarting in %.0f s", self._name, reason, backoff)
             await asyncio.sleep(backoff)
 
+    async def _recover(self) -> None:
+        """Index what an earlier run (of this process or of one that died) finished but did not index."""
+        for listing in sorted(self._directory.glob("segments*.csv")):
+            listed = SegmentList(listing, self._directory)
+            for segment in listed.finished(None):
+                if self._readable(segment):
+                    await self._index.segment(segment)
+            self._drop_unlisted(listing.stem.removeprefix("segments-"), listed)
+            listing.unlink(missing_ok=True)
+
+    def _drop_unlisted(self, run: str, listed: SegmentList) -> None:
+        """Delete a stopped run's files its list never named: the segment it was writing as it died,
+        unfinished (a run that stopped cleanly has listed every file it wrote)."""
+        for path in self._directory.glob(f"*-{run}.mp4"):
+            if path.name not in listed.names:
+                log.warning("recorder %s: %s was being written as its writer stopped; not indexed", self._name,
+                            path.name)
+                path.unlink(missing_ok=True)
+
     async def _run_once(self, gap_open: bool) -> tuple[datetime | None, str]:
         """Run ffmpeg until it fails; the end of the last segment it finished, and why it stopped."""
-        listing = self._directory / "segments.csv"
-        listing.unlink(missing_ok=True)
+        run = secrets.token_hex(4)
+        listing = self._directory / segment_listing(run)
         process = await asyncio.create_subprocess_exec(
-            self._ffmpeg, *record_args(self._url, self._segment_s), cwd=self._directory,
+            self._ffmpeg, *record_args(self._url, self._segment_s, run), cwd=self._directory,
             env={**os.environ, "TZ": "UTC"}, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, preexec_fn=die_with_parent())
         listed = SegmentList(listing, self._directory)
         last_end: datetime | None = None
         last_progress = time.monotonic()
@@ -88,10 +125,15 @@ class Recorder:
             while True:
                 await asyncio.sleep(0.5)
                 for segment in listed.finished(process.pid if process.returncode is None else None):
+                    last_progress = time.monotonic()
+                    if not await asyncio.to_thread(self._readable, segment):
+                        if last_end is not None or not gap_open:  # mid-run: the lost segment is a gap of its own
+                            await self._index.gap_opened(segment.started_at, "a segment was unreadable")
+                            await self._index.gap_closed(segment.ended_at)
+                        continue
                     if last_end is None and gap_open:
                         await self._index.gap_closed(segment.started_at)
                     last_end = segment.ended_at
-                    last_progress = time.monotonic()
                     await self._index.segment(segment)
                 if process.returncode is not None:
                     error = (await process.stderr.read()).decode(errors="replace") if process.stderr else ""
@@ -106,10 +148,54 @@ class Recorder:
                 except TimeoutError:
                     process.kill()
                     await process.wait()
-                # ffmpeg writes the last segment's line as it stops: index it too (it has closed every file).
-                for segment in listed.finished(None):
+            # ffmpeg writes the last segment's line as it stops: index it too (it has closed every file).
+            for segment in listed.finished(None):
+                if self._readable(segment):
                     with contextlib.suppress(Exception):
                         await asyncio.shield(self._index.segment(segment))
+            self._drop_unlisted(run, listed)
+            listing.unlink(missing_ok=True)
+
+    def _readable(self, segment: Segment) -> bool:
+        """True if the segment may be indexed; an unreadable one is deleted, with the reason logged."""
+        problem = unreadable(segment.path)
+        if problem is None:
+            return True
+        log.warning("recorder %s: %s is not indexed, %s", self._name, segment.path.name, problem)
+        segment.path.unlink(missing_ok=True)
+        return False
+
+
+def end_leftover_writers(directory: Path, grace_s: float = 3.0) -> list[int]:
+    """End every process (an orphaned ffmpeg) still working in `directory`, which this process has just
+    claimed; give each `grace_s` to close its file, then kill it. The processes ended."""
+    here = directory.resolve()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if Path(os.readlink(f"/proc/{entry}/cwd")) == here:
+                found.append(int(entry))
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while any(_running(pid) for pid in found) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    if found:
+        log.warning("ended %d process(es) left writing in %s: %s", len(found), here, found)
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie is reaped by init; it writes nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 class SegmentList:
@@ -123,11 +209,13 @@ class SegmentList:
         self._read = 0
         self._anchor: datetime | None = None
         self._waiting: list[tuple[Path, datetime, datetime]] = []
+        self.names: set[str] = set()  # every file the list has named so far
 
     def finished(self, writer_pid: int | None) -> list[Segment]:
         """Listed segments whose file `writer_pid` (None: the writer has exited) no longer has open."""
         lines, self._read = _new_lines(self._listing, self._read)
         for line in lines:
+            self.names.add(line.split(",", 1)[0])
             listed, self._anchor = _segment(self._directory, line, self._anchor)
             if listed is not None:
                 self._waiting.append(listed)
@@ -174,7 +262,7 @@ def _segment(directory: Path, line: str,
         return None, anchor
     start, end = float(start_s), float(end_s)
     if anchor is None:
-        anchor = datetime.strptime(name.removesuffix(".mp4"), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+        anchor = datetime.strptime(name[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)  # 20261124T080000-<run>.mp4
         anchor -= timedelta(seconds=start)
     return (path.resolve(), anchor + timedelta(seconds=start), anchor + timedelta(seconds=end)), anchor
 

@@ -33,6 +33,11 @@ class PgIndex:
             " WHERE NOT EXISTS (SELECT 1 FROM recording_gaps WHERE camera_id = $1 AND ended_at IS NULL)",
             self._camera_id, at, reason[:1000])
 
+    async def last_end(self) -> datetime | None:
+        end: datetime | None = await self._pool.fetchval(
+            "SELECT max(ended_at) FROM segments WHERE camera_id = $1", self._camera_id)
+        return end
+
     async def gap_closed(self, at: datetime) -> None:
         await self._pool.execute(
             "UPDATE recording_gaps SET ended_at = greatest($2, started_at) WHERE camera_id = $1 AND ended_at IS NULL",

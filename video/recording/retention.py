@@ -1,12 +1,20 @@
 """Retention: recordings older than their camera's limit go, and the oldest go first whenever the
 total nears the disk quota or the disk itself runs short, so recording never fills the disk. A
-storage alert opens at 90% of the quota and closes below 85%. One process cleans at a time."""
+storage alert opens at 90% of the quota and closes below 85%. One process cleans at a time.
+
+Files no index knows (left by a writer that died, or by an older version) are swept too: a segment
+or segment list an hour old that is not indexed is never going to be, since a recorder indexes what
+it finishes within seconds and recovers an earlier run's list when it starts."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
+import re
 import shutil
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +30,9 @@ log = logging.getLogger(__name__)
 _LOCK = 727_002_001
 _ALERT_AT, _CLEAR_AT = 0.90, 0.85
 _MIN_FREE_BYTES = 512 * 2**20  # keep this much of the disk free whatever the quota says
+_STRAY_AGE_S = 3600.0  # an unindexed file this old is a stray
+_STRAY_SWEEP_S = 3600.0  # how often the folders are walked for strays
+_RECORDED = re.compile(r"^(\d{8}T\d{6}(-[0-9a-f]+)?\.mp4|segments(-[0-9a-f]+)?\.csv)$")  # a recorder's files
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ class Outcome:
     expired: int
     over_quota: int
     used_bytes: int
+    strays: int = 0
 
 
 class Retention:
@@ -43,6 +55,8 @@ class Retention:
         self._pool = pool
         self._policy = policy
         self._pass_s = pass_s
+        self._swept_until = 0.0  # files last changed before this (epoch s) have been looked at
+        self._next_sweep = 0.0  # monotonic
 
     async def run(self) -> None:
         await every(self._pass_s, self.enforce, "retention pass")
@@ -75,9 +89,30 @@ class Retention:
                     over += len(chosen)
                 used: int = await connection.fetchval("SELECT coalesce(sum(bytes), 0)::bigint FROM segments")
                 await self._alert(connection, used)
-                return Outcome(len(expired), over, used)
+                strays = 0
+                if time.monotonic() >= self._next_sweep:
+                    self._next_sweep = time.monotonic() + _STRAY_SWEEP_S
+                    strays = await self.sweep_strays(connection, time.time() - _STRAY_AGE_S)
+                return Outcome(len(expired), over, used, strays)
             finally:
                 await connection.execute("SELECT pg_advisory_unlock($1)", _LOCK)
+
+    async def sweep_strays(self, connection: Connection, changed_before: float) -> int:
+        """Delete the recorder's files last changed before `changed_before` (epoch s) that no index
+        holds, looking only at those not looked at by an earlier sweep. How many went."""
+        files = await asyncio.to_thread(_recorder_files, self._policy.root, self._swept_until, changed_before)
+        gone = 0
+        for start in range(0, len(files), 2000):
+            chunk = files[start:start + 2000]
+            indexed = {r["path"] for r in await connection.fetch(
+                "SELECT path FROM segments WHERE path = ANY($1::text[])", [str(f) for f in chunk])}
+            strays = [f for f in chunk if str(f) not in indexed]
+            _unlink(str(f) for f in strays)
+            gone += len(strays)
+        if gone:
+            log.warning("deleted %d recording file(s) that no index knew (left by a writer that died)", gone)
+        self._swept_until = changed_before
+        return gone
 
     async def _excess(self, connection: Connection) -> int:
         """Bytes to free: beyond the quota, or short of the disk's minimum free space."""
@@ -113,3 +148,19 @@ def _unlink(paths: Iterable[str]) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             Path(path).unlink()
+
+
+def _recorder_files(root: Path, since: float, until: float) -> list[Path]:
+    """Segments and segment lists in the cameras' folders last changed in [since, until)."""
+    found = []
+    with contextlib.suppress(FileNotFoundError):
+        for folder in os.scandir(root):
+            if not folder.is_dir(follow_symlinks=False):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(folder.path):
+                    if _RECORDED.match(entry.name) and entry.is_file(follow_symlinks=False):
+                        with contextlib.suppress(FileNotFoundError):
+                            if since <= entry.stat().st_mtime < until:
+                                found.append(Path(entry.path).resolve())
+    return found

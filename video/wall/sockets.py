@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -22,6 +23,7 @@ from aiohttp import WSCloseCode, web
 
 from base import audit
 from base.accounts import Role
+from base.children import die_with_parent
 from base.context import PLATFORM
 from base.errors import DomainError
 from base.http import Api
@@ -118,7 +120,8 @@ class FocusEndpoint(Endpoint[Focus]):
                                              details={"mode": hello.mode}))
         process = await asyncio.create_subprocess_exec(
             app[VIDEO].ffmpeg, *ffmpeg.focus_args(url, hello.mode),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            preexec_fn=die_with_parent(signal.SIGKILL))
         pump = asyncio.create_task(_pump(process, session, hello.mode), name=f"focus-pump {session.name}")
         return Focus(process, pump), None
 
