@@ -4,6 +4,7 @@ is killed and restored. Segments are checked by opening them (PyAV, the same lib
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import socket
@@ -148,6 +149,39 @@ async def test_an_rtsp_camera_that_goes_down_is_offline_leaves_a_recorded_gap_an
     finally:
         server.kill()
         server.wait()
+    await _the_gap_is_told_in_playback_and_in_the_export(liandong, database_url, camera_id, gap, resumed[0])
+
+
+async def _the_gap_is_told_in_playback_and_in_the_export(liandong: Liandong, database_url: str, camera_id: int,
+                                                        gap: asyncpg.Record, resumed: asyncpg.Record) -> None:
+    """Played or exported across the outage, the recording says where it has nothing, and why."""
+    first = (await _segments(database_url, camera_id, 1) or [])[0]
+    since, until = first["started_at"], resumed["ended_at"]
+    before = await query(database_url, "SELECT max(ended_at) AS at FROM segments WHERE camera_id = $1"
+                         " AND ended_at <= $2", camera_id, gap["ended_at"])
+    hole = f"{before[0]['at'].isoformat()}/{resumed['started_at'].isoformat()}"
+    window = f"since={since.isoformat().replace('+', '%2B')}&until={until.isoformat().replace('+', '%2B')}"
+    headers = {"Authorization": f"Bearer {await liandong.token('supervisor')}"}
+    async with liandong.http.get(f"{liandong.base_url}/api/cameras/{camera_id}/playback?{window}",
+                                 headers=headers) as response:
+        assert response.status == 200
+        assert response.headers["Recording-Gaps"] == hole
+        await response.read()
+    async with liandong.http.get(f"{liandong.base_url}/api/cameras/{camera_id}/recordings?{window}",
+                                 headers=headers) as response:
+        timeline = await response.json()
+    (told,) = timeline["gaps"]
+    assert f"{told['started_at']}/{told['ended_at']}" == hole and told["reason"] == gap["reason"]
+    assert [(span["started_at"], span["ended_at"]) for span in timeline["recorded"]] == [
+        (since.isoformat(), before[0]["at"].isoformat()), (resumed["started_at"].isoformat(), until.isoformat())]
+    status, _ = await liandong.call("GET", f"/api/cameras/{camera_id}/recordings?{window}", as_user="dispatcher")
+    assert status == 200
+    async with liandong.http.post(f"{liandong.base_url}/api/cameras/{camera_id}/exports", headers=headers,
+                                  json={"since": since.isoformat(), "until": until.isoformat()}) as response:
+        archive = await response.read()
+    with zipfile.ZipFile(io.BytesIO(archive)) as export:
+        manifest = json.loads(export.read("manifest.json"))
+    assert manifest["gaps"] == [told]
 
 
 async def _offline(database_url: str, camera_id: int, cleared: bool) -> list[asyncpg.Record] | None:

@@ -22,6 +22,7 @@ from video.cameras.registry import camera_json, cameras, register
 from video.cameras.spec import CameraSpec, check
 from video.context import VIDEO
 from video.recording.evidence import Piece, export
+from video.recording.gaps import TOLERANCE, Hole, Stored, holes
 from video.recording.playback import stream
 
 api = Api()
@@ -61,15 +62,46 @@ def _range(request: web.Request, since: datetime | None, until: datetime | None)
     return since, until
 
 
-async def _pieces(request: web.Request, camera_id: int, since: datetime, until: datetime) -> list[Piece]:
+async def _pieces(request: web.Request, camera_id: int, since: datetime, until: datetime,
+                  required: bool = True) -> list[Piece]:
     rows = await request.app[PLATFORM].pool.fetch(
         "SELECT path, started_at, ended_at FROM segments WHERE camera_id = $1 AND ended_at > $2 AND started_at < $3"
         " ORDER BY started_at", camera_id, since, until)
     # Retention deletes a segment's row before its file, so every indexed segment is on disk.
     pieces = [Piece(Path(r["path"]), r["started_at"], r["ended_at"]) for r in rows]
-    if not pieces:
+    if not pieces and required:
         raise DomainError("nothing was recorded by this camera in that time", "since", "not_found")
     return pieces
+
+
+async def _holes(request: web.Request, camera_id: int, pieces: list[Piece], since: datetime,
+                 until: datetime) -> list[Hole]:
+    """The unrecorded stretches of the range (up to now), with the recorder's reasons."""
+    rows = await request.app[PLATFORM].pool.fetch(
+        "SELECT started_at, ended_at, reason FROM recording_gaps WHERE camera_id = $1"
+        " AND coalesce(ended_at, 'infinity') > $2 AND started_at < $3 ORDER BY started_at", camera_id, since, until)
+    stored = [Stored(r["started_at"], r["ended_at"], r["reason"]) for r in rows]
+    return holes(pieces, since, min(until, datetime.now(UTC)), stored)
+
+
+@api.get("/api/cameras/{id}/recordings", "What was recorded between since and until (at most 24 h): the recorded"
+         " spans and the gaps, each with the reason the recorder stored (what a playback timeline draws)",
+         roles=WATCHERS, query=("since!", "until!"))
+async def recordings(request: web.Request) -> web.Response:
+    camera = await camera_row(request)
+    since, until = _range(request, timestamp_param(request, "since"), timestamp_param(request, "until"))
+    pieces = await _pieces(request, camera["id"], since, until, required=False)
+    gaps = await _holes(request, camera["id"], pieces, since, until)
+    spans: list[list[datetime]] = []
+    for piece in pieces:  # segments that meet are one span
+        if spans and piece.started_at - spans[-1][1] <= TOLERANCE:
+            spans[-1][1] = max(spans[-1][1], piece.ended_at)
+        else:
+            spans.append([piece.started_at, piece.ended_at])
+    return reply({"camera": camera["id"], "since": since.isoformat(), "until": until.isoformat(),
+                  "segments": len(pieces),
+                  "recorded": [{"started_at": a.isoformat(), "ended_at": b.isoformat()} for a, b in spans],
+                  "gaps": [hole.json() for hole in gaps]})
 
 
 async def camera_row(request: web.Request) -> asyncpg.Record:
@@ -81,16 +113,28 @@ async def camera_row(request: web.Request) -> asyncpg.Record:
     return row
 
 
+GAPS_HEADER = "Recording-Gaps"
+
+
+def _header(gaps: list[Hole]) -> str:
+    """The gaps as ISO 8601 intervals (start/end), comma-separated; "none" if there are none."""
+    return ",".join(hole.interval() for hole in gaps) or "none"
+
+
 @api.get("/api/cameras/{id}/playback", "A camera's recording between since and until (at most 24 h), one MP4 joined"
-         " without re-encoding", roles=WATCHERS, produces="video/mp4", query=("since!", "until!"), deadline=False)
+         " without re-encoding; what was not recorded is listed in the Recording-Gaps header (ISO 8601"
+         " intervals, or none) and by GET /api/cameras/{id}/recordings", roles=WATCHERS, produces="video/mp4",
+         query=("since!", "until!"), deadline=False)
 async def playback(request: web.Request) -> web.StreamResponse:
     camera = await camera_row(request)
     since, until = _range(request, timestamp_param(request, "since"), timestamp_param(request, "until"))
     pieces = await _pieces(request, camera["id"], since, until)
+    gaps = await _holes(request, camera["id"], pieces, since, until)
     await audit.record(request.app[PLATFORM].pool, audit.Entry(
         actor_of(request), "video.playback", f"camera:{camera['id']}",
         details={"since": since.isoformat(), "until": until.isoformat()}))
-    response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+    # The file joins the segments end to end: the gaps go with it, or the picture's clock just jumps.
+    response = web.StreamResponse(headers={"Content-Type": "video/mp4", GAPS_HEADER: _header(gaps)})
     await response.prepare(request)
     async for chunk in stream(request.app[VIDEO].ffmpeg, pieces):
         await response.write(chunk)
@@ -115,9 +159,10 @@ async def export_evidence(request: web.Request) -> web.Response:
         in_era(moment, name)
     since, until = _range(request, body.since, body.until)
     pieces = await _pieces(request, camera["id"], since, until)
+    gaps = await _holes(request, camera["id"], pieces, since, until)
     described = {k: v for k, v in camera_json(camera).items() if k not in ("main_url", "sub_url")}
     archive = await asyncio.to_thread(export, pieces, {**described, "exported_by": user.username}, since, until,
-                                      request.app[VIDEO].evidence_key, datetime.now(UTC))
+                                      request.app[VIDEO].evidence_key, datetime.now(UTC), [g.json() for g in gaps])
     # Recorded before the file leaves: an export nobody can account for does not happen.
     await audit.record(request.app[PLATFORM].pool, audit.Entry(
         actor_of(request), "video.export", f"camera:{camera['id']}",

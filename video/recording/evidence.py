@@ -41,11 +41,12 @@ def _sha256(path: Path) -> str:
 
 
 def export(pieces: Sequence[Piece], camera: dict[str, Any], since: datetime, until: datetime,
-           key: Ed25519PrivateKey, exported_at: datetime) -> bytes:
-    """A zip: the segments as recorded, the manifest, its signature and the public key."""
+           key: Ed25519PrivateKey, exported_at: datetime, gaps: Sequence[dict[str, Any]] = ()) -> bytes:
+    """A zip: the segments as recorded, the manifest (with the `gaps` between them: what was not
+    recorded, and why), its signature and the public key."""
     manifest: dict[str, Any] = {
         "format": "liandong-evidence/1", "camera": camera, "since": since.isoformat(), "until": until.isoformat(),
-        "exported_at": exported_at.isoformat(),
+        "exported_at": exported_at.isoformat(), "gaps": list(gaps),
         "segments": [{"file": f"segments/{p.path.name}", "sha256": _sha256(p.path), "bytes": p.path.stat().st_size,
                       "started_at": p.started_at.isoformat(), "ended_at": p.ended_at.isoformat()} for p in pieces],
     }
