@@ -43,10 +43,11 @@ from base.signing import key_path, signing_key
 from base.sockets import WATCH, SessionWatch
 from base.throttle import LoginThrottle, Window
 from base.vitals import LoopLag
-from command import console_socket, decision_routes, plan_routes, surge_routes
+from command import console_socket, decision_routes, incident_video_routes, plan_routes, surge_routes
 from command import routes as command_routes
 from command.context import COMMAND, Command
 from command.demo import DEMO_PASSWORD, seed
+from command.incident_video import IncidentVideo
 from command.intake import Intake
 from command.plan_store import PLANS_CHANNEL, LivePlans
 from dispatch import routes as dispatch_routes
@@ -81,7 +82,7 @@ from video.cameras import routes as camera_routes
 from video.cameras.registry import sync_from_config
 from video.claims import Claims
 from video.context import VIDEO, Video
-from video.recording import ffmpeg
+from video.recording import ffmpeg, hold_routes
 from video.recording.recordings import recording
 from video.recording.retention import Policy, Retention
 from video.wall import sockets as wall_sockets
@@ -100,7 +101,7 @@ APIS: tuple[Api, ...] = (
     base_routes.api, admin_routes.api, dispatch_routes.api, terminal_socket.api, alert_routes.api, camera_routes.api,
     analysis_routes.api, wall_sockets.api, command_routes.api, plan_routes.api, surge_routes.api,
     decision_routes.api, console_socket.api, efficiency_routes.api, supervision_routes.api, card_routes.api,
-    public_routes.api, live_socket.api)
+    public_routes.api, live_socket.api, hold_routes.api, incident_video_routes.api)
 
 # Pages, and the folders their assets are served from (/static/ holds what every page shares).
 PAGES = {"/admin": ROOT / "base/web/admin.html", "/console": ROOT / "command/web/console.html",
@@ -231,6 +232,9 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
                                      "escalating efficiency cards"), "efficiency-escalation")
             _background(stack, every(60, functools.partial(release_closed, pool), "releasing recording holds"),
                         "efficiency-holds")
+            incident_video = IncidentVideo(pool, config.decision.camera_radius_m,
+                                           timedelta(minutes=config.decision.video_before_min))
+            _background(stack, every(2, incident_video.sweep, "holding incidents' recordings"), "incident-video")
             if config.demo.seed and config.demo.hall_every_s > 0:
                 _background(stack, HallSimulator(_own_url(config), DEMO_PASSWORD, app[EFFICIENCY].calendar,
                                                  catalogue(), await hall_windows(pool), config.demo.hall_every_s

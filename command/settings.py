@@ -27,6 +27,7 @@ class DecisionConfig(Section, frozen=True, forbid_unknown_fields=True):
         default_factory=lambda: {"I": 5000.0, "II": 3000.0, "III": 1500.0, "IV": 500.0})
     similar_radius_m: Annotated[float, msgspec.Meta(gt=0, le=200_000)] = 2000.0
     camera_radius_m: Annotated[float, msgspec.Meta(gt=0, le=200_000)] = 1000.0
+    video_before_min: Annotated[float, msgspec.Meta(ge=0, le=24 * 60)] = 10.0
     similar_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import msgspec
@@ -21,8 +20,9 @@ from base.signing import public_pem
 from video.cameras.registry import camera_json, cameras, register
 from video.cameras.spec import CameraSpec, check
 from video.context import VIDEO
+from video.recording import spans
 from video.recording.evidence import Piece, export
-from video.recording.gaps import TOLERANCE, Hole, Stored, holes
+from video.recording.gaps import TOLERANCE, Hole
 from video.recording.playback import stream
 
 api = Api()
@@ -64,24 +64,15 @@ def _range(request: web.Request, since: datetime | None, until: datetime | None)
 
 async def _pieces(request: web.Request, camera_id: int, since: datetime, until: datetime,
                   required: bool = True) -> list[Piece]:
-    rows = await request.app[PLATFORM].pool.fetch(
-        "SELECT path, started_at, ended_at FROM segments WHERE camera_id = $1 AND ended_at > $2 AND started_at < $3"
-        " ORDER BY started_at", camera_id, since, until)
-    # Retention deletes a segment's row before its file, so every indexed segment is on disk.
-    pieces = [Piece(Path(r["path"]), r["started_at"], r["ended_at"]) for r in rows]
-    if not pieces and required:
+    found = await spans.pieces(request.app[PLATFORM].pool, camera_id, since, until)
+    if not found and required:
         raise DomainError("nothing was recorded by this camera in that time", "since", "not_found")
-    return pieces
+    return found
 
 
 async def _holes(request: web.Request, camera_id: int, pieces: list[Piece], since: datetime,
                  until: datetime) -> list[Hole]:
-    """The unrecorded stretches of the range (up to now), with the recorder's reasons."""
-    rows = await request.app[PLATFORM].pool.fetch(
-        "SELECT started_at, ended_at, reason FROM recording_gaps WHERE camera_id = $1"
-        " AND coalesce(ended_at, 'infinity') > $2 AND started_at < $3 ORDER BY started_at", camera_id, since, until)
-    stored = [Stored(r["started_at"], r["ended_at"], r["reason"]) for r in rows]
-    return holes(pieces, since, min(until, datetime.now(UTC)), stored)
+    return await spans.unrecorded(request.app[PLATFORM].pool, camera_id, pieces, since, until)
 
 
 @api.get("/api/cameras/{id}/recordings", "What was recorded between since and until (at most 24 h): the recorded"
@@ -92,15 +83,15 @@ async def recordings(request: web.Request) -> web.Response:
     since, until = _range(request, timestamp_param(request, "since"), timestamp_param(request, "until"))
     pieces = await _pieces(request, camera["id"], since, until, required=False)
     gaps = await _holes(request, camera["id"], pieces, since, until)
-    spans: list[list[datetime]] = []
+    runs: list[list[datetime]] = []
     for piece in pieces:  # segments that meet are one span
-        if spans and piece.started_at - spans[-1][1] <= TOLERANCE:
-            spans[-1][1] = max(spans[-1][1], piece.ended_at)
+        if runs and piece.started_at - runs[-1][1] <= TOLERANCE:
+            runs[-1][1] = max(runs[-1][1], piece.ended_at)
         else:
-            spans.append([piece.started_at, piece.ended_at])
+            runs.append([piece.started_at, piece.ended_at])
     return reply({"camera": camera["id"], "since": since.isoformat(), "until": until.isoformat(),
                   "segments": len(pieces),
-                  "recorded": [{"started_at": a.isoformat(), "ended_at": b.isoformat()} for a, b in spans],
+                  "recorded": [{"started_at": a.isoformat(), "ended_at": b.isoformat()} for a, b in runs],
                   "gaps": [hole.json() for hole in gaps]})
 
 

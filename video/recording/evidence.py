@@ -1,6 +1,7 @@
-"""Evidence export: recordings of one camera over a time range, with a manifest holding the SHA-256
-of every segment, signed with the centre's Ed25519 key. Anyone holding the public key
-(GET /api/video/signing-key) can tell whether an exported clip was altered: `liandong video verify`.
+"""Evidence export: recordings of one camera over a time range (or of several, for one incident),
+with a manifest holding the SHA-256 of every segment, signed with the centre's Ed25519 key. Anyone
+holding the public key (GET /api/video/signing-key) can tell whether an exported clip was altered:
+`liandong video verify`.
 """
 
 from __future__ import annotations
@@ -47,9 +48,41 @@ def export(pieces: Sequence[Piece], camera: dict[str, Any], since: datetime, unt
     manifest: dict[str, Any] = {
         "format": "liandong-evidence/1", "camera": camera, "since": since.isoformat(), "until": until.isoformat(),
         "exported_at": exported_at.isoformat(), "gaps": list(gaps),
-        "segments": [{"file": f"segments/{p.path.name}", "sha256": _sha256(p.path), "bytes": p.path.stat().st_size,
-                      "started_at": p.started_at.isoformat(), "ended_at": p.ended_at.isoformat()} for p in pieces],
-    }
+        "segments": [_entry(p, f"segments/{p.path.name}") for p in pieces]}
+    return _signed_zip(manifest, list(pieces), key)
+
+
+@dataclass(frozen=True)
+class CameraPart:
+    """One camera's share of a case: its description, its segments and its gaps."""
+
+    camera: dict[str, Any]
+    pieces: Sequence[Piece]
+    gaps: Sequence[dict[str, Any]]
+
+
+def export_case(case: dict[str, Any], parts: Sequence[CameraPart], key: Ed25519PrivateKey,
+                exported_at: datetime) -> bytes:
+    """Several cameras' recordings for one case (an incident) in one signed zip: each camera's
+    segments under segments/<camera code>/, and in the manifest each segment names its camera."""
+    segments, pieces = [], []
+    for part in parts:
+        for piece in part.pieces:
+            segments.append({**_entry(piece, f"segments/{part.camera['code']}/{piece.path.name}"),
+                             "camera": part.camera["code"]})
+            pieces.append(piece)
+    manifest: dict[str, Any] = {
+        "format": "liandong-evidence/1", "case": case, "exported_at": exported_at.isoformat(),
+        "cameras": [{**part.camera, "gaps": list(part.gaps)} for part in parts], "segments": segments}
+    return _signed_zip(manifest, pieces, key)
+
+
+def _entry(piece: Piece, file: str) -> dict[str, Any]:
+    return {"file": file, "sha256": _sha256(piece.path), "bytes": piece.path.stat().st_size,
+            "started_at": piece.started_at.isoformat(), "ended_at": piece.ended_at.isoformat()}
+
+
+def _signed_zip(manifest: dict[str, Any], pieces: Sequence[Piece], key: Ed25519PrivateKey) -> bytes:
     body = json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode()
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:  # video does not compress
