@@ -118,6 +118,22 @@ async def test_a_file_camera_is_recorded_in_playable_contiguous_segments_with_it
         assert abs((after["started_at"] - before["ended_at"]).total_seconds()) < 0.2  # no hole between them
 
 
+async def test_a_camera_with_g711_audio_is_recorded_with_its_sound_as_aac(
+        recording: tuple[Liandong, Path], database_url: str) -> None:
+    """PCMA (G.711 A-law, common on Chinese cameras) has no place in MP4: the video is still copied,
+    the sound is recorded as AAC rather than lost, and the first segment is not preceded by a gap."""
+    liandong, media = recording
+    subprocess.run([ffmpeg.binary(), "-hide_banner", "-loglevel", "error", "-y",
+                    "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
+                    "-t", "6", "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-pix_fmt", "yuv420p",
+                    "-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1", str(media / "g711.mkv")], check=True, timeout=60)
+    camera_id = await register(liandong, "g711-window", f"file://{media / 'g711.mkv'}")
+    segments = await wait_until(lambda: _segments(database_url, camera_id, 2), 40)
+    for segment in segments:
+        assert probe(segment["path"])[0] == ["h264", "aac"]
+    assert await _gaps(database_url, camera_id) is None
+
+
 async def _segments(database_url: str, camera_id: int, at_least: int) -> list[asyncpg.Record] | None:
     rows = await query(database_url, "SELECT * FROM segments WHERE camera_id = $1 ORDER BY started_at", camera_id)
     return rows if len(rows) >= at_least else None

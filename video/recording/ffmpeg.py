@@ -31,18 +31,25 @@ def input_args(url: str) -> list[str]:
     return ["-re", "-stream_loop", "-1", "-i", urlsplit(url).path]
 
 
-def record_args(url: str, segment_s: int, run: str) -> list[str]:
+def record_args(url: str, segment_s: int, run: str, audio: str = "copy") -> list[str]:
     """Copy the main stream (video, and audio when present) into fixed-length segments, without
     re-encoding. Fragmented MP4, so a killed ffmpeg leaves every finished segment playable; the
     segment list (CSV: name, start, end in stream seconds) tells the recorder what is finished.
-    Names carry the run (`run`): two runs in one second never write the same file. Run with TZ=UTC
-    in the directory that receives the segments."""
+    Names carry the run (`run`): two runs in one second never write the same file. Audio MP4 cannot
+    hold (G.711 PCMA/PCMU, common on Chinese cameras) is recorded as AAC (`audio="aac"`); the video
+    is always copied. Run with TZ=UTC in the directory that receives the segments."""
+    sound = ["-c:a", "aac", "-b:a", "64k"] if audio == "aac" else []
     return ["-hide_banner", "-loglevel", "warning", "-nostdin", "-y", *input_args(url),
-            "-map", "0:v", "-map", "0:a?", "-c", "copy",
+            "-map", "0:v", "-map", "0:a?", "-c", "copy", *sound,
             "-f", "segment", "-segment_time", str(segment_s), "-segment_format", "mp4",
             "-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof",
             "-reset_timestamps", "1", "-strftime", "1",
             "-segment_list", segment_listing(run), "-segment_list_type", "csv", f"%Y%m%dT%H%M%S-{run}.mp4"]
+
+
+def audio_unfit_for_mp4(stderr: str) -> bool:
+    """ffmpeg refused to start because a stream's codec has no place in MP4 (G.711 audio)."""
+    return "Could not find tag for codec" in stderr or "codec not currently supported in container" in stderr
 
 
 def segment_listing(run: str) -> str:

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from base.children import die_with_parent
 from video.cameras.spec import scrub
-from video.recording.ffmpeg import record_args, segment_listing
+from video.recording.ffmpeg import audio_unfit_for_mp4, record_args, segment_listing
 from video.recording.mp4file import unreadable
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ class Recorder:
         self._index = index
         self._name = name
         self._stall_s = 2 * segment_s + 10
+        self._audio = "copy"  # "aac" once the camera's audio proves unfit for MP4
+        self._audio_refused = False  # the last ffmpeg run stopped because MP4 cannot hold the audio
         self.restarts = 0
 
     async def run(self) -> None:
@@ -81,6 +83,11 @@ class Recorder:
         while True:
             started = time.monotonic()
             last_end, reason = await self._run_once(gap_open)
+            if last_end is None and self._audio == "copy" and self._audio_refused:
+                log.info("recorder %s: the camera's audio cannot go into MP4 as it is: recording it as AAC",
+                         self._name)
+                self._audio = "aac"
+                continue
             if last_end is not None:
                 gap_open = False
             if not gap_open:  # the gap starts where the recording stopped, not where we noticed
@@ -115,7 +122,7 @@ class Recorder:
         run = secrets.token_hex(4)
         listing = self._directory / segment_listing(run)
         process = await asyncio.create_subprocess_exec(
-            self._ffmpeg, *record_args(self._url, self._segment_s, run), cwd=self._directory,
+            self._ffmpeg, *record_args(self._url, self._segment_s, run, self._audio), cwd=self._directory,
             env={**os.environ, "TZ": "UTC"}, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, preexec_fn=die_with_parent())
         listed = SegmentList(listing, self._directory)
@@ -137,6 +144,7 @@ class Recorder:
                     await self._index.segment(segment)
                 if process.returncode is not None:
                     error = (await process.stderr.read()).decode(errors="replace") if process.stderr else ""
+                    self._audio_refused = audio_unfit_for_mp4(error)
                     return last_end, f"ffmpeg exited ({process.returncode}): {_clean(error, self._url)}"
                 if time.monotonic() - last_progress > self._stall_s:
                     return last_end, f"no segment for {self._stall_s} s"
