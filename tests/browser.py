@@ -71,19 +71,24 @@ async def screenshot(page: Page, name: str) -> None:
 
 
 async def click_map(page: Page, lon: float, lat: float) -> None:
-    """Click the console's map where (lon, lat) is drawn, as a dispatcher pointing at a place."""
-    x, y = await page.evaluate(
-        "([lat, lon]) => { const p = liandongConsole.map.latLngToContainerPoint([lat, lon]);"
-        " const r = document.getElementById('map').getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }",
-        [lat, lon])
+    """Click the console's map where (lon, lat) is drawn, as a dispatcher pointing at a place.
+
+    Under load Leaflet can still be settling the view it was just given, or the page still laying
+    out around the map, and a click can pass unseen; a dispatcher whose click left no mark clicks
+    again, and so does the test: three times at most, finding the point afresh each time."""
     before = await page.input_value("#lon")
-    await page.mouse.click(x, y)
-    # Under load Leaflet can still be settling the view it was just given and let the first click pass; a
-    # dispatcher whose click left no mark clicks again, and so does the test (three times at most).
-    for _ in range(2):
+    for _ in range(3):
+        x, y = await page.evaluate(
+            "([lat, lon]) => { const p = liandongConsole.map.latLngToContainerPoint([lat, lon]);"
+            " const r = document.getElementById('map').getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }",
+            [lat, lon])
+        await page.mouse.click(x, y)
         try:
             await page.wait_for_function("(before) => document.getElementById('lon').value !== before", arg=before,
-                                         timeout=2000)
+                                         timeout=3000)
             return
         except PlaywrightTimeout:
-            await page.mouse.click(x, y)
+            continue
+    under = await page.evaluate("([x, y]) => { const e = document.elementFromPoint(x, y);"
+                                " return e ? e.outerHTML.slice(0, 200) : 'nothing'; }", [x, y])
+    raise AssertionError(f"three clicks on the map at ({x:.0f}, {y:.0f}) left no mark; under the pointer: {under}")
