@@ -234,7 +234,7 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
                         "efficiency-holds")
             incident_video = IncidentVideo(pool, config.decision.camera_radius_m,
                                            timedelta(minutes=config.decision.video_before_min))
-            _background(stack, every(2, incident_video.sweep, "holding incidents' recordings"), "incident-video")
+            _background(stack, every(5, incident_video.sweep, "holding incidents' recordings"), "incident-video")
             if config.demo.seed and config.demo.hall_every_s > 0:
                 _background(stack, HallSimulator(_own_url(config), DEMO_PASSWORD, app[EFFICIENCY].calendar,
                                                  catalogue(), await hall_windows(pool), config.demo.hall_every_s

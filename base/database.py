@@ -207,6 +207,10 @@ def unavailable(error: BaseException) -> bool:
                           asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.TooManyConnectionsError,
                           asyncpg.QueryCanceledError)):
         return True
+    # A pooled connection a killed server or an abandoned statement left mid-operation ("cannot switch
+    # to state …; another operation is in progress"): the driver's own state, never the request's.
+    if isinstance(error, asyncpg.InternalClientError):
+        return True
     # A refused or reset connection, or a timeout, is the database's only if it came from the driver: a
     # browser that hung up raises the same exceptions.
     return isinstance(error, (ConnectionError, TimeoutError)) and any(
