@@ -98,16 +98,17 @@ async def test_kill_9_leaves_no_process_no_lost_recording_and_no_unindexed_file(
     an_hour_ago = time.time() - 7200
     os.utime(old_stray, (an_hour_ago, an_hour_ago))
 
+    old_runs = {run_of(p) for p in on_disk(folder)}  # a segment's name ends with its ffmpeg run
     restarted_at = datetime.now(UTC)
     server = start(database_url, tmp_path, port, log)
     try:
         await wait_healthy(base, server, log)
-        after = await wait_until(lambda: _at_least(database_url, camera_id, 1, since=restarted_at), 60)
+        after = await wait_until(lambda: _at_least(database_url, camera_id, 1, besides=old_runs), 60)
         assert stray_writer.wait(timeout=10) is not None  # ended by the camera's new recorder
         assert not old_stray.exists()  # swept by retention
 
         recorded = await segments(database_url, camera_id)
-        before_kill = [s for s in recorded if s["started_at"] < restarted_at]
+        before_kill = [s for s in recorded if run_of(s["path"]) in old_runs]
         # Recovered from the killed run's list: recording is complete up to the kill, but for at most
         # the segment being written.
         assert max(s["ended_at"] for s in before_kill) >= killed_at - timedelta(seconds=SEGMENT_S + 1)
@@ -129,7 +130,12 @@ async def test_kill_9_leaves_no_process_no_lost_recording_and_no_unindexed_file(
         stray_writer.wait()
 
 
+def run_of(path: str) -> str:
+    return Path(path).stem.rsplit("-", 1)[-1]
+
+
 async def _at_least(database_url: str, camera_id: int, count: int,
-                    since: datetime | None = None) -> list[asyncpg.Record] | None:
-    rows = [s for s in await segments(database_url, camera_id) if since is None or s["started_at"] >= since]
+                    besides: set[str] | None = None) -> list[asyncpg.Record] | None:
+    """The camera's segments, if there are `count`, leaving out those of the ffmpeg runs `besides`."""
+    rows = [s for s in await segments(database_url, camera_id) if run_of(s["path"]) not in (besides or set())]
     return rows if len(rows) >= count else None
