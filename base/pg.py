@@ -25,10 +25,11 @@ else:
 
 async def every(interval_s: float, work: Callable[[], Awaitable[object]], what: str) -> None:
     """Run `work` every `interval_s` seconds for ever. A database or network failure is logged and
-    the next pass tries again: a background duty must outlive a database restart."""
+    the next pass tries again: a background duty must outlive a database restart (and the driver's
+    InternalClientError, a pooled connection a killed server left mid-operation, is part of one)."""
     while True:
         try:
             await work()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError) as error:
             log.warning("%s failed (%s); trying again in %.1f s", what, error, interval_s)
         await asyncio.sleep(interval_s)
