@@ -90,5 +90,9 @@ async def click_map(page: Page, lon: float, lat: float) -> None:
         except PlaywrightTimeout:
             continue
     under = await page.evaluate("([x, y]) => { const e = document.elementFromPoint(x, y);"
-                                " return e ? e.outerHTML.slice(0, 200) : 'nothing'; }", [x, y])
-    raise AssertionError(f"three clicks on the map at ({x:.0f}, {y:.0f}) left no mark; under the pointer: {under}")
+                                " return [e ? e.tagName + '#' + e.id : 'nothing',"
+                                " document.getElementById('desk').classList.contains('hidden'),"
+                                " document.getElementById('login-error').textContent,"
+                                " document.getElementById('conn').textContent]; }", [x, y])
+    raise AssertionError(f"three clicks on the map at ({x:.0f}, {y:.0f}) left no mark; under the pointer, desk"
+                         f" hidden, login error, connection: {under}")

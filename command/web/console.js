@@ -611,7 +611,14 @@ function logOut() {
   $("login").classList.remove("hidden");
 }
 
-if (token) start().catch(logOut);
+// A page opened with a session: only a refused session logs out; a server busy or restarting is tried again.
+function resume() {
+  start().catch((error) => {
+    if (error.code === "unauthenticated" || error.code === "forbidden") logOut();
+    else { $("login-error").textContent = error.message; setTimeout(resume, 2000); }
+  });
+}
+if (token) resume();
 
 // Log out: the server ends the session (its sockets close everywhere), then the page forgets the token.
 $("logout").addEventListener("click", async () => {
