@@ -16,6 +16,7 @@ from base.pg import Pool
 from gis.distance import metres
 
 _BATCH = 200
+_MARGIN = 1000  # ids below the highest looked at that may still be new
 
 
 def reference(incident_id: int) -> str:
@@ -32,10 +33,13 @@ class IncidentVideo:
         """Hold the recordings around incidents not yet looked at, and end the holds of incidents that
         have closed; how many incidents were newly held. A few statements a pass, however many
         incidents came in: this runs beside a dispatch surge."""
+        # Only ids near or past the last one looked at (a surge's day of incidents is not re-read every
+        # pass); the margin catches an incident whose transaction committed after a later id's.
         fresh = await self._pool.fetch(
             "SELECT i.id, i.lon, i.lat, i.created_at FROM incidents i WHERE i.created_at > now() - interval '1 day'"
+            " AND i.id > (SELECT coalesce(max(incident_id), 0) - $2 FROM incident_evidence)"
             " AND NOT EXISTS (SELECT 1 FROM incident_evidence e WHERE e.incident_id = i.id) ORDER BY i.id LIMIT $1",
-            _BATCH)
+            _BATCH, _MARGIN)
         if fresh:
             cameras = await self._pool.fetch("SELECT id, lon, lat FROM cameras")
             holds: list[tuple[int, datetime, str]] = []

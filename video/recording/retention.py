@@ -153,8 +153,9 @@ def _unlink(paths: Iterable[str]) -> None:
 def _recorder_files(root: Path, since: float, until: float) -> list[Path]:
     """Segments and segment lists in the cameras' folders last changed in [since, until)."""
     found = []
+    base = root.resolve()  # the index holds resolved paths; resolving once, not per file, on a full sweep
     with contextlib.suppress(FileNotFoundError):
-        for folder in os.scandir(root):
+        for folder in os.scandir(base):
             if not folder.is_dir(follow_symlinks=False):
                 continue
             with contextlib.suppress(FileNotFoundError):
@@ -162,5 +163,5 @@ def _recorder_files(root: Path, since: float, until: float) -> list[Path]:
                     if _RECORDED.match(entry.name) and entry.is_file(follow_symlinks=False):
                         with contextlib.suppress(FileNotFoundError):
                             if since <= entry.stat().st_mtime < until:
-                                found.append(Path(entry.path).resolve())
+                                found.append(base / folder.name / entry.name)
     return found
