@@ -154,13 +154,16 @@ class SessionWatch:
             await asyncio.sleep(self._every_s)
             if not self._sockets:
                 continue
+            # Only the sockets asked about are judged: one opened while the query runs (a fresh log-in)
+            # has a session the query never saw, and is asked about next round.
+            asked = list(self._sockets)
             try:
-                valid = await sessions.still_valid(list({s.token_hash for s in self._sockets}))
+                valid = await sessions.still_valid(list({s.token_hash for s in asked}))
             except Exception as error:  # the database is away: sockets stay until it can be asked again
                 if not unavailable(error):
                     log.exception("checking the sockets' sessions failed")
                 continue
-            for session in [s for s in self._sockets if s.token_hash not in valid]:
+            for session in [s for s in asked if s.token_hash not in valid and s in self._sockets]:
                 self._sockets.discard(session)
                 session.send({"type": "error", "code": "unauthenticated", "field": "token",
                               "message": "the session has ended (logged out, revoked or expired); log in again"})

@@ -4,6 +4,7 @@ seconds, with 4401 and a message the pages act on."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -88,3 +89,31 @@ def test_a_throttle_window_frees_as_failures_age() -> None:
     for second in range(10):
         throttle.failed(f"user-{second}", "10.0.0.9", now=100.0)
     assert throttle.wait_s("anyone", "10.0.0.9", now=101.0) == 59.0  # one address guessing many names
+
+
+async def test_a_socket_opened_while_the_sessions_are_being_checked_is_not_told_its_session_ended(
+        liandong: Liandong, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dispatcher who logs in while the watcher's query is running keeps the console: the query never
+    asked about the new session, so it cannot have found it ended."""
+    sessions = liandong.platform.sessions
+    checking, opened = asyncio.Event(), asyncio.Event()
+    real_still_valid = sessions.still_valid
+
+    async def slow_still_valid(token_hashes: list[bytes]) -> set[bytes]:
+        if not opened.is_set():  # the first round waits, mid-query, for the new socket to open
+            checking.set()
+            await opened.wait()
+        return await real_still_valid(token_hashes)
+
+    monkeypatch.setattr(sessions, "still_valid", slow_still_valid)
+    already = await socket_with(liandong, "/ws/console", await liandong.token("supervisor"))
+    await asyncio.wait_for(checking.wait(), 10)
+    fresh = await socket_with(liandong, "/ws/console", await liandong.token("dispatcher"))
+    opened.set()
+    with pytest.raises(TimeoutError):  # two more rounds of checks pass with nothing said to it
+        message = await fresh.receive(timeout=5)
+        pytest.fail(f"a fresh session's console was told {message.data!r}")
+    assert not fresh.closed and not already.closed
+    for ws in (fresh, already):
+        await ws.close()
+        await ws._liandong_http.close()  # type: ignore[attr-defined]
