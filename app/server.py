@@ -77,13 +77,13 @@ from gis.areas import Facilities
 from video import demo
 from video.analysis import routes as analysis_routes
 from video.analysis.supervision import MARK_EMPTY_CHANNEL, SUPERVISION_CHANNEL
-from video.analysis.workers import ANALYSIS_LOCK_BASE, Analysis, Settings, mark_requested
+from video.analysis.workers import Analysis, Settings, mark_requested
 from video.cameras import routes as camera_routes
 from video.cameras.registry import sync_from_config
-from video.claims import Claims
 from video.context import VIDEO, Video
+from video.ingest import IngestSettings, ingest
+from video.live.feed import LiveFeeds
 from video.recording import ffmpeg, hold_routes
-from video.recording.recordings import recording
 from video.recording.retention import Policy, Retention
 from video.wall import sockets as wall_sockets
 from video.wall.tiles import TileBoard
@@ -200,11 +200,10 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             analysis = None
             if config.video.analysis:
                 v = config.video
-                analysis = Analysis(pool, Settings(v.analysis_workers, v.tile_width, v.analysis_fps,
-                                                   int(config.server.offset.total_seconds())), tiles)
+                analysis = Analysis(pool, Settings(v.analysis_workers, int(config.server.offset.total_seconds())))
                 hub.on_message(MARK_EMPTY_CHANNEL, functools.partial(mark_requested, analysis))
             app[VIDEO] = Video(config.video, config.media_dir, ffmpeg_binary,
-                               key, tiles, walls, analysis)
+                               key, tiles, walls, analysis, LiveFeeds())
 
             plans = LivePlans(pool, config.taxonomy)
             await plans.load()
@@ -250,9 +249,11 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             _background(stack, escalator.run(), "escalator")
             _background(stack, sender.run(), "notifications")
             _background(stack, cap.run(), "cap")
+            v = config.video
+            _background(stack, ingest(pool, url, IngestSettings(ffmpeg_binary, config.recordings_dir, v.segment_s,
+                                                                v.record, v.tile_width, v.analysis_fps),
+                                      tiles, app[VIDEO].live, analysis).run(), "ingest")
             if config.video.record:
-                recorders = recording(pool, url, ffmpeg_binary, config.recordings_dir, config.video.segment_s)
-                _background(stack, recorders.run(), "recording")
                 retention = Retention(pool, Policy(config.video.retention_days,
                                                    int(config.video.disk_quota_gb * 2**30), config.recordings_dir))
                 _background(stack, retention.run(), "retention")
@@ -260,7 +261,6 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
                 _background(stack, scheduled_backups(config, url), "backups")
             if analysis is not None:
                 _background(stack, analysis.run(), "analysis-store")
-                _background(stack, Claims(url, ANALYSIS_LOCK_BASE, "analysis", analysis).run(), "analysis")
             # Serve only once events can reach this process's terminals.
             await asyncio.wait_for(hub.connected.wait(), _LISTEN_READY_S)
             # What lives now (configuration, geometry, code) lives for good: freeze it out of the

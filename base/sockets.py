@@ -20,7 +20,7 @@ import contextlib
 import functools
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
@@ -39,6 +39,8 @@ HELLO_TIMEOUT_S = 10.0
 _numbers = itertools.count(1)
 
 Job = Callable[[], Awaitable[None]]  # run by the writer, in order with the messages around it
+# Pulled by the writer beside its queue: binary messages, or text ones (already encoded) between them.
+Source = Callable[[], Awaitable[Sequence[bytes | str]]]
 _TOO_SLOW = object()
 
 
@@ -82,12 +84,15 @@ class SocketSession:
                 self._queue.get_nowait()
             self._queue.put_nowait(_TOO_SLOW)
 
-    async def write_forever(self, source: Callable[[], Awaitable[list[bytes]]] | None = None) -> None:
-        """Send until the connection ends; `source`, if given, is awaited for binary messages beside the
-        queue (the newest pictures, which are skipped rather than queued). If sending fails for any
-        reason the socket is closed, so the client reconnects: never connected but deaf."""
+    async def write_forever(self, source: Source | None = None) -> None:
+        """Send until the connection ends; `source`, if given, is awaited for messages beside the queue
+        (the newest pictures, the live stream: what is skipped rather than queued when behind). If
+        sending fails for any reason the socket is closed, so the client reconnects: never connected
+        but deaf."""
         try:
             await self._write(source)
+        except ConnectionResetError:
+            pass  # the client went away mid-send: nothing to tell it
         except Exception:
             if not self.socket.closed:
                 self.log.exception("writer failed; closing so the client reconnects")
@@ -95,14 +100,14 @@ class SocketSession:
             if not self.socket.closed:
                 await self.socket.close(code=WSCloseCode.INTERNAL_ERROR, message=b"reconnect")
 
-    async def _write(self, source: Callable[[], Awaitable[list[bytes]]] | None) -> None:
+    async def _write(self, source: Source | None) -> None:
         if source is None:  # the common case, on the latency path of every ticket: no future per message
             while (item := await self._queue.get()) is not _TOO_SLOW:
                 await self._send(item)
             await self.socket.close(code=CLOSE_CODE["too_slow"], message=b"too slow")
             return
         queued: asyncio.Future[Any] = asyncio.ensure_future(self._queue.get())
-        pulled: asyncio.Future[list[bytes]] = asyncio.ensure_future(source())
+        pulled: asyncio.Future[Sequence[bytes | str]] = asyncio.ensure_future(source())
         try:
             while True:
                 await asyncio.wait([queued, pulled], return_when=asyncio.FIRST_COMPLETED)
@@ -115,7 +120,7 @@ class SocketSession:
                     queued = asyncio.ensure_future(self._queue.get())
                 if pulled.done():
                     for data in pulled.result():
-                        await self.socket.send_bytes(data)
+                        await (self.socket.send_str(data) if isinstance(data, str) else self.socket.send_bytes(data))
                     pulled = asyncio.ensure_future(source())
         finally:
             queued.cancel()
@@ -204,8 +209,8 @@ class Endpoint(Generic[C]):
     async def close(self, app: web.Application, state: C) -> None:
         """The connection ended (for any reason)."""
 
-    def source(self, state: C) -> Callable[[], Awaitable[list[bytes]]] | None:
-        """Binary messages the writer pulls beside its queue (the newest tiles), if any."""
+    def source(self, state: C) -> Source | None:
+        """Messages the writer pulls beside its queue (the newest tiles, the live stream), if any."""
         return None
 
     async def serve(self, request: web.Request) -> web.WebSocketResponse:

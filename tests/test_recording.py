@@ -50,8 +50,8 @@ def rtsp_port() -> Iterator[int]:
     yield free_port()
 
 
-def start_rtsp(port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(["/usr/bin/python3", str(ROOT / "tests" / "rtsp_server.py"), str(port), "cam"],
+def start_rtsp(port: int, *options: str) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(["/usr/bin/python3", str(ROOT / "tests" / "rtsp_server.py"), str(port), *options, "cam"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

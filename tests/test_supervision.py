@@ -21,9 +21,11 @@ SEAT = {"x": 0.35, "y": 0.30, "width": 0.30, "height": 0.45}
 ALWAYS_OPEN = {"days": [1, 2, 3, 4, 5, 6, 7], "periods": ["00:00-23:59"]}
 
 
-def scene(path: Path, seconds: int, clerk: str = "1", dark: str = "0", still: bool = False) -> None:
+def scene(path: Path, seconds: int, clerk: str = "1", dark: str = "0", still: bool = False,
+          sound: bool = False) -> None:
     """A service window: tiled wall, counter, a clerk in the seat while `clerk` (an ffmpeg expression
-    of t) holds, a passer-by and a clock unless `still`, everything black while `dark` holds."""
+    of t) holds, a passer-by and a clock unless `still`, everything black while `dark` holds; with
+    `sound`, a 440 Hz tone in AAC."""
     moving = "" if still else (
         "[hall];color=c=0x3a6b99:size=40x60:rate=25[walker];testsrc2=size=96x54:rate=25[clock];"
         "[hall][walker]overlay=x='mod(t*60\\,600)':y=290[walk];[walk][clock]overlay=x=536:y=8")
@@ -32,7 +34,8 @@ def scene(path: Path, seconds: int, clerk: str = "1", dark: str = "0", still: bo
              f"drawbox=x=232:y=118:w=176:h=140:color=0xd9b38c:t=fill:enable='{clerk}',"
              f"drawbox=x=282:y=70:w=76:h=60:color=0xf1d2b0:t=fill:enable='{clerk}'{moving}")
     video += f",drawbox=x=0:y=0:w=640:h=360:color=black:t=fill:enable='{dark}'"
-    subprocess.run([ffmpeg.binary(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", video,
+    audio = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "aac"] if sound else []
+    subprocess.run([ffmpeg.binary(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", video, *audio,
                     "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-pix_fmt", "yuv420p",
                     str(path)], check=True, timeout=120)
 

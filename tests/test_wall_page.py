@@ -24,7 +24,7 @@ async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_l
     # Two service halls. At the tax hall the clerk stays; at the registry the seat is empty for the
     # first 6 s (marked as the empty seat), the clerk works until 14 s and then leaves for good.
     scene(media / "tax-1.mp4", 60)
-    scene(media / "registry-2.mp4", 60, clerk="between(t,6,14)")
+    scene(media / "registry-2.mp4", 60, clerk="between(t,6,14)", sound=True)
     tax = await window_camera(liandong, media, "tax-1", {"absence_limit_s": 600}, department="税务局")
     registry = await window_camera(liandong, media, "registry-2", {"absence_limit_s": 6})
     await wait_until(lambda: first_tile(liandong, registry), 20)
@@ -56,11 +56,20 @@ async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_l
                                  ".dataset.frames) >= 1")
     await screenshot(page, "wall-alert-1920")
 
-    # Focus: full motion without transcoding, through Media Source Extensions.
+    # Focus: full motion without transcoding, through Media Source Extensions, silent until the
+    # supervisor turns the sound on; then the camera's tone is measured at the page's audio output.
     await page.click(f".tile[data-camera='{registry}']")
     await page.wait_for_function("() => document.querySelector('#focus-video').currentTime > 0.5", timeout=15_000)
     assert await page.inner_text("#focus-mode") == "H.264 · MSE"
+    assert await page.evaluate("() => document.querySelector('#focus-video').muted")
+    await page.wait_for_selector("#focus-sound:not(.hidden)")
+    assert await page.evaluate("() => liandongFocusAudio.heard") == 0
+    await page.click("#focus-sound")
+    await page.wait_for_function("() => liandongFocusAudio.heard >= 3", timeout=10_000)
+    assert await page.inner_text("#focus-sound") == "静音"
     await screenshot(page, "wall-focus-1920")
+    await page.click("#focus-sound")
+    assert await page.evaluate("() => document.querySelector('#focus-video').muted")
     await page.keyboard.press("Escape")
 
     await alert.locator(".ack").click()

@@ -9,6 +9,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from video.analysis.workers import Analysis
+from video.live.feed import LiveFeeds
 from video.settings import VideoConfig
 from video.wall.tiles import TileBoard
 from video.wall.walls import Walls
@@ -20,9 +21,10 @@ class Video:
     media_dir: Path  # file:// cameras are read from here only
     ffmpeg: str  # the binary
     evidence_key: Ed25519PrivateKey  # signs evidence exports
-    tiles: TileBoard  # the latest picture of each camera analysed in this process
+    tiles: TileBoard  # the latest picture of each camera ingested in this process
     walls: Walls
     analysis: Analysis | None  # None when config turns analysis off
+    live: LiveFeeds  # the live streams of the cameras this process ingests, for the focused viewers
 
 
 VIDEO = web.AppKey("video", Video)

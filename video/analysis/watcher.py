@@ -1,9 +1,9 @@
-"""An analysis worker process: reads its cameras' pictures, runs their detectors, and sends tiles,
-condition changes and learned empty seats back to the server over a pipe.
+"""An analysis worker process: runs its cameras' detectors on the keyframe pictures the server hands
+it from each camera's one ingest (video.recording.recorder), and sends condition changes and learned
+empty seats back over a pipe.
 
-It runs outside the server's event loop, so a camera that is slow to decode never delays a
-dispatch ticket; one thread per camera, since decoding and OpenCV release the GIL. It exits when
-the server's end of the pipe closes.
+It runs outside the server's event loop, so decoding a picture and the detectors never delay a
+dispatch ticket. It exits when the server's end of the pipe closes.
 """
 
 from __future__ import annotations
@@ -20,12 +20,9 @@ import numpy as np
 
 from base.children import follow_parent
 from video.analysis.detectors import Change, Gray, Roi, Thresholds, Watch, opening_hours
-from video.analysis.frames import Picture, Source, SourceEnded, pictures
 
 log = logging.getLogger(__name__)
 
-_JPEG_QUALITY = 70
-_MAX_BACKOFF_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -34,7 +31,6 @@ class Job:
 
     camera_id: int
     code: str
-    source: Source
     roi: tuple[float, float, float, float]  # fractions of the frame
     limits: Thresholds
     days: list[int]
@@ -44,13 +40,6 @@ class Job:
 
 
 # What the worker sends back.
-@dataclass(frozen=True)
-class Tile:
-    camera_id: int
-    at: float  # when the picture arrived
-    jpeg: bytes
-
-
 @dataclass(frozen=True)
 class Changed:
     camera_id: int
@@ -71,7 +60,7 @@ class State:
     note: str  # why not connected, or what is missing (the empty seat)
 
 
-Report = Tile | Changed | EmptySeat | State
+Report = Changed | EmptySeat | State
 
 
 class _Outbox:
@@ -84,11 +73,6 @@ class _Outbox:
             self._connection.send(report)
 
 
-def _jpeg(picture: Picture) -> bytes:
-    ok, data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
-    return data.tobytes() if ok else b""
-
-
 def _png(gray: Gray) -> bytes:
     ok, data = cv2.imencode(".png", gray)
     return data.tobytes() if ok else b""
@@ -98,26 +82,20 @@ class CameraWatcher:
     def __init__(self, job: Job, outbox: _Outbox) -> None:
         self.job = job
         self._outbox = outbox
-        self._stop = threading.Event()
-        self._lock = threading.Lock()  # the watch is fed by the reader and ticked by the worker
-        width = job.source.tile_width
+        self._lock = threading.Lock()  # the watch is fed by the pictures and ticked by the ticker
+        width = 384
         empty = None
         if job.empty_seat:
             decoded = cv2.imdecode(np.frombuffer(job.empty_seat, np.uint8), cv2.IMREAD_GRAYSCALE)
             empty = np.asarray(decoded, dtype=np.uint8) if decoded is not None else None
+            if empty is not None:
+                width = empty.shape[1]
         self._watch = Watch(job.limits, Roi.of(job.roi, width, width * 9 // 16),
                             opening_hours(job.days, job.periods, job.utc_offset_s), empty)
         self._watch.tick(time.time())  # the offline clock starts now: a camera never seen goes offline too
         self._mark_empty = False
         self._frame_shape: tuple[int, ...] = ()
         self._state: State | None = None
-        self._thread = threading.Thread(target=self._run, name=f"camera-{job.code}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def mark_empty(self) -> None:
         self._mark_empty = True
@@ -128,23 +106,12 @@ class CameraWatcher:
         for change in changes:
             self._outbox.send(Changed(self.job.camera_id, change, None))
 
-    def _run(self) -> None:
-        backoff = 1.0
-        while not self._stop.is_set():
-            try:
-                for at, picture in pictures(self.job.source, self._stop):
-                    backoff = 1.0
-                    self._picture(at, picture)
-            except SourceEnded as error:
-                self._report(State(self.job.camera_id, False, str(error)))
-            except Exception:
-                log.exception("camera %s: analysis failed; reopening", self.job.code)
-            self._stop.wait(backoff)
-            backoff = min(_MAX_BACKOFF_S, backoff * 2)
-
-    def _picture(self, at: float, picture: Picture) -> None:
-        gray = np.asarray(cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
-        jpeg = _jpeg(picture)
+    def picture(self, at: float, jpeg: bytes) -> None:
+        decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+        if decoded is None:
+            log.warning("camera %s: a picture that is not a JPEG (%d bytes); skipped", self.job.code, len(jpeg))
+            return
+        gray: Gray = np.asarray(decoded, dtype=np.uint8)
         watch = self._watch
         with self._lock:
             if self._frame_shape != gray.shape:  # the ROI in pixels of what the source really sends
@@ -157,7 +124,6 @@ class CameraWatcher:
             changes = watch.observe(gray, at)
             learned, watch.learned_empty_seat = watch.learned_empty_seat, False
             seat = watch.empty_seat
-        self._outbox.send(Tile(self.job.camera_id, at, jpeg))
         for change in changes:
             self._outbox.send(Changed(self.job.camera_id, change, jpeg))
         if learned and seat is not None:
@@ -194,18 +160,18 @@ def main(connection: Connection) -> None:
             except (EOFError, OSError):
                 return
             match request:
+                case ("picture", int(camera_id), float(at), bytes(jpeg)):
+                    if watcher := watchers.get(camera_id):
+                        try:
+                            watcher.picture(at, jpeg)
+                        except Exception:
+                            log.exception("camera %s: analysing a picture failed", watcher.job.code)
                 case ("watch", Job() as job):
-                    if old := watchers.pop(job.camera_id, None):
-                        old.stop()
                     watchers[job.camera_id] = CameraWatcher(job, outbox)
-                    watchers[job.camera_id].start()
                 case ("unwatch", int(camera_id)):
-                    if old := watchers.pop(camera_id, None):
-                        old.stop()
+                    watchers.pop(camera_id, None)
                 case ("mark_empty", int(camera_id)):
                     if watcher := watchers.get(camera_id):
                         watcher.mark_empty()
     finally:
         done.set()
-        for watcher in watchers.values():
-            watcher.stop()

@@ -1,8 +1,10 @@
-"""Supervision analysis, server side: worker processes that watch the cameras this process holds,
-and what becomes of their reports — tiles for the walls, alerts in PostgreSQL, learned empty seats.
+"""Supervision analysis, server side: worker processes that analyse the cameras this process
+ingests, and what becomes of their reports — alerts in PostgreSQL, learned empty seats.
 
-Cameras are spread over a few worker processes (video.analysis.watcher), fewest cameras first. A
-worker that dies is started again and given its cameras back.
+Cameras are spread over a few worker processes (video.analysis.watcher), fewest cameras first; each
+camera's keyframe pictures come from its ingest and are handed on by a sender thread per worker, so
+a busy worker never blocks the event loop (it misses pictures instead). A worker that dies is started
+again and given its cameras back.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import logging
 import multiprocessing
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -22,23 +25,21 @@ import msgspec
 from base.pg import Pool
 from video.analysis import watcher
 from video.analysis.detectors import Thresholds
-from video.analysis.frames import Source
 from video.analysis.supervision import clear_alert, clear_camera, empty_seat, open_alert, store_empty_seat
-from video.analysis.watcher import Changed, EmptySeat, Job, Report, State, Tile
-from video.claims import Camera, CameraWork
-from video.wall.tiles import TileBoard, TilePicture
+from video.analysis.watcher import Changed, EmptySeat, Job, Report, State
+from video.claims import Camera
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_LOCK_BASE = 727_200_000  # + camera id (recording uses its own range)
 _SPAWN = multiprocessing.get_context("spawn")  # a fork of a running event loop and its threads is unsafe
+
+
+_QUEUED_PICTURES = 64  # per worker: beyond this a worker is behind, and new pictures are dropped
 
 
 @dataclass(frozen=True)
 class Settings:
     workers: int
-    tile_width: int
-    max_fps: float
     utc_offset_s: int
 
 
@@ -47,13 +48,52 @@ class _Worker:
     process: BaseProcess
     pipe: Connection
     cameras: set[int] = field(default_factory=set)
+    outbox: _Sender = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.outbox = _Sender(self.pipe)
 
 
-class Analysis(CameraWork):
-    def __init__(self, pool: Pool, settings: Settings, board: TileBoard) -> None:
+class _Sender:
+    """What goes to one worker, sent from a thread of its own: a full pipe blocks that thread, never
+    the event loop. Requests always go; pictures are dropped while too many are waiting."""
+
+    def __init__(self, pipe: Connection) -> None:
+        self._pipe = pipe
+        self._waiting: deque[tuple[object, ...]] = deque()
+        self._pictures = 0
+        self._ready = threading.Condition()
+        self.dropped = 0
+        threading.Thread(target=self._run, name="analysis-sender", daemon=True).start()
+
+    def send(self, request: tuple[object, ...]) -> None:
+        with self._ready:
+            if request[0] == "picture":
+                if self._pictures >= _QUEUED_PICTURES:
+                    self.dropped += 1
+                    return
+                self._pictures += 1
+            self._waiting.append(request)
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._waiting:
+                    self._ready.wait()
+                request = self._waiting.popleft()
+                if request[0] == "picture":
+                    self._pictures -= 1
+            try:
+                self._pipe.send(request)
+            except (OSError, ValueError):  # the pipe is closed: the worker ended or the server is stopping
+                return
+
+
+class Analysis:
+    def __init__(self, pool: Pool, settings: Settings) -> None:
         self._pool = pool
         self._settings = settings
-        self.board = board
         self.states: dict[int, State] = {}
         self._cameras: dict[int, Camera] = {}
         self._workers: list[_Worker] = []
@@ -80,10 +120,7 @@ class Analysis(CameraWork):
     async def start(self, camera: Camera) -> None:
         thresholds = msgspec.convert(camera["thresholds"], Thresholds)
         roi = camera["roi"]
-        sub = camera["sub_url"]
         job = Job(camera_id=camera["id"], code=camera["code"],
-                  source=Source(sub or camera["main_url"], keyframes_only=not sub,
-                                tile_width=self._settings.tile_width, max_fps=self._settings.max_fps),
                   roi=(roi["x"], roi["y"], roi["width"], roi["height"]), limits=thresholds,
                   days=camera["opening_hours"]["days"], periods=camera["opening_hours"]["periods"],
                   utc_offset_s=self._settings.utc_offset_s, empty_seat=await empty_seat(self._pool, camera["id"]))
@@ -91,24 +128,33 @@ class Analysis(CameraWork):
         self._cameras[job.camera_id] = camera
         worker = self._least_loaded()
         worker.cameras.add(job.camera_id)
-        worker.pipe.send(("watch", job))
+        worker.outbox.send(("watch", job))
+
+    def picture(self, camera_id: int, at: float, jpeg: bytes) -> None:
+        """A keyframe picture from the camera's ingest."""
+        for worker in self._workers:
+            if camera_id in worker.cameras:
+                worker.outbox.send(("picture", camera_id, at, jpeg))
+
+    def lost(self, camera_id: int, reason: str) -> None:
+        """The camera's ingest stopped; the offline alert follows from the pictures that stop coming."""
+        if camera_id in self._cameras:
+            self.states[camera_id] = State(camera_id, False, reason)
 
     async def stop(self, camera_id: int) -> None:
         self._cameras.pop(camera_id, None)
         self.states.pop(camera_id, None)
-        self.board.forget(camera_id)
         for worker in self._workers:
             if camera_id in worker.cameras:
                 worker.cameras.discard(camera_id)
-                with contextlib.suppress(OSError):
-                    worker.pipe.send(("unwatch", camera_id))
+                worker.outbox.send(("unwatch", camera_id))
 
     def mark_empty_seat(self, camera_id: int) -> bool:
         """Take the camera's next picture as its empty seat; False if another process analyses it."""
         for worker in self._workers:
             if camera_id in worker.cameras:
                 self._marking.add(camera_id)
-                worker.pipe.send(("mark_empty", camera_id))
+                worker.outbox.send(("mark_empty", camera_id))
                 return True
         return False
 
@@ -140,11 +186,9 @@ class Analysis(CameraWork):
 
     def _report(self, report: Report) -> None:
         match report:
-            case Tile():
-                if report.camera_id in self._cameras:
-                    self.board.publish(TilePicture(report.camera_id, report.at, report.jpeg))
             case State():
-                self.states[report.camera_id] = report
+                if report.camera_id in self._cameras:
+                    self.states[report.camera_id] = report
             case Changed() | EmptySeat():
                 self._writes.put_nowait(report)
 

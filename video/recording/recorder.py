@@ -1,4 +1,6 @@
-"""One camera's recorder: a supervised ffmpeg that copies the main stream into segments.
+"""One camera's ingest: a supervised ffmpeg, the only connection to the camera's main stream, that
+copies it into segments and, when asked, also writes the live stream and keyframe pictures to pipes
+(video.live.pipes) for the focused viewers, the wall's tiles and the analysis.
 
 The watchdog restarts ffmpeg when it exits or stalls (no finished segment for two segment lengths
 and a margin), with backoff; the time between the last segment before a failure and the first
@@ -20,6 +22,7 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +30,9 @@ from typing import Protocol
 
 from base.children import die_with_parent
 from video.cameras.spec import scrub
-from video.recording.ffmpeg import audio_unfit_for_mp4, record_args, segment_listing
+from video.live.feed import LiveFeed
+from video.live.pipes import Pipes
+from video.recording.ffmpeg import Outputs, audio_unfit_for_mp4, ingest_args, segment_listing
 from video.recording.mp4file import unreadable
 
 log = logging.getLogger(__name__)
@@ -56,15 +61,28 @@ class RecordingIndex(Protocol):
         """The end of the camera's last indexed segment."""
 
 
+@dataclass(frozen=True)
+class Consumers:
+    """Who else takes the camera's stream from the recorder's one connection."""
+
+    live: LiveFeed | None = None  # focused viewers
+    picture: Callable[[float, bytes], None] | None = None  # tiles and analysis: (arrival time, JPEG)
+    tile_width: int = 384
+    lost: Callable[[str], None] | None = None  # the stream stopped, and why
+
+
 class Recorder:
-    def __init__(self, ffmpeg: str, url: str, directory: Path, segment_s: int, index: RecordingIndex,
-                 name: str) -> None:
+    """With `index` None nothing is recorded: the ingest serves only its consumers."""
+
+    def __init__(self, ffmpeg: str, url: str, directory: Path, segment_s: int, index: RecordingIndex | None,
+                 name: str, consumers: Consumers | None = None) -> None:
         self._ffmpeg = ffmpeg
         self._url = url
         self._directory = directory
         self._segment_s = segment_s
         self._index = index
         self._name = name
+        self._consumers = consumers or Consumers()
         self._stall_s = 2 * segment_s + 10
         self._audio = "copy"  # "aac" once the camera's audio proves unfit for MP4
         self._audio_refused = False  # the last ffmpeg run stopped because MP4 cannot hold the audio
@@ -74,15 +92,19 @@ class Recorder:
         """Record until cancelled."""
         self._directory.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(end_leftover_writers, self._directory)
-        await self._recover()
-        last = await self._index.last_end()
-        gap_open = last is not None  # unrecorded from the last segment until this recorder's first
-        if gap_open:
-            await self._index.gap_opened(last or datetime.now(UTC), "not recorded: the recorder was stopped")
+        gap_open = False
+        if self._index is not None:
+            await self._recover(self._index)
+            last = await self._index.last_end()
+            gap_open = last is not None  # unrecorded from the last segment until this recorder's first
+            if gap_open:
+                await self._index.gap_opened(last or datetime.now(UTC), "not recorded: the recorder was stopped")
         backoff = 1.0
         while True:
             started = time.monotonic()
             last_end, reason = await self._run_once(gap_open)
+            if self._consumers.lost is not None:
+                self._consumers.lost(reason)
             if last_end is None and self._audio == "copy" and self._audio_refused:
                 log.info("recorder %s: the camera's audio cannot go into MP4 as it is: recording it as AAC",
                          self._name)
@@ -90,7 +112,7 @@ class Recorder:
                 continue
             if last_end is not None:
                 gap_open = False
-            if not gap_open:  # the gap starts where the recording stopped, not where we noticed
+            if not gap_open and self._index is not None:  # the gap starts where the recording stopped
                 await self._index.gap_opened(last_end or datetime.now(UTC), reason)
                 gap_open = True
             self.restarts += 1
@@ -98,13 +120,13 @@ class Recorder:
             log.warning("recorder %s: %s; restarting in %.0f s", self._name, reason, backoff)
             await asyncio.sleep(backoff)
 
-    async def _recover(self) -> None:
+    async def _recover(self, index: RecordingIndex) -> None:
         """Index what an earlier run (of this process or of one that died) finished but did not index."""
         for listing in sorted(self._directory.glob("segments*.csv")):
             listed = SegmentList(listing, self._directory)
             for segment in listed.finished(None):
                 if self._readable(segment):
-                    await self._index.segment(segment)
+                    await index.segment(segment)
             self._drop_unlisted(listing.stem.removeprefix("segments-"), listed)
             listing.unlink(missing_ok=True)
 
@@ -121,33 +143,51 @@ class Recorder:
         """Run ffmpeg until it fails; the end of the last segment it finished, and why it stopped."""
         run = secrets.token_hex(4)
         listing = self._directory / segment_listing(run)
-        process = await asyncio.create_subprocess_exec(
-            self._ffmpeg, *record_args(self._url, self._segment_s, run, self._audio), cwd=self._directory,
-            env={**os.environ, "TZ": "UTC"}, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, preexec_fn=die_with_parent())
-        listed = SegmentList(listing, self._directory)
+        consumers, index = self._consumers, self._index
+        pipes = Pipes(consumers.live, consumers.picture)
+        outputs = Outputs(record=index is not None, live=consumers.live is not None, pictures_fd=pipes.pictures_fd,
+                          tile_width=consumers.tile_width)
+        opened = datetime.now(UTC)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self._ffmpeg, *ingest_args(self._url, self._segment_s, run, outputs, self._audio, opened),
+                cwd=self._directory, stdin=asyncio.subprocess.DEVNULL,
+                stdout=pipes.stdout, stderr=asyncio.subprocess.PIPE, pass_fds=pipes.pass_fds,
+                preexec_fn=die_with_parent())
+        except BaseException:
+            pipes.abandon()
+            raise
+        listed = SegmentList(listing, self._directory, opened)
         last_end: datetime | None = None
         last_progress = time.monotonic()
+
+        def progressed() -> None:
+            nonlocal last_progress
+            last_progress = time.monotonic()
+
         try:
+            await pipes.spawned(progressed if index is None else lambda: None)
             while True:
                 await asyncio.sleep(0.5)
-                for segment in listed.finished(process.pid if process.returncode is None else None):
+                writing = process.pid if process.returncode is None else None
+                for segment in listed.finished(writing) if index is not None else ():
+                    assert index is not None
                     last_progress = time.monotonic()
                     if not await asyncio.to_thread(self._readable, segment):
                         if last_end is not None or not gap_open:  # mid-run: the lost segment is a gap of its own
-                            await self._index.gap_opened(segment.started_at, "a segment was unreadable")
-                            await self._index.gap_closed(segment.ended_at)
+                            await index.gap_opened(segment.started_at, "a segment was unreadable")
+                            await index.gap_closed(segment.ended_at)
                         continue
                     if last_end is None and gap_open:
-                        await self._index.gap_closed(segment.started_at)
+                        await index.gap_closed(segment.started_at)
                     last_end = segment.ended_at
-                    await self._index.segment(segment)
+                    await index.segment(segment)
                 if process.returncode is not None:
                     error = (await process.stderr.read()).decode(errors="replace") if process.stderr else ""
                     self._audio_refused = audio_unfit_for_mp4(error)
                     return last_end, f"ffmpeg exited ({process.returncode}): {_clean(error, self._url)}"
                 if time.monotonic() - last_progress > self._stall_s:
-                    return last_end, f"no segment for {self._stall_s} s"
+                    return last_end, f"nothing from the camera for {self._stall_s} s"
         finally:
             if process.returncode is None:
                 process.terminate()
@@ -156,13 +196,15 @@ class Recorder:
                 except TimeoutError:
                     process.kill()
                     await process.wait()
-            # ffmpeg writes the last segment's line as it stops: index it too (it has closed every file).
-            for segment in listed.finished(None):
-                if self._readable(segment):
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(self._index.segment(segment))
-            self._drop_unlisted(run, listed)
-            listing.unlink(missing_ok=True)
+            await pipes.close()
+            if index is not None:
+                # ffmpeg writes the last segment's line as it stops: index it too (it has closed every file).
+                for segment in listed.finished(None):
+                    if self._readable(segment):
+                        with contextlib.suppress(Exception):
+                            await asyncio.shield(index.segment(segment))
+                self._drop_unlisted(run, listed)
+                listing.unlink(missing_ok=True)
 
     def _readable(self, segment: Segment) -> bool:
         """True if the segment may be indexed; an unreadable one is deleted, with the reason logged."""
@@ -209,23 +251,29 @@ def _running(pid: int) -> bool:
 class SegmentList:
     """ffmpeg's segment list, read as it grows. ffmpeg prints a segment's line *before* it closes the
     segment's file (libavformat/segment.c: the list is flushed, then the file), so a listed segment is
-    finished only once the writing process no longer holds it open; until then it waits here."""
+    finished only once the writing process no longer holds it open; until then it waits here.
 
-    def __init__(self, listing: Path, directory: Path) -> None:
+    Stream seconds become wall-clock time from `started` (when ffmpeg was started: the stream's
+    first packet arrived a connection's setup later, and the run before had ended, so segments are
+    placed at most that setup early and never over the run before). A run recovered after its
+    writer died has no known start: the segments' own write times place it (_latest_anchor)."""
+
+    def __init__(self, listing: Path, directory: Path, started: datetime | None = None) -> None:
         self._listing = listing
         self._directory = directory
         self._read = 0
-        self._anchor: datetime | None = None
+        self._anchor = started
         self._waiting: list[tuple[Path, datetime, datetime]] = []
         self.names: set[str] = set()  # every file the list has named so far
 
     def finished(self, writer_pid: int | None) -> list[Segment]:
         """Listed segments whose file `writer_pid` (None: the writer has exited) no longer has open."""
         lines, self._read = _new_lines(self._listing, self._read)
+        if self._anchor is None and lines:
+            self._anchor = _latest_anchor(self._directory, lines)
         for line in lines:
             self.names.add(line.split(",", 1)[0])
-            listed, self._anchor = _segment(self._directory, line, self._anchor)
-            if listed is not None:
+            if self._anchor is not None and (listed := _segment(self._directory, line, self._anchor)):
                 self._waiting.append(listed)
         still_open = _open_files(writer_pid) if writer_pid is not None and self._waiting else set()
         done = []
@@ -260,19 +308,26 @@ def _new_lines(listing: Path, read: int) -> tuple[list[str], int]:
     return complete.decode().splitlines(), read + len(complete)
 
 
-def _segment(directory: Path, line: str,
-             anchor: datetime | None) -> tuple[tuple[Path, datetime, datetime] | None, datetime | None]:
-    """A segment-list line (name, start, end in stream seconds) as its file and wall-clock times. The
-    first segment's file name (its UTC opening second) anchors the stream clock of this ffmpeg run."""
+def _segment(directory: Path, line: str, anchor: datetime) -> tuple[Path, datetime, datetime] | None:
+    """A segment-list line (name, start, end in stream seconds) as its file and wall-clock times."""
     name, start_s, end_s = line.split(",")[:3]
     path = directory / name
     if not path.exists():
-        return None, anchor
-    start, end = float(start_s), float(end_s)
-    if anchor is None:
-        anchor = datetime.strptime(name[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)  # 20261124T080000-<run>.mp4
-        anchor -= timedelta(seconds=start)
-    return (path.resolve(), anchor + timedelta(seconds=start), anchor + timedelta(seconds=end)), anchor
+        return None
+    return path.resolve(), anchor + timedelta(seconds=float(start_s)), anchor + timedelta(seconds=float(end_s))
+
+
+def _latest_anchor(directory: Path, lines: list[str]) -> datetime | None:
+    """For a run that was not watched as it started (recovered after it died): a segment is last
+    written once its end has arrived, so each one's modification time less its end is a moment at or
+    after the stream's second 0 arrived; the earliest of them is the closest."""
+    bounds = []
+    for line in lines:
+        name, _, end_s = line.split(",")[:3]
+        with contextlib.suppress(OSError):
+            written = datetime.fromtimestamp((directory / name).stat().st_mtime, UTC)
+            bounds.append(written - timedelta(seconds=float(end_s)))
+    return min(bounds, default=None)
 
 
 def _clean(stderr: str, url: str) -> str:

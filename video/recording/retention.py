@@ -32,7 +32,8 @@ _ALERT_AT, _CLEAR_AT = 0.90, 0.85
 _MIN_FREE_BYTES = 512 * 2**20  # keep this much of the disk free whatever the quota says
 _STRAY_AGE_S = 3600.0  # an unindexed file this old is a stray
 _STRAY_SWEEP_S = 3600.0  # how often the folders are walked for strays
-_RECORDED = re.compile(r"^(\d{8}T\d{6}(-[0-9a-f]+)?\.mp4|segments(-[0-9a-f]+)?\.csv)$")  # a recorder's files
+# A recorder's files: segments (ffmpeg.segment_names; older ones without the number or the run) and lists.
+_RECORDED = re.compile(r"^(\d{8}T\d{6}(-\d{6})?(-[0-9a-f]+)?\.mp4|segments(-[0-9a-f]+)?\.csv)$")
 
 
 @dataclass(frozen=True)

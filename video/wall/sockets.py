@@ -5,14 +5,19 @@ shows (`show`), and from then on receives their tiles as binary messages — a 1
 (camera id: uint32, arrival time in epoch milliseconds: float64, both big-endian) then the JPEG —
 and the alert list again whenever an alert opens, clears, is acknowledged or closed.
 
-/ws/focus: one camera in full motion (see video.recording.ffmpeg.focus_args): first a text message
-naming the MIME type, then the stream as binary messages.
+/ws/focus: one camera in full motion, from the camera's one ingest (video.ingest): a text message
+naming the MIME type, then the stream as binary messages — for MSE the init segment, then fragmented
+MP4 with the camera's audio (AAC), starting at the latest keyframe; for "jpeg" its keyframe pictures.
+A viewer that falls behind skips to the next keyframe; a new codec message (and init segment) follows
+whenever the ingest restarts. A camera another server process ingests is streamed by an ffmpeg of
+the viewer's own (video.recording.ffmpeg.focus_args) until nodes relay live streams to each other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -28,11 +33,14 @@ from base.context import PLATFORM
 from base.errors import DomainError
 from base.http import Api
 from base.messages import SmallId, Token
-from base.sockets import Endpoint, SocketSession
+from base.sockets import Endpoint, SocketSession, Source, encode
 from video.analysis.supervision import KINDS, alerts
 from video.cameras.registry import camera_json, cameras
 from video.context import VIDEO
+from video.live.feed import Codec, LiveFeed, LiveViewer
+from video.live.fmp4 import read_init
 from video.recording import ffmpeg
+from video.wall.tiles import Viewer
 from video.wall.walls import Wall
 
 api = Api()
@@ -97,8 +105,13 @@ class WallEndpoint(Endpoint[Wall]):
 
 @dataclass
 class Focus:
-    process: asyncio.subprocess.Process
-    pump: asyncio.Task[None]
+    """One focused viewer: on the camera's live feed (or its tiles, for JPEG), or on its own ffmpeg."""
+
+    feed: LiveFeed | None = None
+    viewer: LiveViewer | None = None
+    pictures: Viewer | None = None
+    process: asyncio.subprocess.Process | None = None
+    pump: asyncio.Task[None] | None = None
 
 
 class FocusEndpoint(Endpoint[Focus]):
@@ -106,32 +119,64 @@ class FocusEndpoint(Endpoint[Focus]):
     hello = FocusHello
     name = "focus"
     max_frame_bytes = 16 * 1024
-    queue_limit = 256  # chunks of up to 64 KiB: a viewer this far behind is cut off
+    queue_limit = 256  # chunks of up to 64 KiB (own-ffmpeg viewers): a viewer this far behind is cut off
 
     async def open(self, app: web.Application, session: SocketSession, hello: FocusHello) -> tuple[Focus, None]:
-        pool = app[PLATFORM].pool
+        pool, video = app[PLATFORM].pool, app[VIDEO]
         row = await pool.fetchrow("SELECT main_url, department FROM cameras WHERE id = $1", hello.camera)
         if row is None:
             raise DomainError(f"camera {hello.camera} does not exist", "camera", "not_found")
         if not session.user.sees_department(row["department"]):
             raise DomainError(f"camera {hello.camera} belongs to another department", "camera", "forbidden")
-        url = row["main_url"]
+        feed = video.live.get(hello.camera)
         await audit.record(pool, audit.Entry(session.actor, "video.live", f"camera:{hello.camera}",
-                                             details={"mode": hello.mode}))
+                                             details={"mode": hello.mode, "shared": feed is not None}))
+        if feed is not None and hello.mode == "mse":
+            viewer = LiveViewer()
+            feed.join(viewer)
+            return Focus(feed=feed, viewer=viewer), None
+        if feed is not None:  # JPEG: the keyframe pictures the tiles are made of
+            pictures = Viewer()
+            video.tiles.join(pictures)
+            video.tiles.show(pictures, {hello.camera})
+            session.send({"type": "codec", "mime": "image/jpeg"})
+            return Focus(pictures=pictures), None
         process = await asyncio.create_subprocess_exec(
-            app[VIDEO].ffmpeg, *ffmpeg.focus_args(url, hello.mode),
+            video.ffmpeg, *ffmpeg.focus_args(row["main_url"], hello.mode),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             preexec_fn=die_with_parent(signal.SIGKILL))
         pump = asyncio.create_task(_pump(process, session, hello.mode), name=f"focus-pump {session.name}")
-        return Focus(process, pump), None
+        return Focus(process=process, pump=pump), None
+
+    def source(self, state: Focus) -> Source | None:
+        if state.viewer is not None:
+            return functools.partial(_live_messages, state.viewer)
+        if state.pictures is not None:
+            return functools.partial(_pictures, state.pictures)
+        return None
 
     async def close(self, app: web.Application, state: Focus) -> None:
-        state.pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await state.pump
-        if state.process.returncode is None:
-            state.process.kill()
-        await state.process.wait()
+        if state.feed is not None and state.viewer is not None:
+            state.feed.leave(state.viewer)
+        if state.pictures is not None:
+            app[VIDEO].tiles.leave(state.pictures)
+        if state.pump is not None:
+            state.pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await state.pump
+        if state.process is not None:
+            if state.process.returncode is None:
+                state.process.kill()
+            await state.process.wait()
+
+
+async def _live_messages(viewer: LiveViewer) -> list[bytes | str]:
+    return [encode({"type": "codec", "mime": item.mime}) if isinstance(item, Codec) else item
+            for item in await viewer.next()]
+
+
+async def _pictures(viewer: Viewer) -> list[bytes | str]:
+    return [tile.jpeg for tile in await viewer.next()]
 
 
 async def _pump(process: asyncio.subprocess.Process, session: SocketSession, mode: str) -> None:
@@ -158,19 +203,10 @@ async def _pump_mp4(stdout: asyncio.StreamReader, session: SocketSession) -> Non
         if not chunk:
             return
         head += chunk
-    session.send({"type": "codec", "mime": mp4_mime(head)})
+    session.send({"type": "codec", "mime": read_init(head[:head.find(b"moof") - 4]).mime})
     session.send_bytes(head)
     while chunk := await stdout.read(_CHUNK):
         session.send_bytes(chunk)
-
-
-def mp4_mime(init: bytes) -> str:
-    """The MIME type MSE needs, from the avcC box: profile, compatibility and level."""
-    at = init.find(b"avcC")
-    if at < 0 or len(init) < at + 8:
-        return 'video/mp4; codecs="avc1.42E01E"'
-    profile, compatibility, level = init[at + 5], init[at + 6], init[at + 7]
-    return f'video/mp4; codecs="avc1.{profile:02X}{compatibility:02X}{level:02X}"'
 
 
 async def _pump_jpeg(stdout: asyncio.StreamReader, session: SocketSession) -> None:

@@ -237,7 +237,10 @@ function openFocus(id, mode) {
       const data = JSON.parse(message.data);
       if (data.type !== "codec") return;
       if (data.mime === "image/jpeg") sink = jpegSink();
-      else if (window.MediaSource && MediaSource.isTypeSupported(data.mime)) sink = mseSink(data.mime);
+      else if (window.MediaSource && MediaSource.isTypeSupported(data.mime)) {
+        sink = mseSink(data.mime);
+        $("focus-sound").classList.toggle("hidden", !data.mime.includes("mp4a")); // the camera has sound
+      }
       else { openFocus(id, "jpeg"); }
       return;
     }
@@ -284,8 +287,49 @@ function mseSink(mime) {
   return (data) => { pending.push(data); feed(); video.play().catch(() => {}); };
 }
 
+// Sound only by the supervisor's own click (browsers allow nothing else, and a wall must not blare):
+// every focused view opens muted. Once on, the sound passes through an analyser on its way to the
+// speakers, so what is heard is measured (window.liandongFocusAudio), not assumed.
+const focusAudio = (window.liandongFocusAudio = { heard: 0, peak: 0 });
+let soundGraph = null;
+
+function measureSound(video) {
+  if (!soundGraph) {
+    const context = new AudioContext();
+    const analyser = context.createAnalyser();
+    analyser.fftSize = 2048;
+    context.createMediaElementSource(video).connect(analyser);
+    analyser.connect(context.destination);
+    const samples = new Float32Array(analyser.fftSize);
+    setInterval(() => {
+      if (video.muted || video.paused) return;
+      analyser.getFloatTimeDomainData(samples);
+      let peak = 0;
+      for (const sample of samples) peak = Math.max(peak, Math.abs(sample));
+      focusAudio.peak = Math.max(focusAudio.peak, peak);
+      if (peak > 0.05) focusAudio.heard += 1;
+    }, 100);
+    soundGraph = context;
+  }
+  soundGraph.resume();
+}
+
+function setSound(on) {
+  const video = $("focus-video"), button = $("focus-sound");
+  if (on) measureSound(video);
+  video.muted = !on;
+  button.setAttribute("aria-pressed", String(on));
+  button.dataset.zh = on ? "静音" : "开启声音";
+  button.dataset.en = on ? "Mute" : "Sound on";
+  button.textContent = t(button.dataset.zh, button.dataset.en);
+  if (on) video.play().catch(() => {});
+}
+$("focus-sound").addEventListener("click", () => setSound($("focus-video").muted));
+
 function closeFocus() {
   if (focusSocket) { focusSocket.onclose = null; focusSocket.close(); focusSocket = null; }
+  setSound(false);
+  $("focus-sound").classList.add("hidden");
   const video = $("focus-video");
   if (video.src) { URL.revokeObjectURL(video.src); video.removeAttribute("src"); video.load(); }
   video.classList.add("hidden");

@@ -1,0 +1,152 @@
+"""Fragmented MP4 as ffmpeg writes it to a pipe: the init segment (ftyp, moov), then fragments (moof,
+mdat). What a live fan-out needs from it: where each box ends, whether a fragment opens with a video
+keyframe (a viewer may start there), and the MIME type Media Source Extensions asks for.
+
+ISO/IEC 14496-12 layout; only the boxes named here are read, the rest are carried through untouched.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+_NON_SYNC = 0x00010000  # sample_is_non_sync_sample, in the sample flags
+
+
+class Malformed(ValueError):
+    """The bytes are not the fragmented MP4 they should be."""
+
+
+def boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[bytes, int, int]]:
+    """(type, body start, body end) of each box between `start` and `end`."""
+    end = len(data) if end is None else end
+    at = start
+    while at + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, at)
+        header = 8
+        if size == 1:
+            if at + 16 > end:
+                raise Malformed(f"{kind!r} box cut short")
+            size, header = struct.unpack_from(">Q", data, at + 8)[0], 16
+        elif size == 0:
+            size = end - at
+        if size < header or at + size > end:
+            raise Malformed(f"{kind!r} box of {size} bytes does not fit")
+        yield kind, at + header, at + size
+        at += size
+
+
+def header_size(head: bytes) -> int:
+    """A box's total size from its first 16 bytes (8 suffice unless it uses a 64-bit size)."""
+    size = struct.unpack_from(">I", head)[0]
+    if size == 1:
+        size = struct.unpack_from(">Q", head, 8)[0]
+    if size < 8:
+        raise Malformed(f"a box of {size} bytes: a stream of unbounded boxes cannot be fanned out")
+    return int(size)
+
+
+def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
+    for found, body, stop in boxes(data, start, end):
+        if found == kind:
+            return body, stop
+    return None
+
+
+@dataclass(frozen=True)
+class Track:
+    track_id: int
+    handler: bytes  # b"vide", b"soun"
+    default_flags: int  # from mvex/trex
+
+
+@dataclass(frozen=True)
+class Init:
+    """What the init segment (ftyp + moov) says."""
+
+    data: bytes
+    tracks: tuple[Track, ...]
+    mime: str
+
+    @property
+    def video_track(self) -> int | None:
+        return next((t.track_id for t in self.tracks if t.handler == b"vide"), None)
+
+    @property
+    def has_audio(self) -> bool:
+        return any(t.handler == b"soun" for t in self.tracks)
+
+
+def read_init(data: bytes) -> Init:
+    """The tracks and the MIME type of an init segment."""
+    moov = next(((b, e) for kind, b, e in boxes(data) if kind == b"moov"), None)
+    if moov is None:
+        raise Malformed("no moov box in the init segment")
+    defaults: dict[int, int] = {}
+    if mvex := _child(data, *moov, b"mvex"):
+        for kind, body, _ in boxes(data, *mvex):
+            if kind == b"trex":
+                track_id, flags = struct.unpack_from(">I12xI", data, body + 4)
+                defaults[track_id] = flags
+    tracks = []
+    for kind, body, end in boxes(data, *moov):
+        if kind != b"trak":
+            continue
+        tkhd = _child(data, body, end, b"tkhd")
+        mdia = _child(data, body, end, b"mdia")
+        hdlr = _child(data, *mdia, b"hdlr") if mdia else None
+        if tkhd is None or hdlr is None:
+            raise Malformed("a track without tkhd or hdlr")
+        version = data[tkhd[0]]
+        track_id = struct.unpack_from(">I", data, tkhd[0] + (20 if version == 1 else 12))[0]
+        tracks.append(Track(track_id, data[hdlr[0] + 8:hdlr[0] + 12], defaults.get(track_id, 0)))
+    return Init(data, tuple(tracks), _mime(data, tuple(tracks)))
+
+
+def _mime(data: bytes, tracks: tuple[Track, ...]) -> str:
+    """MSE's type: H.264 profile, compatibility and level from avcC; AAC-LC for an mp4a track."""
+    codecs = []
+    at = data.find(b"avcC")
+    if at >= 0 and len(data) >= at + 8:
+        codecs.append(f"avc1.{data[at + 5]:02X}{data[at + 6]:02X}{data[at + 7]:02X}")
+    elif any(t.handler == b"vide" for t in tracks):
+        codecs.append("avc1.42E01E")
+    if data.find(b"mp4a") >= 0:
+        codecs.append("mp4a.40.2")
+    return f'video/mp4; codecs="{", ".join(codecs)}"'
+
+
+def opens_with_keyframe(moof: bytes, init: Init) -> bool:
+    """Whether this fragment's video track starts with a sync sample (a viewer may start here). A
+    fragment with no video (audio only) is not a start."""
+    video = init.video_track
+    defaults = {t.track_id: t.default_flags for t in init.tracks}
+    outer = next(((b, e) for kind, b, e in boxes(moof) if kind == b"moof"), None)
+    if outer is None:
+        raise Malformed("a fragment without moof")
+    for kind, body, end in boxes(moof, *outer):
+        if kind != b"traf":
+            continue
+        tfhd, trun = _child(moof, body, end, b"tfhd"), _child(moof, body, end, b"trun")
+        if tfhd is None or trun is None:
+            continue
+        tf_flags = int.from_bytes(moof[tfhd[0] + 1:tfhd[0] + 4], "big")
+        track_id = struct.unpack_from(">I", moof, tfhd[0] + 4)[0]
+        if track_id != video:
+            continue
+        flags = defaults.get(track_id, 0)
+        at = tfhd[0] + 8 + (8 if tf_flags & 0x1 else 0) + (4 if tf_flags & 0x2 else 0)
+        at += (4 if tf_flags & 0x8 else 0) + (4 if tf_flags & 0x10 else 0)
+        if tf_flags & 0x20:
+            flags = struct.unpack_from(">I", moof, at)[0]
+        tr_flags = int.from_bytes(moof[trun[0] + 1:trun[0] + 4], "big")
+        count = struct.unpack_from(">I", moof, trun[0] + 4)[0]
+        at = trun[0] + 8 + (4 if tr_flags & 0x1 else 0)
+        if tr_flags & 0x4:
+            flags = struct.unpack_from(">I", moof, at)[0]
+        elif tr_flags & 0x400 and count:
+            at += (4 if tr_flags & 0x100 else 0) + (4 if tr_flags & 0x200 else 0)
+            flags = struct.unpack_from(">I", moof, at)[0]
+        return count > 0 and not flags & _NON_SYNC
+    return False
