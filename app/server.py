@@ -200,7 +200,8 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             analysis = None
             if config.video.analysis:
                 v = config.video
-                analysis = Analysis(pool, Settings(v.analysis_workers, int(config.server.offset.total_seconds())))
+                analysis = Analysis(pool, Settings(v.analysis_workers, v.tile_width,
+                                                   int(config.server.offset.total_seconds())), tiles)
                 hub.on_message(MARK_EMPTY_CHANNEL, functools.partial(mark_requested, analysis))
             app[VIDEO] = Video(config.video, config.media_dir, ffmpeg_binary,
                                key, tiles, walls, analysis, LiveFeeds())

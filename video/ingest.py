@@ -3,10 +3,12 @@ sub-stream, if it has one), whatever consumes it — the recorder's segments, th
 stream, the wall's tiles and the analysis. With several server processes each camera is ingested by
 exactly one (video.claims).
 
-The recorder's ffmpeg (video.recording.recorder) is the ingest: it demuxes once and writes every
-output from the same packets. This process only moves bytes between its pipes and the consumers; it
-never decodes or muxes. A camera with a sub-stream is analysed and tiled from that, at `max_fps`, by
-a second ffmpeg (decoding a small stream in full costs less than a main stream's keyframes).
+The recorder's ffmpeg (video.recording.recorder) is the ingest: it demuxes once and copies every
+output from the same packets. This process only moves bytes between the pipe and the consumers; it
+never decodes or muxes. Each live fragment that opens with a keyframe (at most `max_fps` a second)
+goes to the analysis workers, which decode that one picture for the tile and the detectors. A camera
+with a sub-stream is analysed and tiled from that instead, by a second ffmpeg that decodes it in full
+at `max_fps` (a small stream in full costs less than a main stream's keyframes).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from base.pg import Pool
 from video.analysis.workers import Analysis
 from video.claims import Camera, CameraWork, Claims
 from video.live.feed import LiveFeeds
+from video.live.fmp4 import Init
 from video.live.pipes import read_pictures, reader_of, widen
 from video.recording import ffmpeg
 from video.recording.ffmpeg import segment_dir
 from video.recording.recorder import Consumers, Recorder
 from video.recording.recordings import PgIndex
-from video.wall.tiles import TileBoard, TilePicture
+from video.wall.tiles import TileBoard
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +66,17 @@ class Ingest(CameraWork):
         s, camera_id, code = self._settings, camera["id"], camera["code"]
         if self._analysis is not None:
             await self._analysis.start(camera)
-        picture = self._picture_for(camera_id)
         sub = camera["sub_url"]
-        consumers = Consumers(live=self._feeds.open(camera_id), picture=None if sub else picture,
-                              tile_width=s.tile_width, lost=lambda reason: self._lost(camera_id, reason))
+        keyframe = None if sub else self._keyframe_for(camera_id)
+        consumers = Consumers(live=self._feeds.open(camera_id, keyframe),
+                              lost=lambda reason: self._lost(camera_id, reason))
         index = PgIndex(self._pool, camera_id) if s.record else None
         recorder = Recorder(s.ffmpeg, camera["main_url"], segment_dir(s.recordings, code), s.segment_s, index,
                             code, consumers)
         tasks = [asyncio.create_task(recorder.run(), name=f"ingest-{code}")]
         if sub:
-            tasks.append(asyncio.create_task(self._sub_stream(sub, code, picture), name=f"ingest-{code}-sub"))
+            tasks.append(asyncio.create_task(self._sub_stream(sub, code, self._picture_for(camera_id)),
+                                             name=f"ingest-{code}-sub"))
         self.tasks[camera_id] = tasks
 
     async def stop(self, camera_id: int) -> None:
@@ -89,15 +93,25 @@ class Ingest(CameraWork):
     def failed(self, camera_id: int) -> bool:
         return any(task.done() for task in self.tasks.get(camera_id, []))
 
-    def _picture_for(self, camera_id: int) -> Callable[[float, bytes], None]:
-        interval = 1.0 / self._settings.max_fps
+    def _due(self, camera_id: int, at: float) -> bool:
+        """Whether a picture arriving now is wanted: a short GOP brings keyframes faster than the tiles
+        and the analysis need."""
+        if at < self._next_picture.get(camera_id, 0.0):
+            return False
+        self._next_picture[camera_id] = at + 0.9 / self._settings.max_fps
+        return True
 
+    def _keyframe_for(self, camera_id: int) -> Callable[[Init, bytes], None]:
+        def keyframe(init: Init, fragment: bytes) -> None:
+            at = time.time()
+            if self._analysis is not None and self._due(camera_id, at):
+                self._analysis.keyframe(camera_id, at, init.data, fragment)
+
+        return keyframe
+
+    def _picture_for(self, camera_id: int) -> Callable[[float, bytes], None]:
         def picture(at: float, jpeg: bytes) -> None:
-            if at < self._next_picture.get(camera_id, 0.0):
-                return  # a short GOP: keyframes come faster than the tiles and analysis need
-            self._next_picture[camera_id] = at + interval * 0.9
-            self._tiles.publish(TilePicture(camera_id, at, jpeg))
-            if self._analysis is not None:
+            if self._analysis is not None and self._due(camera_id, at):
                 self._analysis.picture(camera_id, at, jpeg)
 
         return picture

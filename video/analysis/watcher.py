@@ -1,27 +1,37 @@
-"""An analysis worker process: runs its cameras' detectors on the keyframe pictures the server hands
-it from each camera's one ingest (video.recording.recorder), and sends condition changes and learned
-empty seats back over a pipe.
+"""An analysis worker process: turns what the server hands it from each camera's one ingest into
+a tile-size picture — a live fragment that opens with a keyframe (that one picture decoded), or a
+sub-stream's JPEG — runs the camera's detectors on it, and sends the tile, condition changes and
+learned empty seats back over a pipe.
 
-It runs outside the server's event loop, so decoding a picture and the detectors never delay a
-dispatch ticket. It exits when the server's end of the pipe closes.
+A keyframe is decoded and the decoder flushed at once: decoding only keyframes of a stream with
+B-frames, a decoder left to itself holds each picture until its reorder buffer fills, several
+keyframes (seconds) later. It runs outside the server's event loop, so decoding and the detectors
+never delay a dispatch ticket. It exits when the server's end of the pipe closes.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
+import av
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from base.children import follow_parent
 from video.analysis.detectors import Change, Gray, Roi, Thresholds, Watch, opening_hours
 
 log = logging.getLogger(__name__)
+
+Picture = npt.NDArray[np.uint8]  # BGR, tile size
+_JPEG_QUALITY = 70
 
 
 
@@ -31,6 +41,7 @@ class Job:
 
     camera_id: int
     code: str
+    tile_width: int
     roi: tuple[float, float, float, float]  # fractions of the frame
     limits: Thresholds
     days: list[int]
@@ -40,6 +51,13 @@ class Job:
 
 
 # What the worker sends back.
+@dataclass(frozen=True)
+class Tile:
+    camera_id: int
+    at: float  # when the picture arrived
+    jpeg: bytes
+
+
 @dataclass(frozen=True)
 class Changed:
     camera_id: int
@@ -60,7 +78,7 @@ class State:
     note: str  # why not connected, or what is missing (the empty seat)
 
 
-Report = Changed | EmptySeat | State
+Report = Tile | Changed | EmptySeat | State
 
 
 class _Outbox:
@@ -71,6 +89,30 @@ class _Outbox:
     def send(self, report: Report) -> None:
         with self._lock:
             self._connection.send(report)
+
+
+def _jpeg(picture: Picture) -> bytes:
+    ok, data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    return data.tobytes() if ok else b""
+
+
+def keyframe_picture(init: bytes, fragment: bytes, width: int) -> Picture | None:
+    """The keyframe a live fragment opens with, decoded at once and scaled by swscale to `width`."""
+    with av.open(io.BytesIO(init + fragment), "r") as container:
+        stream = container.streams.video[0]
+        context = stream.codec_context
+        context.thread_count = 1  # many cameras share the cores: one thread each is cheapest overall
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue
+            frames = [*context.decode(packet), *context.decode(None)]  # the flush: no reorder wait
+            if not frames:
+                return None
+            frame = frames[0]
+            height = 2 * round(width * frame.height / frame.width / 2)
+            return np.asarray(frame.to_ndarray(width=width, height=height, format="bgr24", interpolation="AREA"),
+                              dtype=np.uint8)
+    return None
 
 
 def _png(gray: Gray) -> bytes:
@@ -106,12 +148,21 @@ class CameraWatcher:
         for change in changes:
             self._outbox.send(Changed(self.job.camera_id, change, None))
 
+    def keyframe(self, at: float, init: bytes, fragment: bytes) -> None:
+        picture = keyframe_picture(init, fragment, self.job.tile_width)
+        if picture is not None:
+            self._picture(at, picture, _jpeg(picture))
+
     def picture(self, at: float, jpeg: bytes) -> None:
-        decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+        decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         if decoded is None:
             log.warning("camera %s: a picture that is not a JPEG (%d bytes); skipped", self.job.code, len(jpeg))
             return
-        gray: Gray = np.asarray(decoded, dtype=np.uint8)
+        self._picture(at, np.asarray(decoded, dtype=np.uint8), jpeg)
+
+    def _picture(self, at: float, picture: Picture, jpeg: bytes) -> None:
+        self._outbox.send(Tile(self.job.camera_id, at, jpeg))
+        gray: Gray = np.asarray(cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
         watch = self._watch
         with self._lock:
             if self._frame_shape != gray.shape:  # the ROI in pixels of what the source really sends
@@ -137,6 +188,14 @@ class CameraWatcher:
             self._outbox.send(state)
 
 
+def _guarded(watcher: CameraWatcher, analyse: Callable[..., None], *args: object) -> None:
+    """One picture's analysis; a picture that cannot be decoded or analysed is logged and skipped."""
+    try:
+        analyse(*args)
+    except Exception:
+        log.exception("camera %s: analysing a picture failed", watcher.job.code)
+
+
 def main(connection: Connection) -> None:
     """The worker process: serve the server's requests until the pipe closes."""
     follow_parent()  # a server killed outright closes no pipe in time: the kernel ends us with it
@@ -160,12 +219,12 @@ def main(connection: Connection) -> None:
             except (EOFError, OSError):
                 return
             match request:
+                case ("keyframe", int(camera_id), float(at), bytes(init), bytes(fragment)):
+                    if watcher := watchers.get(camera_id):
+                        _guarded(watcher, watcher.keyframe, at, init, fragment)
                 case ("picture", int(camera_id), float(at), bytes(jpeg)):
                     if watcher := watchers.get(camera_id):
-                        try:
-                            watcher.picture(at, jpeg)
-                        except Exception:
-                            log.exception("camera %s: analysing a picture failed", watcher.job.code)
+                        _guarded(watcher, watcher.picture, at, jpeg)
                 case ("watch", Job() as job):
                     watchers[job.camera_id] = CameraWatcher(job, outbox)
                 case ("unwatch", int(camera_id)):

@@ -26,8 +26,9 @@ from base.pg import Pool
 from video.analysis import watcher
 from video.analysis.detectors import Thresholds
 from video.analysis.supervision import clear_alert, clear_camera, empty_seat, open_alert, store_empty_seat
-from video.analysis.watcher import Changed, EmptySeat, Job, Report, State
+from video.analysis.watcher import Changed, EmptySeat, Job, Report, State, Tile
 from video.claims import Camera
+from video.wall.tiles import TileBoard, TilePicture
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,13 @@ _SPAWN = multiprocessing.get_context("spawn")  # a fork of a running event loop 
 
 
 _QUEUED_PICTURES = 64  # per worker: beyond this a worker is behind, and new pictures are dropped
+_PICTURES = ("keyframe", "picture")  # requests that may be dropped; the others always go
 
 
 @dataclass(frozen=True)
 class Settings:
     workers: int
+    tile_width: int
     utc_offset_s: int
 
 
@@ -68,7 +71,7 @@ class _Sender:
 
     def send(self, request: tuple[object, ...]) -> None:
         with self._ready:
-            if request[0] == "picture":
+            if request[0] in _PICTURES:
                 if self._pictures >= _QUEUED_PICTURES:
                     self.dropped += 1
                     return
@@ -82,7 +85,7 @@ class _Sender:
                 while not self._waiting:
                     self._ready.wait()
                 request = self._waiting.popleft()
-                if request[0] == "picture":
+                if request[0] in _PICTURES:
                     self._pictures -= 1
             try:
                 self._pipe.send(request)
@@ -91,9 +94,10 @@ class _Sender:
 
 
 class Analysis:
-    def __init__(self, pool: Pool, settings: Settings) -> None:
+    def __init__(self, pool: Pool, settings: Settings, board: TileBoard) -> None:
         self._pool = pool
         self._settings = settings
+        self.board = board
         self.states: dict[int, State] = {}
         self._cameras: dict[int, Camera] = {}
         self._workers: list[_Worker] = []
@@ -120,7 +124,7 @@ class Analysis:
     async def start(self, camera: Camera) -> None:
         thresholds = msgspec.convert(camera["thresholds"], Thresholds)
         roi = camera["roi"]
-        job = Job(camera_id=camera["id"], code=camera["code"],
+        job = Job(camera_id=camera["id"], code=camera["code"], tile_width=self._settings.tile_width,
                   roi=(roi["x"], roi["y"], roi["width"], roi["height"]), limits=thresholds,
                   days=camera["opening_hours"]["days"], periods=camera["opening_hours"]["periods"],
                   utc_offset_s=self._settings.utc_offset_s, empty_seat=await empty_seat(self._pool, camera["id"]))
@@ -130,11 +134,18 @@ class Analysis:
         worker.cameras.add(job.camera_id)
         worker.outbox.send(("watch", job))
 
+    def keyframe(self, camera_id: int, at: float, init: bytes, fragment: bytes) -> None:
+        """A live fragment opening with a keyframe, from the camera's ingest."""
+        self._hand(camera_id, ("keyframe", camera_id, at, init, fragment))
+
     def picture(self, camera_id: int, at: float, jpeg: bytes) -> None:
-        """A keyframe picture from the camera's ingest."""
+        """A sub-stream's picture, from the camera's ingest."""
+        self._hand(camera_id, ("picture", camera_id, at, jpeg))
+
+    def _hand(self, camera_id: int, request: tuple[object, ...]) -> None:
         for worker in self._workers:
             if camera_id in worker.cameras:
-                worker.outbox.send(("picture", camera_id, at, jpeg))
+                worker.outbox.send(request)
 
     def lost(self, camera_id: int, reason: str) -> None:
         """The camera's ingest stopped; the offline alert follows from the pictures that stop coming."""
@@ -186,6 +197,9 @@ class Analysis:
 
     def _report(self, report: Report) -> None:
         match report:
+            case Tile():
+                if report.camera_id in self._cameras:
+                    self.board.publish(TilePicture(report.camera_id, report.at, report.jpeg))
             case State():
                 if report.camera_id in self._cameras:
                     self.states[report.camera_id] = report

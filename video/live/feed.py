@@ -9,6 +9,7 @@ picture is at most one GOP old and the page moves to the live edge at once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from video.live.fmp4 import Init
@@ -82,11 +83,12 @@ class LiveViewer:
 class LiveFeed:
     """A camera's current stream: its init segment, the fragments since the last keyframe, its viewers."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_keyframe: Callable[[Init, bytes], None] | None = None) -> None:
         self.init: Init | None = None
         self._gop: list[bytes] = []
         self._gop_bytes = 0
         self._viewers: set[LiveViewer] = set()
+        self._on_keyframe = on_keyframe  # each fragment that opens with a keyframe (the analysis)
 
     def begin(self, init: Init) -> None:
         self.init, self._gop, self._gop_bytes = init, [], 0
@@ -98,6 +100,8 @@ class LiveFeed:
             return
         if keyframe:
             self._gop, self._gop_bytes = [data], len(data)
+            if self._on_keyframe is not None:
+                self._on_keyframe(self.init, data)
         elif self._gop and self._gop_bytes + len(data) <= _KEEP_GOP_BYTES:
             self._gop.append(data)
             self._gop_bytes += len(data)
@@ -129,8 +133,9 @@ class LiveFeeds:
     def __init__(self) -> None:
         self._feeds: dict[int, LiveFeed] = {}
 
-    def open(self, camera_id: int) -> LiveFeed:
-        return self._feeds.setdefault(camera_id, LiveFeed())
+    def open(self, camera_id: int, on_keyframe: Callable[[Init, bytes], None] | None = None) -> LiveFeed:
+        feed = self._feeds[camera_id] = LiveFeed(on_keyframe)
+        return feed
 
     def get(self, camera_id: int) -> LiveFeed | None:
         return self._feeds.get(camera_id)

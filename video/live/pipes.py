@@ -1,7 +1,6 @@
-"""Reading what a camera's ingest ffmpeg writes to its pipes, as fast as it writes it: the live
-stream (fragmented MP4) into the camera's feed, and the keyframe pictures (multipart JPEG) to a
-callback. A pipe not drained would stall ffmpeg and with it the recording, so neither reader ever
-waits for a consumer.
+"""Reading what an ffmpeg writes to a pipe, as fast as it writes it: a camera's live stream
+(fragmented MP4) into its feed, a sub-stream's pictures (multipart JPEG) to a callback. A pipe not
+drained would stall ffmpeg and with it the recording, so neither reader ever waits for a consumer.
 """
 
 from __future__ import annotations
@@ -107,66 +106,36 @@ async def _drain(reader: asyncio.StreamReader) -> None:
         pass
 
 
-class Pipes:
-    """The pipes of one ffmpeg run: its stdout for the live stream, an inherited fd for pictures.
-    Open before spawning; `spawned` after, which closes ffmpeg's ends here and starts the readers."""
+class LivePipe:
+    """ffmpeg's stdout, for the live stream of one run. Open before spawning; `spawned` after, which
+    closes ffmpeg's end here and starts the reader."""
 
-    def __init__(self, feed: LiveFeed | None, picture: Callable[[float, bytes], None] | None) -> None:
+    def __init__(self, feed: LiveFeed | None) -> None:
         self._feed = feed
-        self._picture = picture
-        self._live = os.pipe() if feed is not None else None
-        self._pictures = os.pipe() if picture is not None else None
-        for pair in (self._live, self._pictures):
-            if pair is not None:
-                widen(pair[0])
-        self._tasks: list[asyncio.Task[None]] = []
+        self._pair = os.pipe() if feed is not None else None
+        if self._pair is not None:
+            widen(self._pair[0])
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def stdout(self) -> int:
-        return self._live[1] if self._live else asyncio.subprocess.DEVNULL
-
-    @property
-    def pictures_fd(self) -> int | None:
-        return self._pictures[1] if self._pictures else None
-
-    @property
-    def pass_fds(self) -> tuple[int, ...]:
-        return (self._pictures[1],) if self._pictures else ()
+        return self._pair[1] if self._pair else asyncio.subprocess.DEVNULL
 
     async def spawned(self, progress: Callable[[], None]) -> None:
-        for pair, read in ((self._live, self._read_live), (self._pictures, self._read_pictures)):
-            if pair is None:
-                continue
-            os.close(pair[1])
-            self._tasks.append(asyncio.create_task(read(await reader_of(pair[0]), progress)))
-
-    async def _read_live(self, reader: asyncio.StreamReader, progress: Callable[[], None]) -> None:
-        assert self._feed is not None
-        await read_live(reader, self._feed, progress)
-
-    async def _read_pictures(self, reader: asyncio.StreamReader, progress: Callable[[], None]) -> None:
-        assert self._picture is not None
-        picture = self._picture
-
-        def arrived(at: float, jpeg: bytes) -> None:
-            progress()
-            picture(at, jpeg)
-
-        await read_pictures(reader, arrived)
+        if self._pair is None or self._feed is None:
+            return
+        os.close(self._pair[1])
+        self._task = asyncio.create_task(read_live(await reader_of(self._pair[0]), self._feed, progress))
 
     async def close(self) -> None:
-        """After ffmpeg has exited: the readers finish what is in the pipes, then stop."""
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=2)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        """After ffmpeg has exited: the reader finishes what is in the pipe, then stops."""
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 2)
+            self._task = None
 
     def abandon(self) -> None:
         """ffmpeg never started: close both ends here."""
-        for pair in (self._live, self._pictures):
-            if pair is not None:
-                for fd in pair:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
+        for fd in self._pair or ():
+            with contextlib.suppress(OSError):
+                os.close(fd)

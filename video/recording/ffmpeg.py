@@ -39,21 +39,16 @@ class Outputs:
 
     record: bool = True  # segments into the working directory
     live: bool = False  # fragmented MP4, video copied and audio as MSE plays it, to stdout
-    pictures_fd: int | None = None  # keyframes as tile-size JPEGs (multipart) to this inherited fd
-    tile_width: int = 384
 
 
 def ingest_args(url: str, segment_s: int, run: str, outputs: Outputs, audio: str = "copy",
                 opened: datetime | None = None) -> list[str]:
     """One connection to the camera, every consumer served from it: ffmpeg demuxes once and writes
-    each output from the same packets. Video is copied to segments and the live stream; only the
-    keyframes are decoded (-skip_frame applies to decoding, never to copying) and scaled for the
-    pictures; audio MP4 cannot hold is encoded to AAC once per output that carries it."""
+    each output from the same packets. Video is copied, never decoded, to segments and to the live
+    stream (whose keyframe fragments also feed the analysis, video.ingest); audio MP4 cannot hold is
+    encoded to AAC once per output that carries it."""
     sound = ["-c:a", "aac", "-b:a", "64k"] if audio == "aac" else []
-    args = ["-hide_banner", "-loglevel", "warning", "-nostdin", "-y"]
-    if outputs.pictures_fd is not None:
-        args += ["-skip_frame:v", "nokey"]
-    args += input_args(url)
+    args = ["-hide_banner", "-loglevel", "warning", "-nostdin", "-y", *input_args(url)]
     if outputs.record:
         args += _segment_output(segment_s, run, sound, opened or datetime.now(UTC))
     if outputs.live:
@@ -61,16 +56,14 @@ def ingest_args(url: str, segment_s: int, run: str, outputs: Outputs, audio: str
         args += ["-map", "0:v:0", "-map", "0:a:0?", "-c", "copy", *sound, "-f", "mp4",
                  "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "200000",
                  "-flush_packets", "1", "pipe:1"]
-    if outputs.pictures_fd is not None:
-        args += ["-map", "0:v:0", "-vf", f"scale={outputs.tile_width}:-2", "-fps_mode", "passthrough",
-                 "-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg", f"pipe:{outputs.pictures_fd}"]
     return args
 
 
 def pictures_args(url: str, fps: float, tile_width: int) -> list[str]:
     """A sub-stream for analysis: all of it decoded (it is small), `fps` pictures a second to stdout."""
     return ["-hide_banner", "-loglevel", "warning", "-nostdin", *input_args(url), "-map", "0:v:0",
-            "-vf", f"fps={fps:g},scale={tile_width}:-2", "-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg", "pipe:1"]
+            "-vf", f"fps={fps:g},scale={tile_width}:-2", "-c:v", "mjpeg", "-q:v", "5", "-f", "mpjpeg",
+            "-flush_packets", "1", "pipe:1"]  # each picture at once, not when a 32 KiB buffer fills
 
 
 def segment_names(run: str, opened: datetime) -> str:

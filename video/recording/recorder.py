@@ -1,6 +1,6 @@
 """One camera's ingest: a supervised ffmpeg, the only connection to the camera's main stream, that
-copies it into segments and, when asked, also writes the live stream and keyframe pictures to pipes
-(video.live.pipes) for the focused viewers, the wall's tiles and the analysis.
+copies it into segments and, when asked, also writes the live stream to a pipe (video.live.pipes)
+for the focused viewers, the wall's tiles and the analysis.
 
 The watchdog restarts ffmpeg when it exits or stalls (no finished segment for two segment lengths
 and a margin), with backoff; the time between the last segment before a failure and the first
@@ -31,7 +31,7 @@ from typing import Protocol
 from base.children import die_with_parent
 from video.cameras.spec import scrub
 from video.live.feed import LiveFeed
-from video.live.pipes import Pipes
+from video.live.pipes import LivePipe
 from video.recording.ffmpeg import Outputs, audio_unfit_for_mp4, ingest_args, segment_listing
 from video.recording.mp4file import unreadable
 
@@ -65,9 +65,7 @@ class RecordingIndex(Protocol):
 class Consumers:
     """Who else takes the camera's stream from the recorder's one connection."""
 
-    live: LiveFeed | None = None  # focused viewers
-    picture: Callable[[float, bytes], None] | None = None  # tiles and analysis: (arrival time, JPEG)
-    tile_width: int = 384
+    live: LiveFeed | None = None  # focused viewers, tiles and analysis
     lost: Callable[[str], None] | None = None  # the stream stopped, and why
 
 
@@ -144,16 +142,14 @@ class Recorder:
         run = secrets.token_hex(4)
         listing = self._directory / segment_listing(run)
         consumers, index = self._consumers, self._index
-        pipes = Pipes(consumers.live, consumers.picture)
-        outputs = Outputs(record=index is not None, live=consumers.live is not None, pictures_fd=pipes.pictures_fd,
-                          tile_width=consumers.tile_width)
+        pipes = LivePipe(consumers.live)
+        outputs = Outputs(record=index is not None, live=consumers.live is not None)
         opened = datetime.now(UTC)
         try:
             process = await asyncio.create_subprocess_exec(
                 self._ffmpeg, *ingest_args(self._url, self._segment_s, run, outputs, self._audio, opened),
                 cwd=self._directory, stdin=asyncio.subprocess.DEVNULL,
-                stdout=pipes.stdout, stderr=asyncio.subprocess.PIPE, pass_fds=pipes.pass_fds,
-                preexec_fn=die_with_parent())
+                stdout=pipes.stdout, stderr=asyncio.subprocess.PIPE, preexec_fn=die_with_parent())
         except BaseException:
             pipes.abandon()
             raise
