@@ -25,6 +25,11 @@ import numpy.typing as npt
 
 Gray = npt.NDArray[np.uint8]
 
+# Pictures come a keyframe apart, their arrival times a few milliseconds early or late: a condition
+# that began at one picture has lasted its limit at the picture the limit later, even if that picture
+# came a hair early (else the alert waits a whole keyframe more, half the time).
+_ARRIVAL_JITTER_S = 0.05
+
 ABSENT, OFFLINE, COVERED, DEFOCUSED, FROZEN, MOVED = "absent", "offline", "covered", "defocused", "frozen", "moved"
 
 
@@ -225,7 +230,7 @@ class Watch:
             if episode is None:
                 episode = self._episodes[kind] = _Episode(began)
             episode.detail = detail or {}
-            if not episode.raised and now - episode.since >= limit_s:
+            if not episode.raised and now - episode.since >= limit_s - _ARRIVAL_JITTER_S:
                 episode.raised = True
                 return [Change(kind, True, now, episode.since, episode.detail)]
             return []
