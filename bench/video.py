@@ -343,6 +343,7 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
             floor = [psutil.Process(p.pid) for p in floor_processes]
             liandong = tree(server)
             cpu0, floor0, t0 = cpu_seconds(liandong), cpu_seconds(floor), time.monotonic()
+            parts0 = {name: cpu_seconds(group) for name, group in _parts(server, liandong).items()}
             measuring = True
             for view in views:
                 view.measuring = True
@@ -351,6 +352,8 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
             await asyncio.sleep(duration)
             liandong = tree(server)
             cpu1, floor1, elapsed = cpu_seconds(liandong), cpu_seconds(floor), time.monotonic() - t0
+            parts = {name: round((cpu_seconds(group) - parts0[name]) / elapsed, 3)
+                     for name, group in _parts(server, liandong).items()}
             window_end = datetime.now(UTC)
             for view in views:
                 view.measuring = False
@@ -390,6 +393,7 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
         "cameras": cameras, "duration_s": round(elapsed, 1), "source": "1080p25 H.264 ~4 Mbit/s over RTSP (TCP)",
         "cpu_cores": round(liandong_cores, 3),
         "per_camera_cpu_ratio": round(liandong_cores / cameras / floor_per_camera, 3) if floor_per_camera else None,
+        "cpu_cores_by_part": parts,
         "floor_cores_per_camera": round(floor_per_camera, 4),
         "completeness": round(recorded / (cameras * (window_end - window_start).total_seconds()), 4),
         "alert_latency_s": {"p50": round(percentile(latencies, 50), 2), "max": round(max(latencies), 2),
@@ -412,6 +416,13 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
         "late_marked_cameras": len(late),
         "machine_cores": psutil.cpu_count(),
     }
+
+
+def _parts(server: psutil.Process, liandong: list[psutil.Process]) -> dict[str, list[psutil.Process]]:
+    """Liandong's processes by role: the server, the ingest ffmpegs, the analysis workers."""
+    ingests = [p for p in liandong if p.name().startswith("ffmpeg")]
+    return {"server": [server], "ingest_ffmpeg": ingests,
+            "analysis": [p for p in liandong[1:] if p not in ingests]}
 
 
 def _largest(offsets: list[float]) -> float:

@@ -3,8 +3,8 @@ ingests, and what becomes of their reports — alerts in PostgreSQL, learned emp
 
 Cameras are spread over a few worker processes (video.analysis.watcher), fewest cameras first; each
 camera's keyframe pictures come from its ingest and are handed on by a sender thread per worker, so
-a busy worker never blocks the event loop (it misses pictures instead). A worker that dies is started
-again and given its cameras back.
+a busy worker never blocks the event loop (it skips to each camera's newest picture instead). A
+worker that dies is started again and given its cameras back.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ log = logging.getLogger(__name__)
 _SPAWN = multiprocessing.get_context("spawn")  # a fork of a running event loop and its threads is unsafe
 
 
-_QUEUED_PICTURES = 64  # per worker: beyond this a worker is behind, and new pictures are dropped
-_PICTURES = ("keyframe", "picture")  # requests that may be dropped; the others always go
+_PICTURES = ("keyframe", "picture")  # requests a newer one of the same camera replaces; the others all go
 
 
 @dataclass(frozen=True)
@@ -59,12 +58,14 @@ class _Worker:
 
 class _Sender:
     """What goes to one worker, sent from a thread of its own: a full pipe blocks that thread, never
-    the event loop. Requests always go; pictures are dropped while too many are waiting."""
+    the event loop. Requests always go, in order; of each camera's pictures only the newest waits (a
+    late picture is worth less than the next one), so a busy worker falls behind by at most one
+    picture per camera rather than a growing queue."""
 
     def __init__(self, pipe: Connection) -> None:
         self._pipe = pipe
-        self._waiting: deque[tuple[object, ...]] = deque()
-        self._pictures = 0
+        self._requests: deque[tuple[object, ...]] = deque()
+        self._pictures: dict[object, tuple[object, ...]] = {}  # camera → its newest unsent picture
         self._ready = threading.Condition()
         self.dropped = 0
         threading.Thread(target=self._run, name="analysis-sender", daemon=True).start()
@@ -72,21 +73,26 @@ class _Sender:
     def send(self, request: tuple[object, ...]) -> None:
         with self._ready:
             if request[0] in _PICTURES:
-                if self._pictures >= _QUEUED_PICTURES:
+                camera = request[1]
+                if self._pictures.pop(camera, None) is not None:
                     self.dropped += 1
-                    return
-                self._pictures += 1
-            self._waiting.append(request)
+                self._pictures[camera] = request  # to the back: cameras take turns
+            else:
+                self._requests.append(request)
             self._ready.notify()
+
+    def _next(self) -> tuple[object, ...]:
+        with self._ready:
+            while not self._requests and not self._pictures:
+                self._ready.wait()
+            if self._requests:
+                return self._requests.popleft()
+            camera = next(iter(self._pictures))
+            return self._pictures.pop(camera)
 
     def _run(self) -> None:
         while True:
-            with self._ready:
-                while not self._waiting:
-                    self._ready.wait()
-                request = self._waiting.popleft()
-                if request[0] in _PICTURES:
-                    self._pictures -= 1
+            request = self._next()
             try:
                 self._pipe.send(request)
             except (OSError, ValueError):  # the pipe is closed: the worker ended or the server is stopping

@@ -277,7 +277,11 @@ function mseSink(mime) {
       const ranges = video.buffered;
       if (ranges.length) {
         const end = ranges.end(ranges.length - 1);
-        if (end - video.currentTime > 1.0) video.currentTime = end - 0.3; // stay live, not behind
+        // Stay at the live edge, for an hour as for a minute: far behind, jump; a little, catch up.
+        const behind = end - video.currentTime;
+        if (behind > 0.6) video.currentTime = end - 0.15;
+        video.playbackRate = behind > 0.3 ? 1.1 : 1.0;
+        video.dataset.behindMs = String(Math.round(behind * 1000));
         if (video.currentTime - ranges.start(0) > 30 && !buffer.updating) { buffer.remove(0, video.currentTime - 10); return; }
       }
       feed();
