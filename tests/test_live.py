@@ -10,16 +10,17 @@ from pathlib import Path
 import av
 import pytest
 
+from video.analysis.watcher import KeyframeDecoder
 from video.live.feed import BEHIND_FRAGMENTS, Codec, LiveFeed, LiveViewer
-from video.live.fmp4 import Init, Malformed, boxes, opens_with_keyframe, read_init
+from video.live.fmp4 import Init, Malformed, boxes, first_video_sample, opens_with_keyframe, read_init
 from video.recording import ffmpeg
 
 
-def live_stream(seconds: int = 4, gop: int = 25) -> bytes:
+def live_stream(seconds: int = 4, gop: int = 25, preset: str = "ultrafast") -> bytes:
     """What an ingest writes to its live pipe: 25 fps H.264 with AAC, cut every 200 ms and at keyframes."""
     return subprocess.run(
         [ffmpeg.binary(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
-         "-f", "lavfi", "-i", "sine=frequency=440", "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast",
+         "-f", "lavfi", "-i", "sine=frequency=440", "-t", str(seconds), "-c:v", "libx264", "-preset", preset,
          "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac",
          "-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "200000",
          "pipe:1"], check=True, capture_output=True, timeout=60).stdout
@@ -59,6 +60,18 @@ def test_a_fragment_opens_with_a_keyframe_exactly_when_its_first_video_frame_is_
             assert first_video_frame_is_key(init.data + fragment, tmp_path)
     starts = [i for i, k in enumerate(told) if k]
     assert not first_video_frame_is_key(init.data + fragments[starts[1] + 1], tmp_path)
+
+
+def test_each_keyframe_is_decoded_from_its_fragment_at_once_even_with_b_frames() -> None:
+    """The analysis gets a picture for every keyframe fragment as it comes, not several keyframes later
+    (a stream with B-frames makes a decoder left to itself hold pictures for reordering)."""
+    init, fragments = split(live_stream(seconds=4, preset="veryfast"))  # veryfast uses B-frames
+    decoder = KeyframeDecoder()
+    keyframes = [f for f in fragments if opens_with_keyframe(f, init)]
+    pictures = [decoder.picture(init.data, fragment, 160) for fragment in keyframes]
+    assert len(keyframes) == 4 and all(p is not None and p.shape == (90, 160, 3) for p in pictures)
+    assert first_video_sample(fragments[1], init) is not None
+    assert decoder.picture(init.data, b"\x00\x00\x00\x08moof", 160) is None  # no video sample in it
 
 
 def test_a_box_that_does_not_fit_is_refused_not_read_past_its_end() -> None:

@@ -67,6 +67,9 @@ async def test_the_wall_shows_moving_tiles_and_pops_up_a_camera_when_its_clerk_l
     await page.click("#focus-sound")
     await page.wait_for_function("() => liandongFocusAudio.heard >= 3", timeout=10_000)
     assert await page.inner_text("#focus-sound") == "静音"
+    # Played at the live edge: what is buffered but not yet shown stays under the page's 0.6 s bound.
+    await page.wait_for_function("() => document.querySelector('#focus-video').dataset.behindMs !== undefined")
+    assert int(await page.evaluate("() => document.querySelector('#focus-video').dataset.behindMs")) < 1000
     await screenshot(page, "wall-focus-1920")
     await page.click("#focus-sound")
     assert await page.evaluate("() => document.querySelector('#focus-video').muted")

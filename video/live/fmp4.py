@@ -59,6 +59,7 @@ class Track:
     track_id: int
     handler: bytes  # b"vide", b"soun"
     default_flags: int  # from mvex/trex
+    default_size: int = 0  # from mvex/trex
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,12 @@ def read_init(data: bytes) -> Init:
     moov = next(((b, e) for kind, b, e in boxes(data) if kind == b"moov"), None)
     if moov is None:
         raise Malformed("no moov box in the init segment")
-    defaults: dict[int, int] = {}
+    defaults: dict[int, tuple[int, int]] = {}  # track → (sample flags, sample size)
     if mvex := _child(data, *moov, b"mvex"):
         for kind, body, _ in boxes(data, *mvex):
             if kind == b"trex":
-                track_id, flags = struct.unpack_from(">I12xI", data, body + 4)
-                defaults[track_id] = flags
+                track_id, size, flags = struct.unpack_from(">I8xII", data, body + 4)
+                defaults[track_id] = (flags, size)
     tracks = []
     for kind, body, end in boxes(data, *moov):
         if kind != b"trak":
@@ -100,7 +101,8 @@ def read_init(data: bytes) -> Init:
             raise Malformed("a track without tkhd or hdlr")
         version = data[tkhd[0]]
         track_id = struct.unpack_from(">I", data, tkhd[0] + (20 if version == 1 else 12))[0]
-        tracks.append(Track(track_id, data[hdlr[0] + 8:hdlr[0] + 12], defaults.get(track_id, 0)))
+        flags, size = defaults.get(track_id, (0, 0))
+        tracks.append(Track(track_id, data[hdlr[0] + 8:hdlr[0] + 12], flags, size))
     return Init(data, tuple(tracks), _mime(data, tuple(tracks)))
 
 
@@ -117,11 +119,41 @@ def _mime(data: bytes, tracks: tuple[Track, ...]) -> str:
     return f'video/mp4; codecs="{", ".join(codecs)}"'
 
 
+def avc_config(init: Init) -> bytes | None:
+    """The H.264 decoder configuration (the avcC box's body: SPS, PPS, NAL length size)."""
+    at = init.data.find(b"avcC")
+    if at < 4:
+        return None
+    size = struct.unpack_from(">I", init.data, at - 4)[0]
+    return init.data[at + 4:at - 4 + size] if size > 8 else None
+
+
 def opens_with_keyframe(moof: bytes, init: Init) -> bool:
     """Whether this fragment's video track starts with a sync sample (a viewer may start here). A
     fragment with no video (audio only) is not a start."""
+    first = _first_video_sample(moof, init)
+    return first is not None and not first.flags & _NON_SYNC
+
+
+def first_video_sample(fragment: bytes, init: Init) -> bytes | None:
+    """The bytes of the fragment's first video sample (length-prefixed NAL units, as avcC says), read
+    from the mdat that follows its moof: what a decoder needs for the fragment's first picture."""
+    first = _first_video_sample(fragment, init)
+    if first is None or not first.size or first.offset + first.size > len(fragment):
+        return None
+    return fragment[first.offset:first.offset + first.size]
+
+
+@dataclass(frozen=True)
+class _Sample:
+    flags: int
+    size: int
+    offset: int  # from the start of the moof (default-base-is-moof)
+
+
+def _first_video_sample(moof: bytes, init: Init) -> _Sample | None:
     video = init.video_track
-    defaults = {t.track_id: t.default_flags for t in init.tracks}
+    defaults = {t.track_id: t for t in init.tracks}
     outer = next(((b, e) for kind, b, e in boxes(moof) if kind == b"moof"), None)
     if outer is None:
         raise Malformed("a fragment without moof")
@@ -135,18 +167,31 @@ def opens_with_keyframe(moof: bytes, init: Init) -> bool:
         track_id = struct.unpack_from(">I", moof, tfhd[0] + 4)[0]
         if track_id != video:
             continue
-        flags = defaults.get(track_id, 0)
+        track = defaults.get(track_id)
+        flags, size = (track.default_flags, track.default_size) if track else (0, 0)
         at = tfhd[0] + 8 + (8 if tf_flags & 0x1 else 0) + (4 if tf_flags & 0x2 else 0)
-        at += (4 if tf_flags & 0x8 else 0) + (4 if tf_flags & 0x10 else 0)
+        at += 4 if tf_flags & 0x8 else 0
+        if tf_flags & 0x10:
+            size = struct.unpack_from(">I", moof, at)[0]
+            at += 4
         if tf_flags & 0x20:
             flags = struct.unpack_from(">I", moof, at)[0]
         tr_flags = int.from_bytes(moof[trun[0] + 1:trun[0] + 4], "big")
         count = struct.unpack_from(">I", moof, trun[0] + 4)[0]
-        at = trun[0] + 8 + (4 if tr_flags & 0x1 else 0)
+        at = trun[0] + 8
+        offset = 0
+        if tr_flags & 0x1:
+            offset = struct.unpack_from(">i", moof, at)[0]
+            at += 4
         if tr_flags & 0x4:
             flags = struct.unpack_from(">I", moof, at)[0]
-        elif tr_flags & 0x400 and count:
-            at += (4 if tr_flags & 0x100 else 0) + (4 if tr_flags & 0x200 else 0)
-            flags = struct.unpack_from(">I", moof, at)[0]
-        return count > 0 and not flags & _NON_SYNC
-    return False
+            at += 4
+        if count:
+            at += 4 if tr_flags & 0x100 else 0
+            if tr_flags & 0x200:
+                size = struct.unpack_from(">I", moof, at)[0]
+                at += 4
+            if tr_flags & 0x400 and not tr_flags & 0x4:
+                flags = struct.unpack_from(">I", moof, at)[0]
+        return _Sample(flags, size, offset) if count else None
+    return None
