@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -155,19 +156,19 @@ def tree(process: psutil.Process) -> list[psutil.Process]:
 
 
 def rss_mb(processes: list[psutil.Process]) -> float:
-    total = 0
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            total += process.memory_info().rss
-    return total / 2**20
+    return _memory_mb(processes, lambda p: int(p.memory_info().rss))
 
 
 def pss_mb(processes: list[psutil.Process]) -> float:
     """Proportional set size: each shared page divided among the processes sharing it."""
+    return _memory_mb(processes, lambda p: int(p.memory_full_info().pss))
+
+
+def _memory_mb(processes: list[psutil.Process], measure: Callable[[psutil.Process], int]) -> float:
     total = 0
     for process in processes:
         with contextlib.suppress(psutil.Error):
-            total += process.memory_full_info().pss
+            total += measure(process)
     return total / 2**20
 
 

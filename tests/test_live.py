@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import pytest
 
-from video.analysis.watcher import KeyframeDecoder
+from video.analysis.watcher import keyframe_picture
 from video.live.feed import BEHIND_FRAGMENTS, Codec, LiveFeed, LiveViewer
 from video.live.fmp4 import Init, Malformed, boxes, first_video_sample, opens_with_keyframe, read_init
 from video.recording import ffmpeg
@@ -66,12 +66,11 @@ def test_each_keyframe_is_decoded_from_its_fragment_at_once_even_with_b_frames()
     """The analysis gets a picture for every keyframe fragment as it comes, not several keyframes later
     (a stream with B-frames makes a decoder left to itself hold pictures for reordering)."""
     init, fragments = split(live_stream(seconds=4, preset="veryfast"))  # veryfast uses B-frames
-    decoder = KeyframeDecoder()
     keyframes = [f for f in fragments if opens_with_keyframe(f, init)]
-    pictures = [decoder.picture(init.data, fragment, 160) for fragment in keyframes]
+    pictures = [keyframe_picture(init.data, fragment, 160) for fragment in keyframes]
     assert len(keyframes) == 4 and all(p is not None and p.shape == (90, 160, 3) for p in pictures)
     assert first_video_sample(fragments[1], init) is not None
-    assert decoder.picture(init.data, b"\x00\x00\x00\x08moof", 160) is None  # no video sample in it
+    assert keyframe_picture(init.data, b"\x00\x00\x00\x08moof", 160) is None  # no video sample in it
 
 
 def test_a_box_that_does_not_fit_is_refused_not_read_past_its_end() -> None:
