@@ -53,10 +53,11 @@ def _operation(route: Route) -> dict[str, Any]:
         success["content"] = {route.produces: {}}
     operation: dict[str, Any] = {"summary": route.summary, "responses": {
         str(route.status): success,
+        **{str(s): success for s in route.also if s < 400},  # another success (e.g. 200 replaced, 201 created)
         **{str(s): {"description": _DESCRIPTIONS[s], "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/Error"}}},
             **({"headers": {"Retry-After": {"schema": {"type": "integer"}}}} if s in (429, 503) else {})}
-           for s in _errors(route)}}}
+           for s in _errors(route) if s >= 400}}}
     if route.roles is not None:
         operation["security"] = [{"bearer": []}]
         operation["description"] = "Roles: " + (", ".join(r.value for r in route.roles) or "any account") + "."

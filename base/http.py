@@ -49,7 +49,7 @@ class Route:
     conflicts: bool = False  # may answer 409
     query: tuple[str, ...] = ()  # query parameters, documented by name; a trailing "!" marks one required
     deadline: bool = True  # answer within the platform's request deadline or 503 (not for streams)
-    also: tuple[int, ...] = ()  # other statuses it answers (documented)
+    also: tuple[int, ...] = ()  # other statuses it answers (documented): errors, or another success
     uploads: tuple[str, ...] = ()  # media types of a file sent as the raw body (instead of JSON)
 
 

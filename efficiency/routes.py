@@ -45,8 +45,8 @@ async def list_items(request: web.Request) -> web.Response:
     return reply(await store.items(request.app[PLATFORM].pool, user_of(request).departments))
 
 
-@api.post("/api/efficiency/items", "Create or replace an approval item (limits in working days)", roles=KEEPERS,
-          body=ApprovalItem, status=201)
+@api.post("/api/efficiency/items", "Create (201) or replace (200) an approval item (limits in working days)",
+          roles=KEEPERS, body=ApprovalItem, status=201, also=(200,))
 async def put_item(request: web.Request) -> web.Response:
     item = await body_of(request, ApprovalItem)
     own(request, item.department, "department")

@@ -87,3 +87,15 @@ async def test_one_bad_cell_refuses_the_whole_file_naming_its_row_and_column(lia
     status, refused = await upload(liandong, CSV, other, as_user=lead)
     assert (status, refused["error"]["field"]) == (403, "rows[2].department"), refused
     assert await item(liandong, "SC-095") is None
+
+
+async def test_an_item_posted_again_is_replaced_and_answered_200_as_the_api_document_says(liandong: Liandong) -> None:
+    body = {"department": MARKET, "code": "SC-095", "name": "食品经营许可变更", "legal_days": 20, "promised_days": 10}
+    first = await liandong.call("POST", "/api/efficiency/items", body, as_user="supervisor")
+    again = await liandong.call("POST", "/api/efficiency/items", {**body, "promised_days": 8}, as_user="supervisor")
+    assert (first, again) == ((201, {"code": "SC-095", "created": True}), (200, {"code": "SC-095", "created": False}))
+    replaced = await item(liandong, "SC-095")
+    assert replaced is not None and replaced["promised_days"] == 8
+    status, document = await liandong.call("GET", "/api/openapi.json")
+    assert status == 200
+    assert {"200", "201"} <= set(document["paths"]["/api/efficiency/items"]["post"]["responses"])
