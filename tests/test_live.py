@@ -11,7 +11,7 @@ import av
 import pytest
 
 from video.analysis.watcher import keyframe_picture
-from video.live.feed import BEHIND_FRAGMENTS, Codec, LiveFeed, LiveViewer
+from video.live.feed import BEHIND_FRAGMENTS, Codec, LiveFeed, LiveFeeds, LiveViewer
 from video.live.fmp4 import Init, Malformed, boxes, first_video_sample, opens_with_keyframe, read_init
 from video.recording import ffmpeg
 
@@ -129,3 +129,18 @@ def test_a_restarted_stream_gives_every_viewer_the_new_codec_and_init() -> None:
     feed.fragment(fragments[1], False)  # between runs: dropped
     feed.begin(init)
     assert viewer._items == [Codec(init.mime), init.data]
+
+
+def test_a_camera_started_again_keeps_its_viewers_and_a_released_one_is_not_offered() -> None:
+    init, fragments = split(live_stream(seconds=1))
+    feeds, viewer = LiveFeeds(), LiveViewer()
+    feeds.open(7).join(viewer)
+    feeds.close(7)  # its registration changed: stopped ...
+    assert feeds.get(7) is None  # ... and not offered to new viewers while nobody ingests it
+    feed = feeds.open(7)  # ... and started again
+    feed.begin(init)
+    feed.fragment(fragments[0], True)
+    assert viewer._items == [Codec(init.mime), init.data, fragments[0]]  # the viewer kept watching
+    feed.leave(viewer)
+    feeds.close(7)
+    assert feeds.get(7) is None and feeds._feeds == {}

@@ -88,7 +88,7 @@ class LiveFeed:
         self._gop: list[bytes] = []
         self._gop_bytes = 0
         self._viewers: set[LiveViewer] = set()
-        self._on_keyframe = on_keyframe  # each fragment that opens with a keyframe (the analysis)
+        self.on_keyframe = on_keyframe  # each fragment that opens with a keyframe (the analysis)
 
     def begin(self, init: Init) -> None:
         self.init, self._gop, self._gop_bytes = init, [], 0
@@ -100,8 +100,8 @@ class LiveFeed:
             return
         if keyframe:
             self._gop, self._gop_bytes = [data], len(data)
-            if self._on_keyframe is not None:
-                self._on_keyframe(self.init, data)
+            if self.on_keyframe is not None:
+                self.on_keyframe(self.init, data)
         elif self._gop and self._gop_bytes + len(data) <= _KEEP_GOP_BYTES:
             self._gop.append(data)
             self._gop_bytes += len(data)
@@ -128,18 +128,27 @@ class LiveFeed:
 
 
 class LiveFeeds:
-    """The live feeds of the cameras this process ingests."""
+    """The live feeds of the cameras this process ingests. A feed outlives a stop of its camera's
+    ingest, so viewers of a camera started again (its registration changed) stay attached."""
 
     def __init__(self) -> None:
         self._feeds: dict[int, LiveFeed] = {}
+        self._ingested: set[int] = set()
 
     def open(self, camera_id: int, on_keyframe: Callable[[Init, bytes], None] | None = None) -> LiveFeed:
-        feed = self._feeds[camera_id] = LiveFeed(on_keyframe)
+        feed = self._feeds.setdefault(camera_id, LiveFeed())
+        feed.on_keyframe = on_keyframe
+        self._ingested.add(camera_id)
         return feed
 
     def get(self, camera_id: int) -> LiveFeed | None:
-        return self._feeds.get(camera_id)
+        """The feed of a camera this process ingests now (None: another process does, or none)."""
+        return self._feeds.get(camera_id) if camera_id in self._ingested else None
 
     def close(self, camera_id: int) -> None:
-        if feed := self._feeds.pop(camera_id, None):
+        self._ingested.discard(camera_id)
+        if feed := self._feeds.get(camera_id):
+            feed.on_keyframe = None
             feed.ended()
+            if not feed.viewers:
+                del self._feeds[camera_id]
