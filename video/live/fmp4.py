@@ -18,33 +18,35 @@ class Malformed(ValueError):
     """The bytes are not the fragmented MP4 they should be."""
 
 
+def box_header(head: bytes, available: int | None) -> tuple[bytes, int, int]:
+    """(type, total size, header size) of the box `head` begins (8 bytes, or 16 for a 64-bit size).
+    `available`: bytes from the box's start to the end of what holds it, which a size of 0 ("to the
+    end") takes; None for a stream, which has no end to run to."""
+    if len(head) < 8:
+        raise Malformed("a box header cut short")
+    size, kind = struct.unpack_from(">I4s", head)
+    header = 8
+    if size == 1:
+        if len(head) < 16:
+            raise Malformed(f"{kind!r} box header cut short")
+        size, header = struct.unpack_from(">Q", head, 8)[0], 16
+    elif size == 0:
+        if available is None:
+            raise Malformed(f"{kind!r} box without a size: a stream of unbounded boxes cannot be fanned out")
+        size = available
+    if size < header or (available is not None and size > available):
+        raise Malformed(f"{kind!r} box of {size} bytes does not fit")
+    return kind, int(size), header
+
+
 def boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[bytes, int, int]]:
     """(type, body start, body end) of each box between `start` and `end`."""
     end = len(data) if end is None else end
     at = start
     while at + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, at)
-        header = 8
-        if size == 1:
-            if at + 16 > end:
-                raise Malformed(f"{kind!r} box cut short")
-            size, header = struct.unpack_from(">Q", data, at + 8)[0], 16
-        elif size == 0:
-            size = end - at
-        if size < header or at + size > end:
-            raise Malformed(f"{kind!r} box of {size} bytes does not fit")
+        kind, size, header = box_header(data[at:at + 16], end - at)
         yield kind, at + header, at + size
         at += size
-
-
-def header_size(head: bytes) -> int:
-    """A box's total size from its first 16 bytes (8 suffice unless it uses a 64-bit size)."""
-    size = struct.unpack_from(">I", head)[0]
-    if size == 1:
-        size = struct.unpack_from(">Q", head, 8)[0]
-    if size < 8:
-        raise Malformed(f"a box of {size} bytes: a stream of unbounded boxes cannot be fanned out")
-    return int(size)
 
 
 def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:

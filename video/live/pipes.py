@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from video.live.feed import LiveFeed
-from video.live.fmp4 import Malformed, header_size, opens_with_keyframe, read_init
+from video.live.fmp4 import Malformed, box_header, opens_with_keyframe, read_init
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ async def _box(reader: asyncio.StreamReader) -> bytes:
     head = await reader.readexactly(8)
     if head[:4] == b"\x00\x00\x00\x01":
         head += await reader.readexactly(8)
-    size = header_size(head)
+    _, size, _ = box_header(head, None)
     if size > _MAX_BOX:
         raise Malformed(f"a box of {size} bytes")
     return head + await reader.readexactly(size - len(head))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import itertools
 import os
-import struct
 from pathlib import Path
+
+from video.live.fmp4 import Malformed, box_header
 
 
 def unreadable(path: Path) -> str | None:
@@ -23,18 +24,13 @@ def unreadable(path: Path) -> str | None:
             offset = 0
             while offset < size:
                 f.seek(offset)
-                header = f.read(16)
-                if len(header) < 8:
-                    return f"a box header is cut short at byte {offset}"
-                length, kind = struct.unpack(">I4s", header[:8])
-                if length == 1:  # a 64-bit size follows the type
-                    if len(header) < 16:
+                head = f.read(16)
+                try:
+                    kind, length, _ = box_header(head, size - offset)
+                except Malformed:
+                    if len(head) < 8:
                         return f"a box header is cut short at byte {offset}"
-                    (length,) = struct.unpack(">Q", header[8:16])
-                elif length == 0:  # the box runs to the end of the file
-                    length = size - offset
-                if length < 8 or offset + length > size:
-                    return f"the {kind.decode(errors='replace')!r} box at byte {offset} is cut short"
+                    return f"the {head[4:8].decode(errors='replace')!r} box at byte {offset} is cut short"
                 kinds.append(kind)
                 offset += length
     except OSError as error:

@@ -39,6 +39,7 @@ from video.cameras.registry import camera_json, cameras
 from video.context import VIDEO
 from video.live.feed import Codec, LiveFeed, LiveViewer
 from video.live.fmp4 import read_init
+from video.live.pipes import read_pictures
 from video.recording import ffmpeg
 from video.wall.tiles import Viewer
 from video.wall.walls import Wall
@@ -135,7 +136,7 @@ class FocusEndpoint(Endpoint[Focus]):
             viewer = LiveViewer()
             feed.join(viewer)
             return Focus(feed=feed, viewer=viewer), None
-        if feed is not None:  # JPEG: the keyframe pictures the tiles are made of
+        if feed is not None and video.analysis is not None:  # JPEG: the pictures the tiles are made of
             pictures = Viewer()
             video.tiles.join(pictures)
             video.tiles.show(pictures, {hello.camera})
@@ -211,13 +212,7 @@ async def _pump_mp4(stdout: asyncio.StreamReader, session: SocketSession) -> Non
 
 async def _pump_jpeg(stdout: asyncio.StreamReader, session: SocketSession) -> None:
     session.send({"type": "codec", "mime": "image/jpeg"})
-    while True:
-        headers = await stdout.readuntil(b"\r\n\r\n")
-        length = next((int(line.split(b":", 1)[1]) for line in headers.split(b"\r\n")
-                       if line.lower().startswith(b"content-length:")), None)
-        if length is None:
-            continue
-        session.send_bytes(await stdout.readexactly(length))
+    await read_pictures(stdout, lambda _at, jpeg: session.send_bytes(jpeg))
 
 
 walls = WallEndpoint()
