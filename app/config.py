@@ -29,6 +29,7 @@ from base.settings import (
     ServerConfig,
     problem,
 )
+from calls.settings import CallsConfig
 from command import settings as command_settings
 from command.settings import DecisionConfig, MapConfig, ServiceAreaConfig, SurgeConfig
 from dispatch import settings as dispatch_settings
@@ -66,6 +67,7 @@ class _RawConfig(Section, frozen=True, forbid_unknown_fields=True):
     decision: DecisionConfig = DecisionConfig()
     map: MapConfig = MapConfig()
     video: VideoConfig = VideoConfig()
+    calls: CallsConfig = CallsConfig()
     backup: BackupConfig = BackupConfig()
     efficiency: EfficiencyConfig = EfficiencyConfig()
     cameras: list[CameraSpec] = msgspec.field(default_factory=list)
@@ -94,6 +96,7 @@ class Config:
     decision: DecisionConfig
     map: MapConfig
     video: VideoConfig
+    calls: CallsConfig
     cameras: tuple[CameraSpec, ...]
     channels: ChannelsConfig
     backup: BackupConfig
@@ -116,6 +119,10 @@ class Config:
     @property
     def recordings_dir(self) -> Path:
         return self._here(self.video.recordings_dir)
+
+    @property
+    def calls_dir(self) -> Path:
+        return self._here(self.calls.recordings_dir)
 
     @property
     def facilities_path(self) -> Path | None:
@@ -173,7 +180,8 @@ def _build(raw: _RawConfig, path: Path) -> Config:
     return Config(path=path, server=raw.server, database=raw.database, auth=raw.auth, audit=raw.audit, demo=raw.demo,
                   alert=raw.alert, escalation=raw.escalation, notifications=raw.notifications, surge=raw.surge,
                   service_area=raw.service_area,
-                  cap=raw.cap, decision=raw.decision, map=raw.map, video=raw.video, cameras=tuple(raw.cameras),
+                  cap=raw.cap, decision=raw.decision, map=raw.map, video=raw.video, calls=raw.calls,
+                  cameras=tuple(raw.cameras),
                   channels=raw.channels, backup=raw.backup, efficiency=raw.efficiency, taxonomy=who.taxonomy,
                   departments=who.departments,
                   severity_rules=who.severity_rules)

@@ -43,6 +43,11 @@ from base.signing import key_path, signing_key
 from base.sockets import WATCH, SessionWatch
 from base.throttle import LoginThrottle, Window
 from base.vitals import LoopLag
+from calls import routes as call_routes
+from calls.context import CALLER_LIMIT, SWITCHBOARD
+from calls.media import IceServer
+from calls.rules import Limits
+from calls.switchboard import Setup, Switchboard
 from command import console_socket, decision_routes, incident_video_routes, plan_routes, surge_routes
 from command import routes as command_routes
 from command.context import COMMAND, Command
@@ -94,22 +99,23 @@ ROOT = Path(__file__).resolve().parent.parent
 _LISTEN_READY_S = 15.0
 
 # Lowest layer first: each package's migrations are applied in this order.
-PACKAGES = ("base", "gis", "dispatch", "alerts", "video", "command", "efficiency")
+PACKAGES = ("base", "gis", "dispatch", "alerts", "video", "calls", "command", "efficiency")
 
 # Every route the server has, by package; the OpenAPI document is made from the same list.
 APIS: tuple[Api, ...] = (
     base_routes.api, admin_routes.api, dispatch_routes.api, terminal_socket.api, alert_routes.api, camera_routes.api,
     analysis_routes.api, wall_sockets.api, command_routes.api, plan_routes.api, surge_routes.api,
     decision_routes.api, console_socket.api, efficiency_routes.api, supervision_routes.api, card_routes.api,
-    public_routes.api, live_socket.api, hold_routes.api, incident_video_routes.api)
+    public_routes.api, live_socket.api, hold_routes.api, incident_video_routes.api, call_routes.api)
 
 # Pages, and the folders their assets are served from (/static/ holds what every page shares).
 PAGES = {"/admin": ROOT / "base/web/admin.html", "/console": ROOT / "command/web/console.html",
          "/terminal": ROOT / "dispatch/web/terminal.html", "/wall": ROOT / "video/wall/web/wall.html",
          "/efficiency": ROOT / "efficiency/web/efficiency.html", "/complain": ROOT / "efficiency/web/complain.html",
-         "/rate": ROOT / "efficiency/web/rate.html"}
+         "/rate": ROOT / "efficiency/web/rate.html", "/call": ROOT / "calls/web/call.html"}
 STATIC = {"/static/console/": ROOT / "command/web", "/static/terminal/": ROOT / "dispatch/web",
-          "/static/wall/": ROOT / "video/wall/web", "/static/efficiency/": ROOT / "efficiency/web",
+          "/static/wall/": ROOT / "video/wall/web", "/static/calls/": ROOT / "calls/web",
+          "/static/efficiency/": ROOT / "efficiency/web",
           "/static/": ROOT / "base/web"}
 
 
@@ -206,6 +212,16 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             app[VIDEO] = Video(config.video, config.media_dir, ffmpeg_binary,
                                key, tiles, walls, analysis, LiveFeeds())
 
+            k = config.calls
+            switchboard = Switchboard(pool, Setup(
+                config.calls_dir, Limits(k.max_parties, timedelta(minutes=k.max_minutes),
+                                         timedelta(minutes=k.caller_link_minutes)),
+                tuple(IceServer(s.urls, s.username, s.credential) for s in k.ice_servers), k.jitter_frames,
+                timedelta(days=k.retention_days), k.public_url, k.sms_link))
+            app[SWITCHBOARD] = switchboard
+            stack.push_async_callback(switchboard.close)
+            _background(stack, switchboard.run(), "calls")
+
             plans = LivePlans(pool, config.taxonomy)
             await plans.load()
             hub.on_change(PLANS_CHANNEL, plans.load)
@@ -298,6 +314,7 @@ def build_app(config: Config) -> web.Application:
     app[WATCH] = SessionWatch()
     app[THROTTLE] = LoginThrottle()
     app[COMPLAINT_LIMIT] = Window(5, 3600.0)  # public complaints per address an hour
+    app[CALLER_LIMIT] = Window(20, 600.0)  # wrong caller tokens or sessions per address in 10 minutes
     tiles = urlsplit(config.map.tile_url)
     app.on_response_prepare.append(security_headers(content_security_policy(
         (f"{tiles.scheme}://{tiles.netloc}",) if tiles.scheme and tiles.netloc else ())))

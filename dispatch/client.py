@@ -35,6 +35,7 @@ class TerminalClient:
         self.new_tickets: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.repeats = 0  # a ticket offered again (at-least-once delivery), not shown again
         self.heard: list[tuple[str, int]] = []  # (event, ticket id) in the order they arrived
+        self.notices: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # other events: a call ringing, …
         self.welcome: dict[str, Any] = {}
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -96,6 +97,12 @@ class TerminalClient:
                     self.heard.append((message["event"], message["ticket"]["id"]))
                     if self._see(message["ticket"], message["event"]):
                         await self._receipt(socket, message["ticket"])
+                elif kind == "notice":
+                    if self.last_seq is not None and message["seq"] <= self.last_seq:
+                        self.repeats += 1  # at least once: seen already
+                        continue
+                    self.last_seq = message["seq"]
+                    self.notices.put_nowait(message)
                 elif kind in ("result", "error") and message.get("id") in self._pending:
                     self._pending.pop(message["id"]).set_result(message)
         except websockets.ConnectionClosed as closed:  # not a normal close: the server or the network ended it

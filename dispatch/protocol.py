@@ -6,7 +6,9 @@ that the server's `result` or `error` echoes.
 
 Server → terminal: `welcome`, then `ticket` messages in sequence order. Each carries `seq` (gap-free
 per sub-centre), the event (`created`, `acknowledged`, ...) and the whole ticket with its incident
-and the alert to sound. Delivery is at least once; the terminal keeps tickets by id.
+and the alert to sound. Other events for the sub-centre (a call inviting it: `call.invited`,
+`call.party`, `call.ended`) come in the same sequence as `notice` messages with their `kind` and
+`data`. Delivery is at least once; the terminal keeps tickets by id.
 """
 
 from __future__ import annotations

@@ -60,7 +60,10 @@ class Terminal:
                 await self._send_event(row["subcentre_seq"], row["kind"], row["data"])
 
     async def _send_event(self, seq: int, kind: str, data: Any) -> None:
-        message = {"type": "ticket", "seq": seq, "event": kind.removeprefix("ticket."), "ticket": data["ticket"]}
+        if "ticket" in data:
+            message = {"type": "ticket", "seq": seq, "event": kind.removeprefix("ticket."), "ticket": data["ticket"]}
+        else:  # another package's event for this sub-centre (a call ringing): its kind and data as stored
+            message = {"type": "notice", "seq": seq, "kind": kind, "data": data}
         await self.session.socket.send_str(encode(message))
         self.last_sent = seq
 

@@ -13,7 +13,7 @@ from dispatch.client import TerminalClient
 
 PASSWORD = "liandong-demo"  # the demo accounts' password
 STRONG = "Qinghe-Bridge-0717"  # a password the strength rule accepts, for accounts a test makes
-EXAMPLE_PATH = {"{id}": "1", "{key}": "fire", "{identifier}": "nothing.here", "{month}": "2026-10"}
+EXAMPLE_PATH = {"{id}": "1", "{party}": "1", "{key}": "fire", "{identifier}": "nothing.here", "{month}": "2026-10"}
 
 
 def example_path(path: str) -> str:

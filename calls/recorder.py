@@ -1,0 +1,137 @@
+"""A call's recording, written by a thread of its own so that encoding never holds up the mixer.
+
+The sound is the mix every party heard, Opus in WebM, one 20 ms frame per mixer beat from the start
+of the call to its end (silence included: the file's length is the call's length). The caller's
+picture, when there is one, goes to its own WebM (VP8, at most 10 pictures a second), a new file
+whenever the picture's size changes (a phone turned, a rejoin). WebM is written as it goes, so a
+crash loses at most the last cluster of each file.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.container
+import numpy as np
+
+from calls.mixing import FRAME, RATE, Samples
+
+log = logging.getLogger(__name__)
+
+_VIDEO_EVERY_S = 0.1
+_QUEUE = 500  # 10 s of sound: beyond it the disk is not keeping up, and frames are counted lost
+_STOP = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    files: tuple[Path, ...]  # the sound first, then each stretch of picture
+    seconds: float  # of sound
+    lost_frames: int  # frames the writer could not keep up with
+
+
+@dataclass
+class _Picture:
+    container: av.container.OutputContainer
+    stream: av.VideoStream
+    size: tuple[int, int]
+    started: float
+
+
+@dataclass
+class Recorder:
+    folder: Path
+    name: str  # files are <name>.webm, <name>-picture-<n>.webm
+    _queue: queue.Queue[tuple[str, object, float] | None] = field(default_factory=lambda: queue.Queue(_QUEUE))
+    _frames: int = 0
+    _lost: int = 0
+    _last_picture: float = 0.0
+    _files: list[Path] = field(default_factory=list)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._write, name=f"recorder {self.name}", daemon=True)
+        self._thread.start()
+
+    def audio(self, samples: Samples) -> None:
+        self._offer(("audio", samples, 0.0))
+
+    def video(self, frame: av.VideoFrame) -> None:
+        now = time.monotonic()
+        if now - self._last_picture >= _VIDEO_EVERY_S:
+            self._last_picture = now
+            self._offer(("video", frame, now))
+
+    def _offer(self, item: tuple[str, object, float]) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self._lost += 1
+
+    def finish(self) -> Recorded:
+        """Write what is queued and close the files (blocking: call from a thread)."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+        return Recorded(tuple(self._files), self._frames * FRAME / RATE, self._lost)
+
+    def _write(self) -> None:
+        sound_path = self.folder / f"{self.name}.webm"
+        self._files.append(sound_path)
+        sound = av.open(str(sound_path), "w", format="webm")
+        voice = sound.add_stream("libopus", rate=RATE, layout="mono")
+        voice.bit_rate = 32_000
+        picture: _Picture | None = None
+        try:
+            while (item := self._queue.get()) is not _STOP:
+                kind, payload, at = item
+                if kind == "audio":
+                    assert isinstance(payload, np.ndarray)
+                    frame = av.AudioFrame.from_ndarray(payload.reshape(1, -1), format="s16", layout="mono")
+                    frame.sample_rate, frame.time_base, frame.pts = RATE, Fraction(1, RATE), self._frames * FRAME
+                    sound.mux(voice.encode(frame))
+                    self._frames += 1
+                else:
+                    assert isinstance(payload, av.VideoFrame)
+                    picture = self._picture(picture, payload, at)
+            sound.mux(voice.encode(None))
+        except Exception:
+            log.exception("call recording %s failed", self.name)
+        finally:
+            sound.close()
+            if picture is not None:
+                _close_picture(picture)
+
+    def _picture(self, picture: _Picture | None, frame: av.VideoFrame, at: float) -> _Picture:
+        size = (frame.width - frame.width % 2, frame.height - frame.height % 2)
+        if picture is None or picture.size != size:
+            if picture is not None:
+                _close_picture(picture)
+            path = self.folder / f"{self.name}-picture-{len(self._files)}.webm"
+            self._files.append(path)
+            container = av.open(str(path), "w", format="webm")
+            stream = container.add_stream("libvpx", rate=10)
+            stream.width, stream.height = size
+            stream.pix_fmt = "yuv420p"
+            stream.time_base = Fraction(1, 1000)
+            stream.bit_rate = 600_000
+            picture = _Picture(container, stream, size, at)
+        image = frame.reformat(width=size[0], height=size[1], format="yuv420p")
+        image.pts, image.time_base = int((at - picture.started) * 1000), Fraction(1, 1000)
+        picture.container.mux(picture.stream.encode(image))
+        return picture
+
+
+def _close_picture(picture: _Picture) -> None:
+    try:
+        picture.container.mux(picture.stream.encode(None))
+    finally:
+        picture.container.close()
