@@ -112,7 +112,7 @@ async def test_three_parties_each_hear_the_other_two_and_the_recording_holds_all
     with av.open(str(path)) as container:
         samples = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
     assert abs(len(samples) / RATE - ended["recorded_s"]) < 0.1
-    levels = tone_levels(samples.astype(np.float64) / np.abs(samples).max() * 32767, TONES + [800.0])
+    levels = tone_levels(samples.astype(np.float64) / np.abs(samples).max() * 32767, [*TONES, 800.0])
     for hz in TONES:
         assert levels[hz] > 20 * levels[800.0], f"the recording lacks the {hz} Hz voice: {levels}"
 
@@ -211,7 +211,7 @@ async def test_a_bad_offer_is_refused_naming_the_field(liandong: Liandong, sdp: 
 
 
 async def test_only_the_calls_own_parties_may_join(liandong: Liandong) -> None:
-    incident, call, station, _ = await fire_call(liandong)
+    incident, call, _station, _ = await fire_call(liandong)
     ticketed = {t["subcentre_id"] for t in incident["tickets"]}
     listing = (await liandong.call("GET", "/api/subcentres", as_user="dispatcher"))[1]["features"]
     outsider = next(f["properties"]["code"] for f in listing if f["id"] not in ticketed)
@@ -235,7 +235,7 @@ async def test_only_the_calls_own_parties_may_join(liandong: Liandong) -> None:
 
 
 async def test_the_sms_carries_the_callers_link(liandong: Liandong) -> None:
-    incident, call, _, token = await fire_call(liandong)
+    incident, _call, _, token = await fire_call(liandong)
     rows = await liandong.platform.pool.fetch(
         "SELECT channel, address, body FROM notifications WHERE incident_id = $1 AND reason = 'call_link'",
         incident["id"])
@@ -256,5 +256,5 @@ async def test_a_dropped_sub_centre_is_shown_as_dropped_and_its_terminal_told(
     assert status == 200
     shown = (await liandong.call("GET", f"/api/calls/{call['id']}", as_user="dispatcher"))[1]
     assert next(p for p in shown["parties"] if p["id"] == party["id"])["state"] == "dropped"
-    status, body = await liandong.call("POST", f"/api/calls/{call['id']}/join", {"sdp": OFFER}, as_user=station)
+    status, _body = await liandong.call("POST", f"/api/calls/{call['id']}/join", {"sdp": OFFER}, as_user=station)
     assert status == 403 and time.monotonic() - started < 5
