@@ -216,7 +216,7 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             switchboard = Switchboard(pool, Setup(
                 config.calls_dir, Limits(k.max_parties, timedelta(minutes=k.max_minutes),
                                          timedelta(minutes=k.caller_link_minutes)),
-                tuple(IceServer(s.urls, s.username, s.credential) for s in k.ice_servers), k.jitter_frames,
+                tuple(IceServer(s.urls, s.username, s.credential, s.secret) for s in k.ice_servers), k.jitter_frames,
                 timedelta(days=k.retention_days), k.public_url, k.sms_link))
             app[SWITCHBOARD] = switchboard
             stack.push_async_callback(switchboard.close)

@@ -44,6 +44,7 @@ class IceServer:
     urls: str
     username: str = ""
     credential: str = ""
+    secret: str = ""  # TURN REST: credentials minted per party (see calls.rules.turn_credential)
 
 
 class Ear(MediaStreamTrack):
@@ -164,9 +165,9 @@ class Room:
         self.recorder = recorder
         self.picture = Picture(recorder)
         self._seats: dict[int, Seat] = {}
+        # The server sits in the centre's network: it needs STUN at most; TURN is for the parties outside.
         self._configuration = RTCConfiguration(iceServers=[
-            RTCIceServer(urls=s.urls, username=s.username or None, credential=s.credential or None)
-            for s in ice_servers])
+            RTCIceServer(urls=s.urls) for s in ice_servers if s.urls.startswith("stun:")])
         self._jitter_frames = jitter_frames
         self._on_state = on_state
         self._clock = asyncio.create_task(self._run(), name="call mixer")

@@ -108,6 +108,12 @@ async def list_calls(request: web.Request) -> web.Response:
     return reply({"calls": await store.open_calls(request.app[PLATFORM].pool, subcentre)})
 
 
+@api.get("/api/call-servers", "The STUN/TURN servers a party's browser may use, with its own TURN credential",
+         roles=PARTIES)
+async def ice_servers(request: web.Request) -> web.Response:
+    return reply({"ice_servers": request.app[SWITCHBOARD].ice_servers(user_of(request).username)})
+
+
 @api.get("/api/incidents/{id}/calls", "An incident's calls: parties, the caller's positions, recordings",
          roles=WATCHERS)
 async def incident_calls(request: web.Request) -> web.Response:
@@ -260,6 +266,32 @@ async def caller_join(request: web.Request) -> web.Response:
         raise
     answer = await request.app[SWITCHBOARD].join(party, body.sdp, None)
     return reply({"type": "answer", "sdp": answer, "session": session, "call_id": party.call_id})
+
+
+class CallerAsks(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The caller's link token (before joining) or session (after)."""
+
+    token: Secret | None = None
+    session: Secret | None = None
+
+
+@api.post("/api/caller/servers", "The STUN/TURN servers the caller's phone may use (the link is not spent)",
+          roles=ANYONE, body=CallerAsks, also=(403, 429))
+async def caller_servers(request: web.Request) -> web.Response:
+    body = await body_of(request, CallerAsks)
+    limit, address, now = _throttled(request)
+    pool = request.app[PLATFORM].pool
+    try:
+        if body.session is not None:
+            party = await store.party_of_caller(pool, body.session)
+        elif body.token is not None:
+            party = await store.link_call(pool, body.token)
+        else:
+            raise DomainError("give the link's token or the call's session", "token")
+    except DomainError:
+        limit.failed(address, now)
+        raise
+    return reply({"ice_servers": request.app[SWITCHBOARD].ice_servers(f"caller-{party.call_id}")})
 
 
 @api.post("/api/caller/rejoin", "The caller's page reconnects (a reload, a dropped network) with its session",

@@ -3,7 +3,9 @@ must be before it reaches the media stack."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -69,3 +71,11 @@ def check_link(expires_at: datetime, used_at: datetime | None, now: datetime) ->
         raise DomainError("this call link has been used; ask the centre for a new one", "token", "forbidden")
     if now >= expires_at:
         raise DomainError("this call link has expired; ask the centre for a new one", "token", "forbidden")
+
+
+def turn_credential(secret: str, who: str, until: datetime) -> tuple[str, str]:
+    """A TURN username and password good until `until`, as coturn checks them with use-auth-secret:
+    the username is "<expiry unix time>:<who>", the password base64(HMAC-SHA1(secret, username))."""
+    username = f"{int(until.timestamp())}:{who}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode()

@@ -15,6 +15,9 @@ class IceServerConfig(Section, frozen=True, forbid_unknown_fields=True):
     urls: Annotated[str, msgspec.Meta(pattern=r"^(stun|turn|turns):[^\s]+$")]
     username: str = ""
     credential: str = ""
+    # coturn's use-auth-secret: each party is given its own credential, valid for the call's length,
+    # made from this shared secret (the TURN REST scheme), so no lasting password reaches a phone.
+    secret: str = ""
 
 
 class CallsConfig(Section, frozen=True, forbid_unknown_fields=True):

@@ -188,6 +188,20 @@ async def redeem_link(pool: Pool, token: str, session_hash: bytes) -> Party:
         return Party(row["id"], link["call_id"], row["incident_id"], PartyKind.CALLER, None, row["node"])
 
 
+async def link_call(pool: Pool, token: str) -> Party:
+    """The call a caller's link is for, if it could still be used (it is not spent here)."""
+    row = await pool.fetchrow(
+        "SELECT l.expires_at, l.used_at, p.id, c.id AS call_id, c.incident_id, c.node, c.ended_at FROM caller_links l"
+        " JOIN calls c ON c.id = l.call_id JOIN call_parties p ON p.call_id = c.id AND p.kind = 'caller'"
+        " WHERE l.token_hash = $1", secret_hash(token))
+    if row is None:
+        raise DomainError("this call link is not known", "token", "forbidden")
+    check_link(row["expires_at"], row["used_at"], datetime.now(UTC))
+    if row["ended_at"] is not None:
+        raise DomainError("the call has ended", "token", "closed")
+    return Party(row["id"], row["call_id"], row["incident_id"], PartyKind.CALLER, None, row["node"])
+
+
 async def new_link(pool: Pool, call_id: int, link: tuple[str, bytes], limits: Limits) -> None:
     """A fresh link for the caller (the first expired, or was opened on another phone)."""
     await pool.execute("UPDATE caller_links SET token_hash = $2, session_hash = NULL, used_at = NULL,"

@@ -24,7 +24,7 @@ from base.pg import Pool
 from calls import store
 from calls.media import IceServer, Room
 from calls.recorder import Recorder
-from calls.rules import Limits, PartyKind, check_offer, new_secret, overdue
+from calls.rules import Limits, PartyKind, check_offer, new_secret, overdue, turn_credential
 from calls.store import Opened, Party
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,19 @@ class Switchboard:
         self._rooms[call_id] = Room(recorder, self.setup.ice_servers, self.setup.jitter_frames,
                                     lambda party_id, state: self._changed(party_id, state))
         return opened.call, link
+
+    def ice_servers(self, who: str) -> list[JSON]:
+        """The STUN and TURN servers a party's browser may use, with credentials of its own."""
+        until = datetime.now(UTC) + self.setup.limits.max_duration
+        listed = []
+        for server in self.setup.ice_servers:
+            entry: JSON = {"urls": server.urls}
+            if server.secret:
+                entry["username"], entry["credential"] = turn_credential(server.secret, who, until)
+            elif server.username:
+                entry["username"], entry["credential"] = server.username, server.credential
+            listed.append(entry)
+        return listed
 
     def link(self, base_url: str, token: str) -> str:
         return f"{(self.setup.public_url or base_url).rstrip('/')}/call#{token}"

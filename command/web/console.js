@@ -388,6 +388,7 @@ function apply(message) {
   }
   if (message.kind === "ticket.rejected" && data.ticket) alarmsFrom(data.ticket);
   renderSoon();  // a burst of events repaints once
+  callPanel.event(message);
   if (message.incident_id === selected) showDetail();
 }
 
@@ -480,6 +481,7 @@ function select(id) {
   render();
   document.querySelector(`#incidents tr[data-incident="${id}"]`)?.scrollIntoView({ block: "nearest" });
   showDetail();
+  callPanel.show(incidents.get(id)).catch((error) => { $("call-error").textContent = error.message; });
 }
 
 let detailSerial = 0;
@@ -592,6 +594,7 @@ function connect() {
     const data = JSON.parse(message.data);
     if (data.type === "welcome") {
       skew = Date.parse(data.now) - Date.now();
+      window.currentUser = data.user;
       setConnection(true); retry = 500; reload();
     }
     else if (data.type === "event") apply(data);

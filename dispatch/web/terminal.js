@@ -156,11 +156,15 @@ function connect() {
       setConnection(true);
       $("subcentre").textContent = data.subcentre?.name ?? "";
       if (data.tickets) { localStorage.setItem(seqKey(), data.seq); data.tickets.forEach(see); }
+      terminalCalls?.load(data.user.subcentre_id).catch(() => null);
     } else if (data.type === "ticket") {
       localStorage.setItem(seqKey(), data.seq);
       see(data.ticket);
       if (data.event === "realert") updateAlarm();  // escalated: the louder tone at once
       if (data.event === "reminder") remind(data.ticket);
+    } else if (data.type === "notice") {  // another event for this sub-centre: a call ringing, ending
+      localStorage.setItem(seqKey(), data.seq);
+      terminalCalls?.notice(data);
     } else if (data.type === "error") {
       if (data.code === "unauthenticated" || data.code === "forbidden") { logOut(); return; }
       const where = data.ticket_id ? cards.get(data.ticket_id) : null;
