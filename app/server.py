@@ -217,7 +217,7 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
                 config.calls_dir, Limits(k.max_parties, timedelta(minutes=k.max_minutes),
                                          timedelta(minutes=k.caller_link_minutes)),
                 tuple(IceServer(s.urls, s.username, s.credential, s.secret) for s in k.ice_servers), k.jitter_frames,
-                timedelta(days=k.retention_days), k.public_url, k.sms_link))
+                timedelta(days=k.retention_days), k.public_url, k.sms_link, k.relay_only))
             app[SWITCHBOARD] = switchboard
             stack.push_async_callback(switchboard.close)
             _background(stack, switchboard.run(), "calls")

@@ -111,7 +111,8 @@ async def list_calls(request: web.Request) -> web.Response:
 @api.get("/api/call-servers", "The STUN/TURN servers a party's browser may use, with its own TURN credential",
          roles=PARTIES)
 async def ice_servers(request: web.Request) -> web.Response:
-    return reply({"ice_servers": request.app[SWITCHBOARD].ice_servers(user_of(request).username)})
+    board = request.app[SWITCHBOARD]
+    return reply({"ice_servers": board.ice_servers(user_of(request).username), "relay_only": board.setup.relay_only})
 
 
 @api.get("/api/incidents/{id}/calls", "An incident's calls: parties, the caller's positions, recordings",
@@ -291,7 +292,8 @@ async def caller_servers(request: web.Request) -> web.Response:
     except DomainError:
         limit.failed(address, now)
         raise
-    return reply({"ice_servers": request.app[SWITCHBOARD].ice_servers(f"caller-{party.call_id}")})
+    board = request.app[SWITCHBOARD]
+    return reply({"ice_servers": board.ice_servers(f"caller-{party.call_id}"), "relay_only": board.setup.relay_only})
 
 
 @api.post("/api/caller/rejoin", "The caller's page reconnects (a reload, a dropped network) with its session",

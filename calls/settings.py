@@ -33,3 +33,5 @@ class CallsConfig(Section, frozen=True, forbid_unknown_fields=True):
     # The address callers reach the server at (their phones are outside): the link is <public_url>/call#…
     public_url: str = ""
     ice_servers: list[IceServerConfig] = msgspec.field(default_factory=list)
+    # Browsers use only TURN relays (never a direct path): for networks where only the relay is open.
+    relay_only: bool = False

@@ -42,6 +42,7 @@ class Setup:
     retention: timedelta
     public_url: str  # where callers reach the server; "" = the address the dispatcher's console uses
     sms_link: bool
+    relay_only: bool = False  # browsers use TURN relays only
 
 
 def node_name() -> str:

@@ -28,9 +28,10 @@ async function join() {
   $("error").textContent = "";
   $("join").disabled = true;
   try {
-    const { ice_servers: iceServers } = await post("/api/caller/servers", session ? { session } : { token });
+    const { ice_servers: iceServers, relay_only: relay } = await post("/api/caller/servers", session ? { session } : { token });
     line = new Line({
-      camera: $("share-camera").checked, iceServers, audio: $("voices"), onState: showState,
+      camera: $("share-camera").checked, iceServers, relay, audio: $("voices"), onState: showState,
+      onEnded: () => ended(t("通话已结束。谢谢您！", "The call has ended. Thank you.")),
       post: async (sdp) => {
         if (session) return post("/api/caller/rejoin", { session, sdp });
         const answer = await post("/api/caller/join", { token, sdp });

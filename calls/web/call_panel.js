@@ -8,6 +8,7 @@
 const callPanel = (() => {
   const PARTY_STATES = { invited: ["振铃中", "ringing"], joining: ["接入中", "joining"], connected: ["通话中", "connected"],
                          gone: ["已离开", "gone"], dropped: ["已移出", "dropped"] };
+  const links = new Map();  // call id -> the caller's link, as this console last made it (the server keeps only its hash)
   let incident = null, calls = [], line = null, lineCall = null, muted = false, servers = null, marker = null;
   const area = () => document.getElementById("call-body");
   const open = () => calls.find((c) => !c.ended_at);
@@ -51,7 +52,7 @@ const callPanel = (() => {
           <button id="call-transfer" class="secondary">${t("转接", "Transfer")}</button></p>` : ""}
         ${position ? `<p id="call-position">${t("报警人位置", "Caller's position")}: ${position.lon.toFixed(5)}, ${position.lat.toFixed(5)} (±${Math.round(position.accuracy_m)} m, ${esc(when(position.at))})
           ${mine ? `<button id="call-adopt" class="secondary">${t("设为事件位置", "Use as the incident's location")}</button>` : ""}</p>` : ""}
-        ${mine ? `<p>${t("报警人链接", "Caller's link")}: <span class="call-link" id="call-link">${esc(current.link ?? "")}</span>
+        ${mine ? `<p>${t("报警人链接", "Caller's link")}: <span class="call-link" id="call-link">${esc(links.get(current.id) ?? "")}</span>
           <button id="call-new-link" class="secondary">${t("生成新链接", "New link")}</button></p>` : ""}
       </div>`;
     } else if (incident.state === "open") {
@@ -75,8 +76,8 @@ const callPanel = (() => {
     const on = (id, handler) => document.getElementById(id)?.addEventListener("click", () => handler().catch(fail));
     on("call-open", async () => {
       const opened = await api("POST", `/api/incidents/${incident.id}/calls`, {});
-      opened.call.link = opened.caller_link;
-      calls = [...calls, opened.call];
+      links.set(opened.call.id, opened.caller_link);
+      calls = [...calls.filter((c) => c.id !== opened.call.id), opened.call];
       render();
       await join(opened.call);
     });
@@ -98,7 +99,7 @@ const callPanel = (() => {
     });
     on("call-adopt", () => api("POST", `/api/calls/${current.id}/adopt-position`));
     on("call-new-link", async () => {
-      current.link = (await api("POST", `/api/calls/${current.id}/link`)).caller_link;
+      links.set(current.id, (await api("POST", `/api/calls/${current.id}/link`)).caller_link);
       render();
     });
     area().querySelectorAll("[data-drop]").forEach((b) => b.addEventListener("click",
@@ -107,9 +108,9 @@ const callPanel = (() => {
   }
 
   async function join(call) {
-    servers ??= (await api("GET", "/api/call-servers")).ice_servers;
+    servers ??= await api("GET", "/api/call-servers");
     hangUpLine();
-    line = new Line({ watch: true, iceServers: servers, audio: document.getElementById("call-voices"),
+    line = new Line({ watch: true, iceServers: servers.ice_servers, relay: servers.relay_only, audio: document.getElementById("call-voices"),
       video: document.getElementById("call-video"),
       post: (sdp) => api("POST", `/api/calls/${call.id}/join`, { sdp }),
       onState: (state) => { if (state === "failed" && !open()) hangUpLine(); } });
@@ -153,9 +154,8 @@ const callPanel = (() => {
     }
     if (message.kind === "call.ended" && message.data.call_id === lineCall) hangUpLine();
     if (incident && message.incident_id === incident.id && (message.kind.startsWith("call.") || message.kind === "incident.relocated")) {
-      const links = Object.fromEntries(calls.map((c) => [c.id, c.link]));
       api("GET", `/api/incidents/${incident.id}/calls`).then((body) => {
-        calls = body.calls.map((c) => ({ ...c, link: links[c.id] }));
+        calls = body.calls;
         render();
       }).catch(fail);
     }

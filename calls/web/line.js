@@ -13,6 +13,13 @@ const liandongLine = window.liandongLine = { analyser: null, context: null, stat
     this.analyser.getFloatFrequencyData(bins);
     const width = this.context.sampleRate / 2 / bins.length;
     return frequencies.map((f) => bins[Math.round(f / width)]);
+  },
+  async route() {  // the kind of this end's candidate on the path in use: "host", "srflx" or "relay"
+    if (!this.pc) return null;
+    const stats = await this.pc.getStats();
+    let pair = null;
+    stats.forEach((r) => { if (r.type === "transport" && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId); });
+    return pair ? stats.get(pair.localCandidateId)?.candidateType ?? null : null;
   } };
 
 function gathered(pc, seconds = 5) {
@@ -27,8 +34,9 @@ function gathered(pc, seconds = 5) {
 class Line {
   // post(sdp) -> the server's answer {sdp}; onState(state) for the page's status; video: where the
   // caller's picture is shown (the staff's pages) or null; relay: only TURN relays (tests, strict networks).
-  constructor({ post, camera = false, watch = false, iceServers = [], relay = false, onState = () => {}, video = null, audio }) {
-    Object.assign(this, { post, camera, watch, iceServers, relay, onState, video, audio });
+  constructor({ post, camera = false, watch = false, iceServers = [], relay = false, onState = () => {}, onEnded = null,
+                video = null, audio }) {
+    Object.assign(this, { post, camera, watch, iceServers, relay, onState, onEnded, video, audio });
     this.pc = null; this.stream = null; this.closed = false; this.retryTimer = null;
   }
 
@@ -55,7 +63,7 @@ class Line {
       if (pc.connectionState === "failed" || pc.connectionState === "disconnected") this.retrySoon();
     };
     const old = this.pc;
-    this.pc = pc;
+    this.pc = liandongLine.pc = pc;
     if (old) old.close();
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
@@ -68,7 +76,10 @@ class Line {
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(async () => {
       if (this.closed || this.pc?.connectionState === "connected") return;
-      try { await this.connect(); } catch (error) { this.onState("failed"); this.retrySoon(Math.min(delay * 2, 10000)); }
+      try { await this.connect(); } catch (error) {
+        if (error.code === "closed" || error.code === "forbidden") { this.close(); this.onEnded?.(error); return; }
+        this.onState("failed"); this.retrySoon(Math.min(delay * 2, 10000));
+      }
     }, delay);
   }
 

@@ -89,10 +89,11 @@ const terminalCalls = (() => {
   }
 
   async function answer(call) {
-    const { ice_servers: iceServers } = await api("GET", "/api/call-servers");
+    const { ice_servers: iceServers, relay_only: relay } = await api("GET", "/api/call-servers");
     hangUpLine();
-    line = new Line({ watch: true, iceServers, audio: el("call-voices"), video: el("call-video"),
-                      post: (sdp) => api("POST", `/api/calls/${call.id}/join`, { sdp }) });
+    line = new Line({ watch: true, iceServers, relay, audio: el("call-voices"), video: el("call-video"),
+                      post: (sdp) => api("POST", `/api/calls/${call.id}/join`, { sdp }),
+                      onEnded: () => { hangUpLine(); render(); } });
     lineCall = call.id;
     render();
     try { await line.open(); } catch (error) { hangUpLine(); render(); throw error; }

@@ -387,6 +387,9 @@ function apply(message) {
     if (ticket) { rememberNotice(ticket, { ...data.notification, at: message.at }); alarmsFrom(ticket); }
   }
   if (message.kind === "ticket.rejected" && data.ticket) alarmsFrom(data.ticket);
+  if (message.kind === "incident.relocated" && incidents.has(message.incident_id)) {  // moved to where the caller is
+    incidents.get(message.incident_id).location = { lon: data.to.lon, lat: data.to.lat };
+  }
   renderSoon();  // a burst of events repaints once
   callPanel.event(message);
   if (message.incident_id === selected) showDetail();
