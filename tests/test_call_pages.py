@@ -18,7 +18,7 @@ import av
 import numpy as np
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright
+from playwright.async_api import Browser, Geolocation, Page, ViewportSize, async_playwright
 
 from app.config import load
 from app.server import build_app
@@ -32,7 +32,7 @@ XILING = (111.29, 30.70)
 PHONE = ViewportSize(width=390, height=844)
 TONES = {"dispatcher": 500.0, "station": 1100.0, "caller": 1700.0}
 CONTROL_HZ = 800.0  # no party's tone: the floor the tones are measured against
-CALLER_AT = {"latitude": 30.7012, "longitude": 111.2911, "accuracy": 15}
+CALLER_AT = Geolocation(latitude=30.7012, longitude=111.2911, accuracy=15)
 
 
 def tone_file(folder: Path, hz: float) -> Path:
@@ -161,7 +161,7 @@ async def test_dispatcher_station_and_caller_talk_in_their_browsers_and_the_call
         assert await console.locator(".caller-position").count() == 1
         await console.click("#call-adopt")
         await console.wait_for_function(
-            f"() => document.querySelector('#detail-body dd')?.innerText.includes('111.29110')", timeout=10_000)
+            "() => document.querySelector('#detail-body dd')?.innerText.includes('111.29110')", timeout=10_000)
         # The caller's camera reaches the console.
         await console.wait_for_function("() => document.getElementById('call-video').videoWidth > 0", timeout=15_000)
         await screenshot(console, "console-three-way-call")
