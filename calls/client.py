@@ -132,6 +132,14 @@ class Party:
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         shorten_jitter(self.pc, self._jitter_frames)
 
+    async def answer(self, offer_sdp: str) -> str:
+        """Answer another party directly (no server between): the floor a call through the server is
+        measured against."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        shorten_jitter(self.pc, self._jitter_frames)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return str(self.pc.localDescription.sdp)
+
     async def _listen(self, track: MediaStreamTrack) -> None:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
         while True:
