@@ -156,50 +156,45 @@ async def party_of_user(pool: Pool, call_id: int, user: User) -> Party:
     return Party(row["id"], call_id, call_row["incident_id"], kind, user.subcentre_id, call_row["node"])
 
 
-async def party_of_caller(pool: Pool, session: str) -> Party:
-    row = await pool.fetchrow(
-        "SELECT p.id, c.id AS call_id, c.incident_id, c.node, c.ended_at FROM caller_links l JOIN calls c"
-        " ON c.id = l.call_id JOIN call_parties p ON p.call_id = c.id AND p.kind = 'caller'"
-        " WHERE l.session_hash = $1", secret_hash(session))
+_CALLER = ("SELECT l.expires_at, l.used_at, p.id, c.id AS call_id, c.incident_id, c.node, c.ended_at"
+           " FROM caller_links l JOIN calls c ON c.id = l.call_id"
+           " JOIN call_parties p ON p.call_id = c.id AND p.kind = 'caller'")
+
+
+async def _caller(db: Pool | Connection, column: str, secret: str, field: str, lock: str = "") -> asyncpg.Record:
+    """The caller's place in the call its link token or session (`column`) names, if the call goes on."""
+    row = await db.fetchrow(f"{_CALLER} WHERE l.{column} = $1{lock}", secret_hash(secret))
     if row is None:
-        raise DomainError("this call session is not known", "session", "forbidden")
+        raise DomainError(f"this call {'session' if field == 'session' else 'link'} is not known", field, "forbidden")
     if row["ended_at"] is not None:
-        raise DomainError("the call has ended", "session", "closed")
+        raise DomainError("the call has ended", field, "closed")
+    return row
+
+
+def _caller_party(row: asyncpg.Record) -> Party:
     return Party(row["id"], row["call_id"], row["incident_id"], PartyKind.CALLER, None, row["node"])
+
+
+async def party_of_caller(pool: Pool, session: str) -> Party:
+    return _caller_party(await _caller(pool, "session_hash", session, "session"))
+
+
+async def link_call(pool: Pool, token: str) -> Party:
+    """The call a caller's link is for, if it could still be used (it is not spent here)."""
+    row = await _caller(pool, "token_hash", token, "token")
+    check_link(row["expires_at"], row["used_at"], datetime.now(UTC))
+    return _caller_party(row)
 
 
 async def redeem_link(pool: Pool, token: str, session_hash: bytes) -> Party:
     """Spend a caller's link (once, before it expires) for a session the page keeps."""
     now = datetime.now(UTC)
     async with pool.acquire() as connection, connection.transaction():
-        link = await connection.fetchrow("SELECT call_id, expires_at, used_at FROM caller_links WHERE token_hash = $1"
-                                         " FOR UPDATE", secret_hash(token))
-        if link is None:
-            raise DomainError("this call link is not known", "token", "forbidden")
-        check_link(link["expires_at"], link["used_at"], now)
+        row = await _caller(connection, "token_hash", token, "token", " FOR UPDATE OF l")
+        check_link(row["expires_at"], row["used_at"], now)
         await connection.execute("UPDATE caller_links SET used_at = $2, session_hash = $3 WHERE call_id = $1",
-                                 link["call_id"], now, session_hash)
-        row = await connection.fetchrow(
-            "SELECT p.id, c.incident_id, c.node, c.ended_at FROM calls c JOIN call_parties p ON p.call_id = c.id"
-            " AND p.kind = 'caller' WHERE c.id = $1", link["call_id"])
-        assert row is not None
-        if row["ended_at"] is not None:
-            raise DomainError("the call has ended", "token", "closed")
-        return Party(row["id"], link["call_id"], row["incident_id"], PartyKind.CALLER, None, row["node"])
-
-
-async def link_call(pool: Pool, token: str) -> Party:
-    """The call a caller's link is for, if it could still be used (it is not spent here)."""
-    row = await pool.fetchrow(
-        "SELECT l.expires_at, l.used_at, p.id, c.id AS call_id, c.incident_id, c.node, c.ended_at FROM caller_links l"
-        " JOIN calls c ON c.id = l.call_id JOIN call_parties p ON p.call_id = c.id AND p.kind = 'caller'"
-        " WHERE l.token_hash = $1", secret_hash(token))
-    if row is None:
-        raise DomainError("this call link is not known", "token", "forbidden")
-    check_link(row["expires_at"], row["used_at"], datetime.now(UTC))
-    if row["ended_at"] is not None:
-        raise DomainError("the call has ended", "token", "closed")
-    return Party(row["id"], row["call_id"], row["incident_id"], PartyKind.CALLER, None, row["node"])
+                                 row["call_id"], now, session_hash)
+        return _caller_party(row)
 
 
 async def new_link(pool: Pool, call_id: int, link: tuple[str, bytes], limits: Limits) -> None:

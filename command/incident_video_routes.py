@@ -16,10 +16,12 @@ from base.context import PLATFORM
 from base.errors import DomainError
 from base.http import Api, actor_of, body_of, in_era, path_id, reply, user_of
 from base.pg import Pool
+from calls.context import SWITCHBOARD
+from calls.store import calls_of_incident
 from command.incident_video import held
 from video.context import VIDEO
 from video.recording import spans
-from video.recording.evidence import CameraPart, export_case
+from video.recording.evidence import Attachment, CameraPart, export_case
 
 api = Api()
 WATCHERS = (Role.DISPATCHER, Role.SUPERVISOR)
@@ -62,9 +64,26 @@ class CaseExport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     until: datetime | None = None
 
 
-@api.post("/api/incidents/{id}/evidence", "One signed export of every held camera's recording for an incident (zip:"
-          " segments per camera, SHA-256 manifest with gaps, Ed25519 signature)", roles=(Role.SUPERVISOR,),
-          body=CaseExport, produces="application/zip", deadline=False)
+async def _call_recordings(request: web.Request, incident_id: int) -> list[Attachment]:
+    """The incident's stored call recordings (the sound and the caller's pictures), still on disk."""
+    board = request.app[SWITCHBOARD]
+    kept = []
+    for call in await calls_of_incident(request.app[PLATFORM].pool, incident_id):
+        if call["expired_at"] is not None:
+            continue
+        for described in call["recording"] or []:
+            path = board.recording(described)
+            if path.exists():
+                kept.append(Attachment(path, f"calls/{path.name}", {
+                    "call": call["id"], "kind": described["kind"], "opened_at": call["opened_at"].isoformat(),
+                    "ended_at": call["ended_at"].isoformat() if call["ended_at"] else None,
+                    "stored_sha256": described["sha256"]}))
+    return kept
+
+
+@api.post("/api/incidents/{id}/evidence", "One signed export of an incident's recordings (zip: each held camera's"
+          " segments, the three-way calls' recordings, SHA-256 manifest with gaps, Ed25519 signature)",
+          roles=(Role.SUPERVISOR,), body=CaseExport, produces="application/zip", deadline=False)
 async def incident_evidence(request: web.Request) -> web.Response:
     pool = request.app[PLATFORM].pool
     incident = await _incident(pool, path_id(request))
@@ -75,10 +94,13 @@ async def incident_evidence(request: web.Request) -> web.Response:
                 raise DomainError("give the time zone, e.g. 2026-11-23T08:00:00+08:00", name)
             in_era(moment, name)
     holds = await _held(request, incident["id"])
-    if not holds:
-        raise DomainError("no camera's recording is held for this incident", "id", "not_found")
-    since = body.since or min(h["since"] for h in holds)
-    until = body.until or max((h["until"] or datetime.now(UTC)) for h in holds)
+    calls = await _call_recordings(request, incident["id"])
+    if not holds and not calls:
+        raise DomainError("no camera's recording is held for this incident, and no call was recorded", "id",
+                          "not_found")
+    since = body.since or min((h["since"] for h in holds), default=incident["created_at"])
+    until = body.until or max(((h["until"] or datetime.now(UTC)) for h in holds),
+                              default=min(datetime.now(UTC), since + _LONGEST))
     if until <= since:
         raise DomainError("until must be after since", "until")
     if until - since > _LONGEST:
@@ -90,15 +112,17 @@ async def incident_evidence(request: web.Request) -> web.Response:
         camera = {"id": hold["camera_id"], "code": hold["code"], "name": hold["name"],
                   "department": hold["department"]}
         parts.append(CameraPart(camera, recorded, [g.json() for g in gaps]))
-    if not any(part.pieces for part in parts):
+    if not any(part.pieces for part in parts) and not calls:
         raise DomainError("nothing was recorded near this incident in that time", "since", "not_found")
     case = {"incident": incident["id"], "type_code": incident["type_code"], "address": incident["address"],
             "since": since.isoformat(), "until": until.isoformat(), "exported_by": user_of(request).username}
-    archive = await asyncio.to_thread(export_case, case, parts, request.app[VIDEO].evidence_key, datetime.now(UTC))
+    archive = await asyncio.to_thread(export_case, case, parts, request.app[VIDEO].evidence_key, datetime.now(UTC),
+                                      calls)
     await audit.record(pool, audit.Entry(
         actor_of(request), "video.export", f"incident:{incident['id']}",
         details={"since": since.isoformat(), "until": until.isoformat(), "cameras": len(parts),
-                 "segments": sum(len(p.pieces) for p in parts), "sha256": hashlib.sha256(archive).hexdigest()}))
+                 "segments": sum(len(p.pieces) for p in parts), "calls": len(calls),
+                 "sha256": hashlib.sha256(archive).hexdigest()}))
     name = f"incident-{incident['id']}-{since.strftime('%Y%m%dT%H%M%S')}.zip"
     return web.Response(body=archive, content_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})

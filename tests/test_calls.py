@@ -4,8 +4,12 @@ recorded, and every way in that must be refused."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
+import zipfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +21,7 @@ from calls.client import Party, Speech, tone_levels
 from calls.context import SWITCHBOARD
 from calls.mixing import RATE
 from tests.helpers import Liandong
+from video.recording.evidence import verify
 
 XILING = (111.29, 30.70)
 DISPATCHER_HZ, STATION_HZ, CALLER_HZ = 500.0, 1100.0, 1700.0
@@ -258,3 +263,28 @@ async def test_a_dropped_sub_centre_is_shown_as_dropped_and_its_terminal_told(
     assert next(p for p in shown["parties"] if p["id"] == party["id"])["state"] == "dropped"
     status, _body = await liandong.call("POST", f"/api/calls/{call['id']}/join", {"sdp": OFFER}, as_user=station)
     assert status == 403 and time.monotonic() - started < 5
+
+
+async def test_the_incidents_evidence_export_carries_its_call_recording_with_its_hash(
+        liandong: Liandong, parties: list[Party], tmp_path: Path) -> None:
+    incident, call, _, _ = await fire_call(liandong)
+    dispatcher = speaker(DISPATCHER_HZ)
+    parties.append(dispatcher)
+    await dispatcher.join(signal(liandong, f"/api/calls/{call['id']}/join", "dispatcher"))
+    await heard_long_enough([dispatcher], 1.0)
+    ended = (await liandong.call("POST", f"/api/calls/{call['id']}/hangup", as_user="dispatcher"))[1]
+    sound = ended["recording"][0]
+
+    headers = {"Authorization": f"Bearer {await liandong.token('supervisor')}"}
+    async with liandong.http.post(f"{liandong.base_url}/api/incidents/{incident['id']}/evidence", json={},
+                                  headers=headers) as response:
+        assert response.status == 200, await response.text()
+        archive = await response.read()
+    (tmp_path / "case.zip").write_bytes(archive)
+    with zipfile.ZipFile(tmp_path / "case.zip") as opened:
+        manifest = json.loads(opened.read("manifest.json"))
+        listed = manifest["attachments"]
+        assert [(a["file"], a["call"], a["kind"]) for a in listed] == [
+            (f"calls/call-{call['id']}.webm", call["id"], "sound")]
+        assert listed[0]["sha256"] == sound["sha256"] == hashlib.sha256(opened.read(listed[0]["file"])).hexdigest()
+    assert verify(tmp_path / "case.zip") == []

@@ -61,10 +61,20 @@ class CameraPart:
     gaps: Sequence[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """Another recording kept with a case (a call's sound), listed and hashed like a segment."""
+
+    path: Path
+    file: str  # its name in the export, e.g. calls/call-3.webm
+    details: dict[str, Any]
+
+
 def export_case(case: dict[str, Any], parts: Sequence[CameraPart], key: Ed25519PrivateKey,
-                exported_at: datetime) -> bytes:
+                exported_at: datetime, attachments: Sequence[Attachment] = ()) -> bytes:
     """Several cameras' recordings for one case (an incident) in one signed zip: each camera's
-    segments under segments/<camera code>/, and in the manifest each segment names its camera."""
+    segments under segments/<camera code>/, and in the manifest each segment names its camera;
+    the case's other recordings (`attachments`) under their own names, each with its SHA-256."""
     segments, pieces = [], []
     for part in parts:
         for piece in part.pieces:
@@ -73,8 +83,10 @@ def export_case(case: dict[str, Any], parts: Sequence[CameraPart], key: Ed25519P
             pieces.append(piece)
     manifest: dict[str, Any] = {
         "format": "liandong-evidence/1", "case": case, "exported_at": exported_at.isoformat(),
-        "cameras": [{**part.camera, "gaps": list(part.gaps)} for part in parts], "segments": segments}
-    return _signed_zip(manifest, pieces, key)
+        "cameras": [{**part.camera, "gaps": list(part.gaps)} for part in parts], "segments": segments,
+        "attachments": [{**a.details, "file": a.file, "sha256": _sha256(a.path), "bytes": a.path.stat().st_size}
+                        for a in attachments]}
+    return _signed_zip(manifest, pieces, key, attachments)
 
 
 def _entry(piece: Piece, file: str) -> dict[str, Any]:
@@ -82,7 +94,8 @@ def _entry(piece: Piece, file: str) -> dict[str, Any]:
             "started_at": piece.started_at.isoformat(), "ended_at": piece.ended_at.isoformat()}
 
 
-def _signed_zip(manifest: dict[str, Any], pieces: Sequence[Piece], key: Ed25519PrivateKey) -> bytes:
+def _signed_zip(manifest: dict[str, Any], pieces: Sequence[Piece], key: Ed25519PrivateKey,
+                attachments: Sequence[Attachment] = ()) -> bytes:
     body = json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True).encode()
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:  # video does not compress
@@ -91,6 +104,8 @@ def _signed_zip(manifest: dict[str, Any], pieces: Sequence[Piece], key: Ed25519P
         archive.writestr(PUBLIC_KEY, public_pem(key))
         for piece, entry in zip(pieces, manifest["segments"], strict=True):
             archive.write(piece.path, entry["file"])
+        for attachment in attachments:
+            archive.write(attachment.path, attachment.file)
     return out.getvalue()
 
 
@@ -151,7 +166,9 @@ def _problems(archive: zipfile.ZipFile, public_key_pem: bytes | None) -> list[st
 
 
 def _listed(manifest: Any) -> list[tuple[str, str]]:
-    """(file, sha256) of each segment the manifest lists; KeyError/TypeError if it is not one."""
+    """(file, sha256) of each segment and attachment the manifest lists; KeyError/TypeError if it is
+    not one."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("segments"), list):
         raise TypeError("no list of segments")
-    return [(str(s["file"]), str(s["sha256"])) for s in manifest["segments"]]
+    listed = [*manifest["segments"], *manifest.get("attachments", [])]
+    return [(str(s["file"]), str(s["sha256"])) for s in listed]
