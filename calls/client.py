@@ -14,17 +14,19 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from calls.media import shorten_jitter
+from calls.media import shorten_jitter, voice_encoder
 from calls.mixing import FRAME, RATE
 
 AMPLITUDE = 8000
 _HEARD = AMPLITUDE / 4  # a tone's amplitude in a frame, above which it is heard
+_TIME_BASE = Fraction(1, RATE)
 
 
 @dataclass
@@ -51,32 +53,44 @@ class ToneTrack(MediaStreamTrack):
         self.speech = speech
         self._n = 0
         self._t0: float | None = None
+        self._encoder = voice_encoder()
 
-    async def recv(self) -> av.AudioFrame:
-        if self._t0 is None:
-            self._t0 = time.monotonic()
-        due = self._t0 + self._n * FRAME / RATE
-        if (delay := due - time.monotonic()) > 0:
-            await asyncio.sleep(delay)
-        offset = (self._n * FRAME) % round(self.speech.period_s * RATE)
-        samples = np.zeros(FRAME, dtype=np.int16)
-        if offset < round(self.speech.burst_s * RATE):
-            if offset < FRAME:  # a burst's first frame, handed to the encoder now
-                self.speech.started.append(time.monotonic())
-            t = (np.arange(FRAME) + self._n * FRAME) / RATE
-            samples = (AMPLITUDE * np.sin(2 * np.pi * self.speech.hz * t)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.time_base, frame.pts = RATE, Fraction(1, RATE), self._n * FRAME
-        self._n += 1
-        return frame
+    async def recv(self) -> av.Packet[Any]:
+        while True:
+            if self._t0 is None:
+                self._t0 = time.monotonic()
+            due = self._t0 + self._n * FRAME / RATE
+            if (delay := due - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+            offset = (self._n * FRAME) % round(self.speech.period_s * RATE)
+            samples = np.zeros(FRAME, dtype=np.int16)
+            if offset < round(self.speech.burst_s * RATE):
+                if offset < FRAME:  # a burst's first frame, handed to the encoder now
+                    self.speech.started.append(time.monotonic())
+                t = (np.arange(FRAME) + self._n * FRAME) / RATE
+                samples = (AMPLITUDE * np.sin(2 * np.pi * self.speech.hz * t)).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate, frame.time_base, frame.pts = RATE, _TIME_BASE, self._n * FRAME
+            self._n += 1
+            for packet in self._encoder.encode(frame):  # mono Opus, as the server sends
+                packet.pts, packet.time_base = frame.pts, _TIME_BASE
+                return packet
+
+
+_BASIS: dict[tuple[float, int], np.ndarray] = {}
 
 
 def tone_levels(samples: np.ndarray, frequencies: list[float]) -> dict[float, float]:
     """Each frequency's amplitude in a block of samples (one DFT bin each)."""
     n = len(samples)
-    t = np.arange(n) / RATE
     data = samples.astype(np.float64)
-    return {hz: float(2 / n * abs(np.dot(data, np.exp(-2j * np.pi * hz * t)))) for hz in frequencies}
+    return {hz: float(2 / n * abs(np.dot(data, _basis(hz, n)))) for hz in frequencies}
+
+
+def _basis(hz: float, n: int) -> np.ndarray:
+    if (hz, n) not in _BASIS:
+        _BASIS[hz, n] = np.exp(-2j * np.pi * hz * np.arange(n) / RATE)
+    return _BASIS[hz, n]
 
 
 @dataclass
@@ -149,8 +163,11 @@ class Party:
                 return
             at = time.monotonic()
             assert isinstance(frame, av.AudioFrame)
-            for part in resampler.resample(frame):
-                self.ear.hear(part.to_ndarray().reshape(-1), at)
+            if frame.format.name == "s16" and frame.layout.name == "stereo":
+                self.ear.hear(frame.to_ndarray().reshape(-1, 2)[:, 0], at)  # the left is enough to hear a tone
+            else:
+                for part in resampler.resample(frame):
+                    self.ear.hear(part.to_ndarray().reshape(-1), at)
 
     def delays_from(self, speaker: Speech) -> list[float]:
         """Mouth to ear, in seconds, of each of the speaker's bursts this party heard."""

@@ -18,12 +18,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.jitterbuffer import JitterBuffer
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_add
 
 from calls.mixing import FRAME, RATE, Samples, mix_minus
 from calls.recorder import Recorder
@@ -34,7 +37,7 @@ TICK_S = FRAME / RATE
 _AUDIO_TIME_BASE = Fraction(1, RATE)
 _VIDEO_TIME_BASE = Fraction(1, 90_000)
 _EAR_DEPTH = 5  # frames queued for a party's encoder; more means it is not keeping up: drop the oldest
-_VOICE_TARGET = 2  # frames a voice may hold before the mixer skips one, so a burst does not add lasting delay
+_SPARE_WINDOW = 50  # mixer beats (1 s) over which a voice's spare frames are counted
 
 StateChange = Callable[[int, str], None]  # (party id, "connected" | "gone")
 
@@ -48,13 +51,16 @@ class IceServer:
 
 
 class Ear(MediaStreamTrack):
-    """What one party hears: the frames the mixer made for it, sent as they come."""
+    """What one party hears: the frames the mixer made for it, encoded here as mono Opus and handed
+    to aiortc as packets. aiortc would otherwise upmix each frame to stereo and encode it at 96 kbit/s
+    in its executor, a thread hop per party per 20 ms; a voice needs neither."""
 
     kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
         self._frames: asyncio.Queue[Samples] = asyncio.Queue(maxsize=_EAR_DEPTH)
+        self._encoder = voice_encoder()
         self._pts = 0
 
     def put(self, samples: Samples) -> None:
@@ -62,38 +68,79 @@ class Ear(MediaStreamTrack):
             self._frames.get_nowait()
         self._frames.put_nowait(samples)
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
-        samples = await self._frames.get()
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.time_base = _AUDIO_TIME_BASE
-        frame.pts = self._pts
-        self._pts += FRAME
-        return frame
+        while True:
+            samples = await self._frames.get()
+            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate, frame.time_base, frame.pts = RATE, _AUDIO_TIME_BASE, self._pts
+            self._pts += FRAME
+            for packet in self._encoder.encode(frame):
+                # The frame's own time, not the encoder's (which starts early by its look-ahead).
+                packet.pts, packet.time_base = frame.pts, _AUDIO_TIME_BASE
+                return packet
+
+
+def voice_encoder() -> av.AudioCodecContext:
+    """Opus for speech: mono, 32 kbit/s, one 20 ms packet per frame."""
+    codec = av.CodecContext.create("libopus", "w")
+    assert isinstance(codec, av.AudioCodecContext)
+    codec.bit_rate = 32_000
+    codec.format = "s16"
+    codec.layout = "mono"
+    codec.sample_rate = RATE
+    codec.time_base = _AUDIO_TIME_BASE
+    codec.options = {"application": "voip"}
+    return codec
 
 
 class Voice:
-    """One party's speech as it arrives, cut into the mixer's 20 ms frames."""
+    """One party's speech as it arrives, cut into the mixer's 20 ms frames: the call's only jitter
+    buffer on the server. It holds at most `most` frames; when it has held a spare frame for a whole
+    second (the jitter that put it there is over), it lets one go, so a burst adds no lasting delay."""
 
-    def __init__(self) -> None:
+    def __init__(self, most: int = 2) -> None:
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
         self._pending = np.zeros(0, dtype=np.int16)
         self._frames: deque[Samples] = deque(maxlen=8)
+        self._most = most
+        self._spare = _SPARE_WINDOW  # the fewest frames left after a take, this window
+        self._takes = 0
 
     def hear(self, frame: av.AudioFrame) -> None:
-        for part in self._resampler.resample(frame):
-            self._pending = np.concatenate((self._pending, part.to_ndarray().reshape(-1)))
+        if frame.format.name == "s16" and frame.layout.name == "stereo" and frame.sample_rate == RATE:
+            # What aiortc's Opus decoder gives: interleaved stereo. Halving each pair is cheaper than
+            # a resampler round trip per frame.
+            pairs = frame.to_ndarray().reshape(-1, 2).astype(np.int32)  # s16: the cast is exact
+            self._append(((pairs[:, 0] + pairs[:, 1]) // 2).astype(np.int16))
+        else:
+            for part in self._resampler.resample(frame):
+                self._append(part.to_ndarray().reshape(-1).astype(np.int16, copy=False))
+
+    def _append(self, samples: Samples) -> None:
+        self._pending = np.concatenate((self._pending, samples))
         while len(self._pending) >= FRAME:
             self._frames.append(self._pending[:FRAME].copy())
             self._pending = self._pending[FRAME:]
 
+    @property
+    def held(self) -> int:
+        """Frames waiting for the mixer."""
+        return len(self._frames)
+
     def take(self) -> Samples | None:
         """The next frame, or None when nothing arrived in time (the mixer adds silence)."""
-        if len(self._frames) > _VOICE_TARGET:
+        while len(self._frames) > self._most:
             self._frames.popleft()  # a burst piled up: catch up rather than stay behind
-        return self._frames.popleft() if self._frames else None
+        frame = self._frames.popleft() if self._frames else None
+        self._spare = min(self._spare, len(self._frames))
+        self._takes += 1
+        if self._takes == _SPARE_WINDOW:
+            if self._spare > 0 and self._frames:
+                self._frames.popleft()
+            self._spare, self._takes = _SPARE_WINDOW, 0
+        return frame
 
 
 class Picture:
@@ -151,8 +198,8 @@ class Seat:
 
     party_id: int
     pc: RTCPeerConnection
+    voice: Voice
     ear: Ear = field(default_factory=Ear)
-    voice: Voice = field(default_factory=Voice)
     muted: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -181,7 +228,7 @@ class Room:
         already seated (a reload, a network drop) is re-seated on its new connection."""
         await self.unseat(party_id)
         pc = RTCPeerConnection(self._configuration)
-        seat = Seat(party_id, pc)
+        seat = Seat(party_id, pc, Voice(self._jitter_frames))
         self._seats[party_id] = seat
 
         @pc.on("track")
@@ -201,7 +248,7 @@ class Room:
                 self._on_state(party_id, "gone")
 
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-        shorten_jitter(pc, self._jitter_frames)
+        replace_jitter(pc, ArrivalOrder)
         kinds = {t.kind for t in pc.getTransceivers()}
         if "audio" in kinds:
             pc.addTrack(seat.ear)
@@ -260,9 +307,28 @@ async def _listen(track: MediaStreamTrack, voice: Voice) -> None:
         voice.hear(frame)
 
 
-def shorten_jitter(pc: RTCPeerConnection, frames: int) -> None:
-    """aiortc holds 4 audio packets (80 ms) before decoding the first, sized for the internet; the
-    call's own budget (mouth to ear ≤ 150 ms) cannot spend that twice. Its receivers make the buffer
+class ArrivalOrder(JitterBuffer):
+    """A jitter buffer that holds nothing: each audio packet (a whole 20 ms Opus frame) goes to the
+    decoder as it arrives, and one older than the newest is dropped. aiortc's own buffer releases a
+    frame only when the next one has come, sized for the internet; on the server the mixer's
+    `Voice` queue is the jitter buffer, and two would spend the call's delay budget twice."""
+
+    def __init__(self) -> None:
+        super().__init__(capacity=16)
+        self._newest: int | None = None
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        if self._newest is not None and uint16_add(packet.sequence_number, -self._newest) >= 0x8000:
+            return False, None  # late: its moment has been mixed already
+        if packet.sequence_number == self._newest:
+            return False, None  # a duplicate
+        self._newest = packet.sequence_number
+        # An audio payload is the codec's frame as it is (aiortc's depayloading is the identity for audio).
+        return False, JitterFrame(data=packet.payload, timestamp=packet.timestamp)
+
+
+def replace_jitter(pc: RTCPeerConnection, make: Callable[[], JitterBuffer]) -> None:
+    """Give each audio receiver of `pc` the buffer `make` builds. aiortc's receivers make theirs
     privately, so it is replaced before any packet arrives; an aiortc without it keeps its own."""
     for transceiver in pc.getTransceivers():
         if transceiver.kind != "audio":
@@ -270,6 +336,11 @@ def shorten_jitter(pc: RTCPeerConnection, frames: int) -> None:
         receiver = transceiver.receiver
         name = "_RTCRtpReceiver__jitter_buffer"
         if isinstance(getattr(receiver, name, None), JitterBuffer):
-            setattr(receiver, name, JitterBuffer(capacity=16, prefetch=frames))
+            setattr(receiver, name, make())
         else:
-            log.warning("aiortc's receiver has no audio jitter buffer to shorten: calls keep its 80 ms")
+            log.warning("aiortc's receiver has no audio jitter buffer to replace: calls keep its 80 ms")
+
+
+def shorten_jitter(pc: RTCPeerConnection, frames: int) -> None:
+    """aiortc holds 4 audio packets (80 ms) before decoding the first; a LAN needs fewer."""
+    replace_jitter(pc, lambda: JitterBuffer(capacity=16, prefetch=frames))

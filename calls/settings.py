@@ -26,7 +26,8 @@ class CallsConfig(Section, frozen=True, forbid_unknown_fields=True):
     max_minutes: Annotated[float, msgspec.Meta(gt=0, le=24 * 60)] = 120.0
     max_parties: Annotated[int, msgspec.Meta(ge=3, le=16)] = 8
     caller_link_minutes: Annotated[float, msgspec.Meta(gt=0, le=24 * 60)] = 30.0
-    # Audio packets held before decoding (20 ms each): 1–2 on a LAN; more for callers on poor links.
+    # The most 20 ms frames of a party's voice the mixer holds against jitter: 1–2 on a LAN, more for
+    # callers on poor links. It holds fewer when the jitter allows.
     jitter_frames: Annotated[int, msgspec.Meta(ge=1, le=8)] = 2
     # Whether the caller's link goes out by SMS when the call opens with a caller's number.
     sms_link: bool = True
