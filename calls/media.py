@@ -74,7 +74,8 @@ class Ear(MediaStreamTrack):
             raise MediaStreamError
         while True:
             samples = await self._frames.get()
-            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+            frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME)
+            frame.planes[0].update(samples.tobytes())
             frame.sample_rate, frame.time_base, frame.pts = RATE, _AUDIO_TIME_BASE, self._pts
             self._pts += FRAME
             for packet in self._encoder.encode(frame):
