@@ -21,7 +21,7 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from calls.media import shorten_jitter, voice_encoder
+from calls.media import VoiceTap, opus_payload_types, replace_jitter, voice_encoder
 from calls.mixing import FRAME, RATE
 
 AMPLITUDE = 8000
@@ -144,15 +144,23 @@ class Party:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         answer = await signal(self.pc.localDescription.sdp)
         await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-        shorten_jitter(self.pc, self._jitter_frames)
+        self._tap(answer)
 
     async def answer(self, offer_sdp: str) -> str:
         """Answer another party directly (no server between): the floor a call through the server is
         measured against."""
         await self.pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-        shorten_jitter(self.pc, self._jitter_frames)
+        self._tap(offer_sdp)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return str(self.pc.localDescription.sdp)
+
+    def _tap(self, remote_sdp: str) -> None:
+        """Hear Opus as a browser would, after a short jitter buffer, decoded on this loop (see VoiceTap)."""
+        opus = opus_payload_types(remote_sdp)
+        replace_jitter(self.pc, lambda: VoiceTap(self._hear, opus, hold=self._jitter_frames))
+
+    def _hear(self, frame: av.AudioFrame) -> None:
+        self.ear.hear(frame.to_ndarray().reshape(-1), time.monotonic())
 
     async def _listen(self, track: MediaStreamTrack) -> None:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)

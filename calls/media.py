@@ -118,6 +118,9 @@ class Voice:
                 self._append(part.to_ndarray().reshape(-1).astype(np.int16, copy=False))
 
     def _append(self, samples: Samples) -> None:
+        if len(samples) == FRAME and not len(self._pending):
+            self._frames.append(samples)  # the usual case: one packet is one frame
+            return
         self._pending = np.concatenate((self._pending, samples))
         while len(self._pending) >= FRAME:
             self._frames.append(self._pending[:FRAME].copy())
@@ -206,7 +209,7 @@ class Seat:
 class Room:
     """One call's media: the seats, the 20 ms clock that mixes them, the picture and the recorder."""
 
-    def __init__(self, recorder: Recorder, ice_servers: tuple[IceServer, ...], jitter_frames: int,
+    def __init__(self, beat: Beat, recorder: Recorder, ice_servers: tuple[IceServer, ...], jitter_frames: int,
                  on_state: StateChange) -> None:
         self.recorder = recorder
         self.picture = Picture(recorder)
@@ -216,7 +219,8 @@ class Room:
             RTCIceServer(urls=s.urls) for s in ice_servers if s.urls.startswith("stun:")])
         self._jitter_frames = jitter_frames
         self._on_state = on_state
-        self._clock = asyncio.create_task(self._run(), name="call mixer")
+        self._beat = beat
+        beat.join(self._tick)
 
     @property
     def parties(self) -> set[int]:
@@ -249,7 +253,7 @@ class Room:
 
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         opus = opus_payload_types(offer_sdp)
-        replace_jitter(pc, lambda: VoiceTap(seat.voice, opus))
+        replace_jitter(pc, lambda: VoiceTap(seat.voice.hear, opus))
         kinds = {t.kind for t in pc.getTransceivers()}
         if "audio" in kinds:
             pc.addTrack(seat.ear)
@@ -272,11 +276,37 @@ class Room:
         await seat.pc.close()
 
     async def close(self) -> None:
-        self._clock.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._clock
+        await self._beat.leave(self._tick)
         for party_id in list(self._seats):
             await self.unseat(party_id)
+
+    def _tick(self) -> None:
+        voices = {p: (None if s.muted else s.voice.take()) for p, s in self._seats.items()}
+        heard, whole = mix_minus(voices, set(self._seats))
+        for party_id, samples in heard.items():
+            self._seats[party_id].ear.put(samples)
+        self.recorder.audio(whole)
+
+
+class Beat:
+    """The mixers' 20 ms clock: one timer for every call of the process, not one each."""
+
+    def __init__(self) -> None:
+        self._mixers: list[Callable[[], None]] = []
+        self._clock: asyncio.Task[None] | None = None
+
+    def join(self, mix: Callable[[], None]) -> None:
+        self._mixers.append(mix)
+        if self._clock is None:
+            self._clock = asyncio.create_task(self._run(), name="call mixers")
+
+    async def leave(self, mix: Callable[[], None]) -> None:
+        self._mixers.remove(mix)
+        if not self._mixers and self._clock is not None:
+            clock, self._clock = self._clock, None
+            clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await clock
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -288,14 +318,11 @@ class Room:
                 await asyncio.sleep(delay)
             elif delay < -0.2:
                 due = loop.time()  # the loop stalled: resume the beat rather than burst to catch up
-            self._tick()
-
-    def _tick(self) -> None:
-        voices = {p: (None if s.muted else s.voice.take()) for p, s in self._seats.items()}
-        heard, whole = mix_minus(voices, set(self._seats))
-        for party_id, samples in heard.items():
-            self._seats[party_id].ear.put(samples)
-        self.recorder.audio(whole)
+            for mix in list(self._mixers):
+                try:
+                    mix()
+                except Exception:
+                    log.exception("a call's mixer failed a beat")  # the other calls go on
 
 
 async def _listen(track: MediaStreamTrack, voice: Voice) -> None:
@@ -309,36 +336,47 @@ async def _listen(track: MediaStreamTrack, voice: Voice) -> None:
 
 
 class VoiceTap(JitterBuffer):
-    """Where the server hears a party: aiortc's receiver hands each RTP packet to its jitter buffer,
+    """Where a party's voice is heard: aiortc's receiver hands each RTP packet to its jitter buffer,
     which this replaces. aiortc would pass whole frames to a decoder thread per receiver and post each
     decoded frame back to the event loop: two thread hand-offs per party per 20 ms, which cost the
     server more than the decoding itself and kept thirty threads contending for the GIL at ten calls.
-    Here each Opus packet is decoded as it arrives (18 µs, mono) straight into the seat's `Voice`, the
-    mixer's queue, which is the call's only jitter buffer on the server; a packet older than the
-    newest is dropped, as its moment has been mixed. Any other codec goes on to aiortc's decoder."""
+    Here Opus is decoded on the loop (18 µs a packet, mono) and handed to `hear`.
 
-    def __init__(self, voice: Voice, opus: frozenset[int]) -> None:
-        super().__init__(capacity=16)
-        self._voice = voice
-        self._opus = opus  # the offer's payload types for Opus
+    On the server (`hold` None) each packet is decoded as it arrives, straight into the seat's `Voice`,
+    the mixer's queue, which is the call's only jitter buffer there; a packet older than the newest
+    is dropped, as its moment has been mixed. A listener that plays what it hears (`hold` n) keeps
+    aiortc's buffer, which releases a frame once n more have come. Other codecs go on to aiortc."""
+
+    def __init__(self, hear: Callable[[av.AudioFrame], None], opus: frozenset[int], hold: int | None = None) -> None:
+        super().__init__(capacity=16, prefetch=hold or 0)
+        self._hear = hear
+        self._opus = opus  # the negotiated payload types for Opus
+        self._hold = hold is not None
         self._decoder = voice_decoder()
         self._newest: int | None = None
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         if packet.payload_type not in self._opus:
             return super().add(packet)
-        if self._newest is not None and uint16_add(packet.sequence_number, -self._newest) >= 0x8000:
-            return False, None  # late
-        if packet.sequence_number == self._newest:
-            return False, None  # a duplicate
-        self._newest = packet.sequence_number
+        if self._hold:
+            _, whole = super().add(packet)
+            if whole is None:
+                return False, None
+            data = whole.data
+        else:
+            if self._newest is not None and uint16_add(packet.sequence_number, -self._newest) >= 0x8000:
+                return False, None  # late
+            if packet.sequence_number == self._newest:
+                return False, None  # a duplicate
+            self._newest = packet.sequence_number
+            data = packet.payload
         try:
-            frames = self._decoder.decode(av.Packet(packet.payload))
+            frames = self._decoder.decode(av.Packet(data))
         except av.FFmpegError as error:
-            log.debug("a call voice packet did not decode: %s", error)  # the mixer hears silence for it
+            log.debug("a call voice packet did not decode: %s", error)  # heard as silence
             return False, None
         for frame in frames:
-            self._voice.hear(frame)
+            self._hear(frame)
         return False, None
 
 
@@ -364,9 +402,4 @@ def replace_jitter(pc: RTCPeerConnection, make: Callable[[], JitterBuffer]) -> N
         if isinstance(getattr(receiver, name, None), JitterBuffer):
             setattr(receiver, name, make())
         else:
-            log.warning("aiortc's receiver has no audio jitter buffer to replace: calls keep its 80 ms")
-
-
-def shorten_jitter(pc: RTCPeerConnection, frames: int) -> None:
-    """aiortc holds 4 audio packets (80 ms) before decoding the first; a LAN needs fewer."""
-    replace_jitter(pc, lambda: JitterBuffer(capacity=16, prefetch=frames))
+            log.warning("aiortc's receiver has no audio jitter buffer to replace: its own decodes the call")

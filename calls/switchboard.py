@@ -22,7 +22,7 @@ from base.accounts import User
 from base.errors import DomainError
 from base.pg import Pool
 from calls import store
-from calls.media import IceServer, Room
+from calls.media import Beat, IceServer, Room
 from calls.recorder import Recorder
 from calls.rules import Limits, PartyKind, check_offer, new_secret, overdue, turn_credential
 from calls.store import Opened, Party
@@ -55,6 +55,7 @@ class Switchboard:
         self.setup = setup
         self.node = node_name()
         self._rooms: dict[int, Room] = {}
+        self._beat = Beat()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- opening and ending -------------------------------------------------------------------
@@ -69,7 +70,7 @@ class Switchboard:
         call_id = opened.call["id"]
         recorder = Recorder(self.setup.folder / str(incident_id), f"call-{call_id}")
         recorder.start()
-        self._rooms[call_id] = Room(recorder, self.setup.ice_servers, self.setup.jitter_frames,
+        self._rooms[call_id] = Room(self._beat, recorder, self.setup.ice_servers, self.setup.jitter_frames,
                                     lambda party_id, state: self._changed(party_id, state))
         return opened.call, link
 

@@ -119,7 +119,7 @@ def opus_packets(n: int) -> list[bytes]:
 
 def test_the_server_hears_each_packet_as_it_arrives_and_drops_late_and_repeated_ones() -> None:
     voice = Voice(most=8)
-    tap = VoiceTap(voice, opus=frozenset({111}))
+    tap = VoiceTap(voice.hear, opus=frozenset({111}))
     packets = opus_packets(5)
 
     def arrive(sequence: int, packet: bytes) -> int:
@@ -136,9 +136,19 @@ def test_the_server_hears_each_packet_as_it_arrives_and_drops_late_and_repeated_
     assert all(h is not None and tone_levels(h, [500])[500] > 6000 for h in heard[1:])
 
 
+def test_a_listener_that_plays_what_it_hears_holds_a_frame_like_a_browser() -> None:
+    voice = Voice(most=8)
+    tap = VoiceTap(voice.hear, opus=frozenset({111}), hold=1)
+    for sequence, packet in enumerate(opus_packets(3)):
+        rtp = RtpPacket(payload_type=111, sequence_number=sequence, timestamp=sequence * FRAME, payload=packet)
+        rtp._data = packet  # type: ignore[attr-defined]  # as aiortc's receiver depayloads it
+        tap.add(rtp)
+        assert voice.held == sequence  # each frame once one more has come
+
+
 def test_another_codec_goes_on_to_aiortcs_own_decoder() -> None:
     voice = Voice()
-    tap = VoiceTap(voice, opus=frozenset({111}))
+    tap = VoiceTap(voice.hear, opus=frozenset({111}))
     def pcmu(sequence: int) -> RtpPacket:
         packet = RtpPacket(payload_type=0, sequence_number=sequence, timestamp=sequence * 160, payload=b"\xff" * 160)
         packet._data = packet.payload  # type: ignore[attr-defined]  # as aiortc's receiver depayloads it
