@@ -180,6 +180,11 @@ def _is_trusted(address: str, trusted: tuple[IPv4Network | IPv6Network, ...]) ->
     return any(ip in network for network in trusted)
 
 
+def base_url(request: web.Request) -> str:
+    """Where this request reached the server (scheme and host): links handed out start here."""
+    return f"{request.scheme}://{request.host}"
+
+
 def user_of(request: web.Request) -> User:
     """The account its route's declaration authenticated."""
     return request[USER]

@@ -14,7 +14,7 @@ from base import audit
 from base.accounts import Role, user_from
 from base.context import PLATFORM
 from base.errors import DomainError, TooMany
-from base.http import ANYONE, Api, actor_of, body_of, client_address, path_id, reply, user_of
+from base.http import ANYONE, Api, actor_of, base_url, body_of, client_address, path_id, reply, user_of
 from base.messages import PLAIN, Id
 from base.throttle import Window
 from calls import store
@@ -78,10 +78,6 @@ class CallerPosition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     accuracy_m: Annotated[float, msgspec.Meta(ge=0, le=100_000)]
 
 
-def _base_url(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
-
-
 @api.post("/api/incidents/{id}/calls", "Open the incident's three-way call: ring its ticketed sub-centres and"
           " make the caller's single-use link (sent by SMS when there is a number)", roles=DISPATCHER, body=OpenCall,
           status=201, conflicts=True, also=(403, 404))
@@ -93,7 +89,7 @@ async def open_call(request: web.Request) -> web.Response:
     if phone is None:
         phone = await pool.fetchval("SELECT caller_phone FROM incidents WHERE id = $1", incident_id) or ""
     call, link = await request.app[SWITCHBOARD].open(incident_id, user_of(request), body.subcentre_ids, phone,
-                                                     _base_url(request))
+                                                     base_url(request))
     await audit.record(pool, audit.Entry(actor_of(request), "call.open", f"call:{call['id']}",
                                          details={"incident": incident_id, "sms": bool(phone)}))
     return reply({"call": call, "caller_link": link}, 201)
@@ -214,7 +210,7 @@ async def hang_up(request: web.Request) -> web.Response:
           roles=DISPATCHER, conflicts=True, also=(403, 404))
 async def new_link(request: web.Request) -> web.Response:
     party = await store.party_of_user(request.app[PLATFORM].pool, path_id(request), user_of(request))
-    return reply({"caller_link": await request.app[SWITCHBOARD].new_link(party.call_id, _base_url(request))})
+    return reply({"caller_link": await request.app[SWITCHBOARD].new_link(party.call_id, base_url(request))})
 
 
 @api.post("/api/calls/{id}/adopt-position", "Move the incident to the caller's last shared position",

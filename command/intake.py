@@ -107,7 +107,8 @@ class Intake:
         names = self.directory.subcentres
         return {
             "flagged": decision.flagged,
-            "plan": {"key": plan.key, "version": plan.version, "name": plan.body.name} if plan else None,
+            "plan": {"key": plan.key, "version": plan.version, "name": plan.body.name,
+                     "three_way_call": plan.body.three_way_call} if plan else None,
             "assignments": [
                 {"department": a.department, "subcentre_id": a.subcentre_id,
                  "subcentre_name": names[a.subcentre_id].name if a.subcentre_id in names else "",

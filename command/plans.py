@@ -42,6 +42,9 @@ class PlanBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limits: StageLimits = StageLimits()
     notify: list[Recipient] = []
     public_warning: bool = False
+    # Open the incident's three-way call as its tickets go out (the reference system's 同时启用三方通话):
+    # the ticketed sub-centres ring for it and the caller's link goes out with the tickets.
+    three_way_call: bool = False
 
 
 class Plan(msgspec.Struct, frozen=True):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
 
+from base import audit
 from base.accounts import Role
 from base.context import PLATFORM
 from base.errors import DomainError
@@ -14,6 +15,7 @@ from base.http import (
     LOGGED_IN,
     Api,
     actor_of,
+    base_url,
     body_of,
     choice_param,
     limit_param,
@@ -23,6 +25,7 @@ from base.http import (
     user_of,
 )
 from base.outbox import about_incident
+from calls.context import SWITCHBOARD
 from command.context import COMMAND
 from command.intake import IncidentReport, RoutingQuery
 from command.plan_routes import NOTIFY_READERS
@@ -71,7 +74,26 @@ async def preview_routing(request: web.Request) -> web.Response:
           body=IncidentReport, status=201)
 async def create_incident(request: web.Request) -> web.Response:
     report = await _report_body(request, IncidentReport)
-    return reply(await request.app[COMMAND].intake.record(report, actor_of(request)), status=201)
+    incident = await request.app[COMMAND].intake.record(report, actor_of(request))
+    plan = incident["routing"]["plan"]
+    if plan and plan["three_way_call"] and incident["tickets"]:
+        incident |= await _plans_call(request, incident, plan["key"])
+    return reply(incident, status=201)
+
+
+async def _plans_call(request: web.Request, incident: dict[str, Any], plan_key: str) -> dict[str, Any]:
+    """The plan's three-way call, opened as the tickets go out. The incident and its tickets are stored
+    whatever happens here: a call that cannot open is reported beside them, for the dispatcher to retry."""
+    pool = request.app[PLATFORM].pool
+    try:
+        call, link = await request.app[SWITCHBOARD].open(incident["id"], user_of(request), None,
+                                                         incident["caller_phone"] or "", base_url(request))
+    except DomainError as error:
+        return {"call": None, "call_problem": {"code": error.code, "message": error.message}}
+    await audit.record(pool, audit.Entry(actor_of(request), "call.open", f"call:{call['id']}",
+                                         details={"incident": incident["id"], "plan": plan_key,
+                                                  "sms": bool(incident["caller_phone"])}))
+    return {"call": call, "caller_link": link}
 
 
 @api.get("/api/incidents", "List incidents, newest first (the pending queue gravest first); each ticket with its"

@@ -288,3 +288,25 @@ async def test_the_incidents_evidence_export_carries_its_call_recording_with_its
             (f"calls/call-{call['id']}.webm", call["id"], "sound")]
         assert listed[0]["sha256"] == sound["sha256"] == hashlib.sha256(opened.read(listed[0]["file"])).hexdigest()
     assert verify(tmp_path / "case.zip") == []
+
+
+async def test_a_plan_that_says_so_opens_the_call_as_its_tickets_go_out(liandong: Liandong) -> None:
+    status, saved = await liandong.call("PUT", "/api/plans/fire-with-call", {
+        "name": "火灾三方通话预案", "types": ["201"], "levels": [1], "departments": [{"code": "fire"}],
+        "three_way_call": True}, as_user="dispatcher")
+    assert status == 201, saved
+    quiet = await liandong.report("201", 2, *XILING)  # another level: the plan does not cover it
+    assert "call" not in quiet
+    station_id = quiet["tickets"][0]["subcentre_id"]
+    async with await liandong.terminal(await code_of(liandong, station_id)) as terminal:
+        incident = await liandong.report("201", 1, *XILING, caller_phone="13800000000")
+        assert incident["routing"]["plan"]["key"] == "fire-with-call"
+        call = incident["call"]
+        assert call["incident_id"] == incident["id"] and urlsplit(incident["caller_link"]).fragment
+        invited = await asyncio.wait_for(terminal.notices.get(), 5)
+        assert invited["kind"] == "call.invited" and invited["data"]["call"]["id"] == call["id"]
+    status, calls = await liandong.call("GET", f"/api/incidents/{incident['id']}/calls", as_user="dispatcher")
+    assert [c["id"] for c in calls["calls"]] == [call["id"]]
+    assert {p["kind"] for p in calls["calls"][0]["parties"]} >= {"dispatcher", "subcentre", "caller"}
+    status, quiet_calls = await liandong.call("GET", f"/api/incidents/{quiet['id']}/calls", as_user="dispatcher")
+    assert quiet_calls["calls"] == []

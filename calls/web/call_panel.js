@@ -75,11 +75,8 @@ const callPanel = (() => {
   function wire(current) {
     const on = (id, handler) => document.getElementById(id)?.addEventListener("click", () => handler().catch(fail));
     on("call-open", async () => {
-      const opened = await api("POST", `/api/incidents/${incident.id}/calls`, {});
-      links.set(opened.call.id, opened.caller_link);
-      calls = [...calls.filter((c) => c.id !== opened.call.id), opened.call];
-      render();
-      await join(opened.call);
+      const made = await api("POST", `/api/incidents/${incident.id}/calls`, {});
+      await opened(made.call, made.caller_link);
     });
     on("call-join", () => join(current));
     on("call-mute", async () => {
@@ -105,6 +102,15 @@ const callPanel = (() => {
     area().querySelectorAll("[data-drop]").forEach((b) => b.addEventListener("click",
       () => api("DELETE", `/api/calls/${current.id}/parties/${b.dataset.drop}`).catch(fail)));
     area().querySelectorAll("[data-play]").forEach((b) => b.addEventListener("click", () => play(b).catch(fail)));
+  }
+
+  // A call this console opened (by the button, or by the plan as the tickets went out): keep the
+  // caller's link to show, and join at once; the dispatcher's click was the browser's gesture.
+  async function opened(call, link) {
+    links.set(call.id, link);
+    calls = [...calls.filter((c) => c.id !== call.id), call];
+    render();
+    await join(call);
   }
 
   async function join(call) {
@@ -161,5 +167,5 @@ const callPanel = (() => {
     }
   }
 
-  return { show, event };
+  return { show, event, opened };
 })();

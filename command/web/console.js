@@ -225,6 +225,10 @@ async function record(dispatch, confirmed = false) {
     incidents.set(incident.id, incident);
     clearForm();
     select(incident.id);
+    if (incident.call) {  // the plan opens the three-way call with the tickets
+      callPanel.opened(incident.call, incident.caller_link).catch((error) => { $("call-error").textContent = error.message; });
+    }
+    else if (incident.call_problem) $("call-error").textContent = incident.call_problem.message;
     return incident;
   } catch (error) {
     // Far from every jurisdiction: the server asks for the dispatcher's word, and so does the console.
