@@ -8,7 +8,7 @@ import hashlib
 import json
 import time
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -310,3 +310,33 @@ async def test_a_plan_that_says_so_opens_the_call_as_its_tickets_go_out(liandong
     assert {p["kind"] for p in calls["calls"][0]["parties"]} >= {"dispatcher", "subcentre", "caller"}
     status, quiet_calls = await liandong.call("GET", f"/api/incidents/{quiet['id']}/calls", as_user="dispatcher")
     assert quiet_calls["calls"] == []
+
+
+async def station_state(liandong: Liandong, incident: dict[str, Any]) -> str:
+    """The stored state of the ticketed fire station's place in the incident's call."""
+    status, body = await liandong.call("GET", f"/api/incidents/{incident['id']}/calls", as_user="dispatcher")
+    station_id = incident["tickets"][0]["subcentre_id"]
+    return str(next(p["state"] for p in body["calls"][0]["parties"] if p["subcentre_id"] == station_id))
+
+
+async def test_a_party_whose_page_closes_is_shown_as_gone_and_can_come_back(
+        liandong: Liandong, parties: list[Party]) -> None:
+    incident, call, station, _ = await fire_call(liandong)
+    station_party = speaker(STATION_HZ)
+    await station_party.join(signal(liandong, f"/api/calls/{call['id']}/join", station))
+    await until(lambda: station_state(liandong, incident), "connected")
+    started = time.monotonic()
+    await station_party.close()  # the terminal's tab closes
+    await until(lambda: station_state(liandong, incident), "gone")
+    assert time.monotonic() - started < 5
+    again = speaker(STATION_HZ)  # the operator opens the terminal again and rejoins
+    parties.append(again)
+    await again.join(signal(liandong, f"/api/calls/{call['id']}/join", station))
+    await until(lambda: station_state(liandong, incident), "connected")
+
+
+async def until(read: Callable[[], Awaitable[str]], wanted: str, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while (value := await read()) != wanted:
+        assert time.monotonic() < deadline, f"still {value}, waiting for {wanted}"
+        await asyncio.sleep(0.1)
