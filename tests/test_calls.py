@@ -315,6 +315,7 @@ async def test_a_plan_that_says_so_opens_the_call_as_its_tickets_go_out(liandong
 async def station_state(liandong: Liandong, incident: dict[str, Any]) -> str:
     """The stored state of the ticketed fire station's place in the incident's call."""
     status, body = await liandong.call("GET", f"/api/incidents/{incident['id']}/calls", as_user="dispatcher")
+    assert status == 200, body
     station_id = incident["tickets"][0]["subcentre_id"]
     return str(next(p["state"] for p in body["calls"][0]["parties"] if p["subcentre_id"] == station_id))
 
