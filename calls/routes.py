@@ -20,6 +20,7 @@ from base.throttle import Window
 from calls import store
 from calls.context import CALLER_LIMIT, SWITCHBOARD
 from calls.rules import MAX_SDP_BYTES, new_secret
+from dispatch.context import DISPATCH
 
 api = Api()
 DISPATCHER = (Role.DISPATCHER,)
@@ -216,7 +217,8 @@ async def new_link(request: web.Request) -> web.Response:
 @api.post("/api/calls/{id}/adopt-position", "Move the incident to the caller's last shared position",
           roles=DISPATCHER, also=(404,))
 async def adopt_position(request: web.Request) -> web.Response:
-    return reply(await store.adopt_position(request.app[PLATFORM].pool, path_id(request), user_of(request)))
+    return reply(await store.adopt_position(request.app[PLATFORM].pool, request.app[DISPATCH].views, path_id(request),
+                                            user_of(request)))
 
 
 @api.get("/api/calls/{id}/recording", "A call's recording (WebM); ?file=N for the caller's pictures (0 is the"

@@ -16,7 +16,8 @@ from base.accounts import Role, User
 from base.errors import DomainError
 from base.pg import Connection, Pool
 from calls.rules import Limits, PartyKind, check_link, check_room, secret_hash
-from dispatch.store import NewEvent, record_events
+from dispatch.store import NewEvent, record_events, tickets_told
+from dispatch.views import Views
 
 JSON = dict[str, Any]
 
@@ -325,7 +326,7 @@ async def add_position(pool: Pool, party: Party, lon: float, lat: float, accurac
                                                    "accuracy_m": accuracy_m})])
 
 
-async def adopt_position(pool: Pool, call_id: int, actor: User) -> JSON:
+async def adopt_position(pool: Pool, views: Views, call_id: int, actor: User) -> JSON:
     """Move the incident to where the caller's phone last said it is."""
     now = datetime.now(UTC)
     async with pool.acquire() as connection, connection.transaction():
@@ -343,8 +344,10 @@ async def adopt_position(pool: Pool, call_id: int, actor: User) -> JSON:
         moved = {"call_id": call_id, "from": {"lon": found["old_lon"], "lat": found["old_lat"]},
                  "to": {"lon": found["lon"], "lat": found["lat"]}, "accuracy_m": found["accuracy_m"],
                  "source": "caller"}
+        # The tickets still out show the new place on their terminals, as the console does.
         await record_events(connection, [NewEvent(found["incident_id"], "incident.relocated", now, moved,
-                                                  actor_id=actor.id)])
+                                                  actor_id=actor.id),
+                                         *await tickets_told(connection, views, found["incident_id"], now, actor.id)])
         return moved
 
 

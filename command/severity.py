@@ -9,9 +9,8 @@ from base.accounts import User
 from base.errors import DomainError
 from base.outbox import queue
 from command.intake import Intake, plan_notices, plan_ref
-from dispatch.store import NewEvent, add_tickets, record_events, ticket_from_row, ticket_json
+from dispatch.store import NewEvent, add_tickets, record_events, ticket_from_row, tickets_told
 from dispatch.taxonomy import Severity
-from dispatch.tickets import TicketState
 from gis.coords import Location
 
 
@@ -49,9 +48,9 @@ async def raise_severity(intake: Intake, incident_id: int, severity: int, user: 
             await queue(connection, plan_notices(incident, plan))
         events += [NewEvent(incident_id, "ticket.created", now, {"ticket": body}, body["id"], body["subcentre_id"],
                             user.id) for body in added_bodies]
-        # Tickets already out learn the new level (and sound its tone); finished ones are left alone.
-        events += [NewEvent(incident_id, "ticket.updated", now, {"ticket": ticket_json(t, incident, tone)}, t.id,
-                            t.subcentre_id, user.id)
-                   for t in existing if not t.state.finished and t.state is not TicketState.REJECTED]
+        # Tickets already out learn the new level (and sound its tone).
+        added_ids = {body["id"] for body in added_bodies}
+        events += [e for e in await tickets_told(connection, intake.views, incident_id, now, user.id, incident)
+                   if e.ticket_id not in added_ids]
         await record_events(connection, events)
     return {**incident, "added_tickets": added_bodies}

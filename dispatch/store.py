@@ -109,6 +109,21 @@ def ticket_json(ticket: Ticket, incident: JSON, tone: JSON) -> JSON:
     return body
 
 
+async def tickets_told(connection: Connection, views: Views, incident_id: int, now: datetime,
+                       actor_id: int | None, incident: JSON | None = None) -> list[NewEvent]:
+    """An incident changed (its level, its place): each ticket still out learns it, with the incident as
+    it now is (read here unless given); finished and rejected ones are left alone."""
+    if incident is None:
+        row = await connection.fetchrow("SELECT * FROM incidents WHERE id = $1", incident_id)
+        assert row is not None, "called inside the transaction that changed the incident"
+        incident = views.incident(row)
+    tone = views.tone(incident)
+    rows = await connection.fetch("SELECT * FROM tickets WHERE incident_id = $1 ORDER BY id", incident_id)
+    return [NewEvent(incident_id, "ticket.updated", now, {"ticket": ticket_json(t, incident, tone)}, t.id,
+                     t.subcentre_id, actor_id)
+            for t in map(ticket_from_row, rows) if not t.state.finished and t.state is not TicketState.REJECTED]
+
+
 class TicketBatch(msgspec.Struct, frozen=True):
     """New tickets for one incident, rendered once (the bodies terminals receive are stored as sent),
     with what the statement that stores them needs."""

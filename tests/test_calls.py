@@ -341,3 +341,25 @@ async def until(read: Callable[[], Awaitable[str]], wanted: str, seconds: float 
     while (value := await read()) != wanted:
         assert time.monotonic() < deadline, f"still {value}, waiting for {wanted}"
         await asyncio.sleep(0.1)
+
+
+async def test_the_tickets_out_show_the_callers_place_once_the_dispatcher_adopts_it(
+        liandong: Liandong, parties: list[Party]) -> None:
+    incident, call, station, token = await fire_call(liandong)
+    ticket_id = incident["tickets"][0]["id"]
+    async with await liandong.terminal(station) as terminal:
+        caller = speaker(CALLER_HZ)
+        parties.append(caller)
+        caller_signal = signal(liandong, "/api/caller/join", None, token=token)
+        await caller.join(caller_signal)
+        status, _ = await liandong.call("POST", "/api/caller/position", {
+            "session": caller_signal.answer["session"], "lon": 111.2911, "lat": 30.7012, "accuracy_m": 12.0})
+        assert status == 200
+        assert terminal.tickets[ticket_id]["incident"]["location"] == incident["location"]
+        status, _ = await liandong.call("POST", f"/api/calls/{call['id']}/adopt-position", as_user="dispatcher")
+        assert status == 200
+        deadline = time.monotonic() + 5
+        while ("updated", ticket_id) not in terminal.heard:
+            assert time.monotonic() < deadline, terminal.heard
+            await asyncio.sleep(0.05)
+        assert terminal.tickets[ticket_id]["incident"]["location"] == {"lon": 111.2911, "lat": 30.7012}
