@@ -13,7 +13,6 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import av
@@ -21,12 +20,11 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from calls.media import VoiceTap, opus_payload_types, replace_jitter, voice_encoder
+from calls.media import VoiceEncoder, VoiceTap, opus_payload_types, replace_jitter
 from calls.mixing import FRAME, RATE
 
 AMPLITUDE = 8000
 _HEARD = AMPLITUDE / 4  # a tone's amplitude in a frame, above which it is heard
-_TIME_BASE = Fraction(1, RATE)
 
 
 @dataclass
@@ -53,7 +51,7 @@ class ToneTrack(MediaStreamTrack):
         self.speech = speech
         self._n = 0
         self._t0: float | None = None
-        self._encoder = voice_encoder()
+        self._encoder = VoiceEncoder()
 
     async def recv(self) -> av.Packet[Any]:
         while True:
@@ -69,11 +67,8 @@ class ToneTrack(MediaStreamTrack):
                     self.speech.started.append(time.monotonic())
                 t = (np.arange(FRAME) + self._n * FRAME) / RATE
                 samples = (AMPLITUDE * np.sin(2 * np.pi * self.speech.hz * t)).astype(np.int16)
-            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate, frame.time_base, frame.pts = RATE, _TIME_BASE, self._n * FRAME
             self._n += 1
-            for packet in self._encoder.encode(frame):  # mono Opus, as the server sends
-                packet.pts, packet.time_base = frame.pts, _TIME_BASE
+            if (packet := self._encoder.encode(samples)) is not None:  # mono Opus, as the server sends
                 return packet
 
 

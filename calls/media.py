@@ -30,7 +30,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
 from calls.mixing import FRAME, RATE, Samples, mix_minus
-from calls.recorder import VOICE_BIT_RATE, VOICE_OPTIONS, Recorder
+from calls.recorder import VOICE_BIT_RATE, VOICE_OPTIONS, Recorder, voice_frame
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,7 @@ class Ear(MediaStreamTrack):
     def __init__(self) -> None:
         super().__init__()
         self._frames: asyncio.Queue[Samples] = asyncio.Queue(maxsize=_EAR_DEPTH)
-        self._encoder = voice_encoder()
-        self._pts = 0
+        self._encoder = VoiceEncoder()
 
     def put(self, samples: Samples) -> None:
         if self._frames.full():
@@ -72,29 +71,34 @@ class Ear(MediaStreamTrack):
     async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
-        while True:
-            samples = await self._frames.get()
-            frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME)
-            frame.planes[0].update(samples.tobytes())
-            frame.sample_rate, frame.time_base, frame.pts = RATE, _AUDIO_TIME_BASE, self._pts
-            self._pts += FRAME
-            for packet in self._encoder.encode(frame):
-                # The frame's own time, not the encoder's (which starts early by its look-ahead).
-                packet.pts, packet.time_base = frame.pts, _AUDIO_TIME_BASE
-                return packet
+        while (packet := self._encoder.encode(await self._frames.get())) is None:
+            pass
+        return packet
 
 
-def voice_encoder() -> av.AudioCodecContext:
-    """Opus for speech (see VOICE_OPTIONS): mono, one 20 ms packet per frame."""
-    codec = av.CodecContext.create("libopus", "w")
-    assert isinstance(codec, av.AudioCodecContext)
-    codec.bit_rate = VOICE_BIT_RATE
-    codec.format = "s16"
-    codec.layout = "mono"
-    codec.sample_rate = RATE
-    codec.time_base = _AUDIO_TIME_BASE
-    codec.options = VOICE_OPTIONS
-    return codec
+class VoiceEncoder:
+    """Opus for speech (see VOICE_OPTIONS): the mixer's mono 20 ms frames in, one packet per frame out,
+    stamped with its frame's time (not the encoder's, which starts early by its look-ahead)."""
+
+    def __init__(self) -> None:
+        codec = av.CodecContext.create("libopus", "w")
+        assert isinstance(codec, av.AudioCodecContext)
+        codec.bit_rate = VOICE_BIT_RATE
+        codec.format = "s16"
+        codec.layout = "mono"
+        codec.sample_rate = RATE
+        codec.time_base = _AUDIO_TIME_BASE
+        codec.options = VOICE_OPTIONS
+        self._codec = codec
+        self._pts = 0
+
+    def encode(self, samples: Samples) -> av.Packet[Any] | None:
+        frame = voice_frame(samples, self._pts)
+        self._pts += len(samples)
+        for packet in self._codec.encode(frame):
+            packet.pts, packet.time_base = frame.pts, _AUDIO_TIME_BASE
+            return packet
+        return None
 
 
 class Voice:

@@ -38,6 +38,14 @@ _QUEUE = 20  # batches (10 s of sound): beyond it the disk is not keeping up, an
 _STOP = None
 
 
+def voice_frame(samples: Samples, pts: int) -> av.AudioFrame:
+    """20 ms of the mixer's sound as PyAV's frame, at `pts` samples from the start."""
+    frame = av.AudioFrame(format="s16", layout="mono", samples=len(samples))
+    frame.planes[0].update(samples.tobytes())
+    frame.sample_rate, frame.time_base, frame.pts = RATE, Fraction(1, RATE), pts
+    return frame
+
+
 @dataclass(frozen=True)
 class Recorded:
     files: tuple[Path, ...]  # the sound first, then each stretch of picture
@@ -115,10 +123,7 @@ class Recorder:
                 if kind == "audio":
                     assert isinstance(payload, list)
                     for samples in payload:
-                        frame = av.AudioFrame(format="s16", layout="mono", samples=FRAME)
-                        frame.planes[0].update(samples.tobytes())
-                        frame.sample_rate, frame.time_base, frame.pts = RATE, Fraction(1, RATE), self._frames * FRAME
-                        sound.mux(voice.encode(frame))
+                        sound.mux(voice.encode(voice_frame(samples, self._frames * FRAME)))
                         self._frames += 1
                 else:
                     assert isinstance(payload, av.VideoFrame)

@@ -135,14 +135,19 @@ async def open_call(pool: Pool, incident_id: int, dispatcher: User, node: str, s
         return Opened(await call(connection, call_id), token)
 
 
+async def _going_on(db: Pool | Connection, call_id: int, columns: str, lock: str = "") -> asyncpg.Record:
+    """A call's row (the columns asked for), refused if there is no such call or it has ended."""
+    row = await db.fetchrow(f"SELECT {columns}, ended_at FROM calls WHERE id = $1{lock}", call_id)
+    if row is None:
+        raise DomainError(f"call {call_id} does not exist", "id", "not_found")
+    if row["ended_at"] is not None:
+        raise DomainError("the call has ended", "id", "closed")
+    return row
+
+
 async def party_of_user(pool: Pool, call_id: int, user: User) -> Party:
     """The place in the call this account may take: its own as the call's dispatcher, or its sub-centre's."""
-    call_row = await pool.fetchrow("SELECT incident_id, dispatcher_id, node, ended_at FROM calls WHERE id = $1",
-                                   call_id)
-    if call_row is None:
-        raise DomainError(f"call {call_id} does not exist", "id", "not_found")
-    if call_row["ended_at"] is not None:
-        raise DomainError("the call has ended", "id", "closed")
+    call_row = await _going_on(pool, call_id, "incident_id, dispatcher_id, node")
     if user.role is Role.DISPATCHER:
         if call_row["dispatcher_id"] != user.id:
             raise DomainError("another dispatcher holds this call", "id", "forbidden")
@@ -232,12 +237,7 @@ async def set_muted(pool: Pool, party_id: int, muted: bool) -> None:
 async def add_subcentre(pool: Pool, call_id: int, subcentre_id: int, actor: User, limits: Limits) -> int:
     now = datetime.now(UTC)
     async with pool.acquire() as connection, connection.transaction():
-        call_row = await connection.fetchrow("SELECT incident_id, ended_at FROM calls WHERE id = $1 FOR UPDATE",
-                                             call_id)
-        if call_row is None:
-            raise DomainError(f"call {call_id} does not exist", "id", "not_found")
-        if call_row["ended_at"] is not None:
-            raise DomainError("the call has ended", "id", "closed")
+        call_row = await _going_on(connection, call_id, "incident_id", lock=" FOR UPDATE")
         if subcentre_id not in await _ticketed(connection, call_row["incident_id"]):
             raise DomainError(f"sub-centre {subcentre_id} has no ticket for this incident", "subcentre_id", "forbidden")
         present = await connection.fetchval(
