@@ -23,7 +23,7 @@ from base.http import (
     upload_of,
     user_of,
 )
-from efficiency import catalogue_file, corrections, store
+from efficiency import catalogue_file, corrections, ingest, store
 from efficiency.context import EFFICIENCY
 from efficiency.items import ApprovalItem
 
@@ -71,17 +71,17 @@ async def import_items(request: web.Request) -> web.Response:
 
 @api.post("/api/efficiency/events", "A case event (受理/承办/审核/审批/办结, suspend, resume); idempotent by the"
           " department's event id (a retry: 200, a different body under a used id: 409)", roles=SENDERS,
-          body=store.IncomingEvent, status=201, conflicts=True)
+          body=ingest.IncomingEvent, status=201, conflicts=True)
 async def post_event(request: web.Request) -> web.Response:
-    event = await body_of(request, store.IncomingEvent)
+    event = await body_of(request, ingest.IncomingEvent)
     own(request, event.department, "department")
     efficiency = request.app[EFFICIENCY]
-    case_id, new = await store.ingest(request.app[PLATFORM].pool, efficiency.calendar, efficiency.yellow_share, event)
+    case_id, new = await ingest.ingest(request.app[PLATFORM].pool, efficiency.calendar, efficiency.yellow_share, event)
     return reply({"case_id": case_id, "new": new}, status=201 if new else 200)
 
 
 class EventBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    events: Annotated[list[store.IncomingEvent], msgspec.Meta(min_length=1, max_length=500)]
+    events: Annotated[list[ingest.IncomingEvent], msgspec.Meta(min_length=1, max_length=500)]
 
 
 @api.post("/api/efficiency/events/batch", "Up to 500 case events at once, all stored or none (a refused one is"
@@ -92,7 +92,7 @@ async def post_events(request: web.Request) -> web.Response:
     for n, event in enumerate(batch.events):
         own(request, event.department, f"events[{n}].department")
     efficiency = request.app[EFFICIENCY]
-    outcomes = await store.ingest_batch(request.app[PLATFORM].pool, efficiency.calendar, efficiency.yellow_share,
+    outcomes = await ingest.ingest_batch(request.app[PLATFORM].pool, efficiency.calendar, efficiency.yellow_share,
                                         batch.events)
     return reply({"events": [{"case_id": case_id, "new": new} for case_id, new in outcomes],
                   "new": sum(new for _, new in outcomes)})

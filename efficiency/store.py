@@ -1,59 +1,22 @@
-"""Items, cases and their events in PostgreSQL; each event checked, clocked and carded as it is stored.
-
-An event is stored once per (department, event id): a retry with the same content is acknowledged
-and changes nothing, a different content under the same id is refused. Every stored event re-reads
-the case's whole history under the case's row lock, so late and reordered pushes end in the same
-anomalies, clock and cards as an orderly one.
-"""
+"""Items, cases and their cards in PostgreSQL: the catalogue, what a case holds, the time cards the
+sweep opens as they fall due, and the lists the supervision pages read. Events are stored by
+efficiency.ingest."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
 
 from base import audit
 from base.errors import DomainError, NotFound
-from base.messages import PLAIN
 from base.pg import Connection, Pool
-from efficiency.calendar import WorkingCalendar
-from efficiency.clock import CaseClock, clock
-from efficiency.items import ApprovalItem, ItemProblem, Stage, check_item
-from efficiency.rules import Anomaly, CaseEvent, anomalies
+from efficiency.items import ApprovalItem, ItemProblem, check_item
 
 CARDS_CHANNEL = "liandong_efficiency_cards"
-FUTURE_SLACK = timedelta(minutes=5)  # clocks of departments' systems drift; beyond this, "in the future"
-OLDEST = timedelta(days=3660)  # no approval runs ten years; older is a wrong clock or a wrong field
-Short = Annotated[str, PLAIN, msgspec.Meta(max_length=200)]
-Reference = Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=64)]
-
-
-class IncomingEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One case event as a department's system (or the manual entry form) sends it."""
-
-    department: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=100)]
-    case: Reference  # the department's case number
-    item: Annotated[str, PLAIN, msgspec.Meta(min_length=1, max_length=64)]
-    event_id: Reference
-    kind: Literal["stage", "suspend", "resume"]
-    at: datetime
-    stage: Stage | None = None
-    actor: Short = ""
-    documents: Annotated[list[Short], msgspec.Meta(max_length=100)] = []
-    fee_yuan: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
-    applicant: Short = ""
-    window: Short = ""
-
-
-class EventConflict(DomainError):
-    code = "duplicate"
-
-    def __init__(self, event_id: str) -> None:
-        super().__init__(f"event {event_id!r} was received before with different content", "event_id")
 
 
 async def save_item(pool: Pool, item: ApprovalItem, actor: audit.Actor) -> bool:
@@ -97,180 +60,6 @@ async def departments(db: Pool | Connection, within: Sequence[str] = ()) -> list
     rows = await db.fetch("SELECT DISTINCT department FROM approval_items WHERE cardinality($1::text[]) = 0"
                           " OR department = ANY($1) ORDER BY 1", list(within))
     return [r["department"] for r in rows]
-
-
-def _digest(event: IncomingEvent) -> bytes:
-    return hashlib.sha256(msgspec.json.encode(event)).digest()
-
-
-def _check(event: IncomingEvent, item: ApprovalItem, now: datetime) -> None:
-    if event.at.tzinfo is None:
-        raise DomainError("give the time zone, e.g. 2026-11-24T09:30:00+08:00", "at")
-    if event.at > now + FUTURE_SLACK:
-        raise DomainError("the event is in the future", "at")
-    if event.at < now - OLDEST:
-        raise DomainError("the event is more than ten years old", "at")
-    if (event.kind == "stage") != (event.stage is not None):
-        raise DomainError("a stage event names its stage, and only a stage event does", "stage")
-    if event.stage is not None and event.stage not in item.stages:
-        raise DomainError(f"item {item.code} has no {event.stage} stage (it has {', '.join(item.stages)})", "stage")
-    if item.department != event.department:
-        raise DomainError(f"item {item.code} belongs to {item.department}, not {event.department}", "item")
-
-
-async def ingest(pool: Pool, calendar: WorkingCalendar, yellow_share: float, event: IncomingEvent
-                 ) -> tuple[int, bool]:
-    """Store one event and bring its case's anomalies, clock and cards up to date; (case id, new?)."""
-    async with pool.acquire() as connection, connection.transaction():
-        now: datetime = await connection.fetchval("SELECT now()")
-        case_id, item = await _store(connection, event, now, {})
-        if item is not None:
-            await _bring_up_to_date(connection, case_id, item, calendar, yellow_share, now)
-    return case_id, item is not None
-
-
-async def ingest_batch(pool: Pool, calendar: WorkingCalendar, yellow_share: float,
-                       events: Sequence[IncomingEvent]) -> list[tuple[int, bool]]:
-    """Store a batch of events all or none (a refused one names itself as events[i]); each case touched is
-    brought up to date once, after all its events. (case id, new?) for each event, in order."""
-    async with pool.acquire() as connection, connection.transaction():
-        now: datetime = await connection.fetchval("SELECT now()")
-        items: dict[str, ApprovalItem] = {}
-        touched: dict[int, ApprovalItem] = {}
-        outcomes: dict[int, tuple[int, bool]] = {}
-        # Cases are locked in one order, (department, case number), so two batches never wait on each other
-        # in a circle; a case's own events keep the batch's order.
-        for n, event in sorted(enumerate(events), key=lambda e: (e[1].department, e[1].case)):
-            try:
-                case_id, item = await _store(connection, event, now, items)
-            except DomainError as error:
-                error.field = f"events[{n}]" + (f".{error.field}" if error.field else "")
-                raise
-            if item is not None:
-                touched[case_id] = item
-            outcomes[n] = (case_id, item is not None)
-        for case_id, item in touched.items():
-            await _bring_up_to_date(connection, case_id, item, calendar, yellow_share, now)
-    return [outcomes[n] for n in range(len(events))]
-
-
-async def _store(connection: Connection, event: IncomingEvent, now: datetime, items: dict[str, ApprovalItem]
-                 ) -> tuple[int, ApprovalItem | None]:
-    """Store one event, checked, under its case's row lock; (case id, its item), or (case id, None) for a
-    retry already stored. The caller brings the case up to date."""
-    digest = _digest(event)
-    seen = await connection.fetchrow("SELECT case_id, digest FROM case_events WHERE department = $1"
-                                     " AND event_id = $2", event.department, event.event_id)
-    if seen is not None:
-        if bytes(seen["digest"]) != digest:
-            raise EventConflict(event.event_id)
-        return seen["case_id"], None  # a retry: already counted
-    item = items.get(event.item)
-    if item is None:
-        body = await connection.fetchval("SELECT body FROM approval_items WHERE code = $1", event.item)
-        if body is None:
-            raise DomainError(f"unknown approval item {event.item!r}", "item")
-        item = items[event.item] = msgspec.convert(body, ApprovalItem)
-    _check(event, item, now)
-    # The upsert locks the case's row: one event of a case at a time, each reading the history the last left.
-    case = await connection.fetchrow(
-        "INSERT INTO approval_cases (department, reference, item_code, applicant, window_label, promised_days,"
-        " legal_days) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (department, reference) DO UPDATE"
-        " SET applicant = CASE WHEN $4 = '' THEN approval_cases.applicant ELSE $4 END,"
-        " window_label = CASE WHEN $5 = '' THEN approval_cases.window_label ELSE $5 END RETURNING id, item_code",
-        event.department, event.case, event.item, event.applicant, event.window, item.promised_days,
-        item.legal_days)
-    assert case is not None, "an upsert returns its row"
-    if case["item_code"] != event.item:
-        raise DomainError(f"case {event.case} is for item {case['item_code']}, not {event.item}", "item")
-    await _check_beginning(connection, case["id"], event)
-    await connection.execute(
-        "INSERT INTO case_events (case_id, department, event_id, kind, stage, at, actor, documents, fee_yuan,"
-        " digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", case["id"], event.department, event.event_id,
-        event.kind, event.stage, event.at, event.actor, event.documents, event.fee_yuan, digest)
-    return case["id"], item
-
-
-async def _check_beginning(connection: Connection, case_id: int, event: IncomingEvent) -> None:
-    """A case begins with its acceptance (受理): nothing of it is dated before. A stage before acceptance is
-    an anomaly only while no acceptance is known; once one is, an earlier date is a wrong clock or case."""
-    row = await connection.fetchrow("SELECT min(at) FILTER (WHERE stage = 'accept') AS began, min(at) AS earliest"
-                                    " FROM case_events WHERE case_id = $1", case_id)
-    assert row is not None, "an aggregate gives one row"
-    began, earliest = row["began"], row["earliest"]
-    accepting = event.stage is Stage.ACCEPT
-    if not accepting and began is not None and event.at < began:
-        raise DomainError(f"case {event.case} began with its acceptance at {began.isoformat()};"
-                          " this event is dated before it", "at")
-    if accepting and began is None and earliest is not None and earliest < event.at:
-        raise DomainError(f"case {event.case} has events dated before this acceptance (the earliest at"
-                          f" {earliest.isoformat()}): a case begins with its acceptance", "at")
-
-
-async def _events(connection: Connection, case_id: int) -> list[CaseEvent]:
-    rows = await connection.fetch("SELECT event_id, kind, at, actor, stage, documents, fee_yuan FROM case_events"
-                                  " WHERE case_id = $1", case_id)
-    return [CaseEvent(r["event_id"], r["kind"], r["at"], r["actor"], Stage(r["stage"]) if r["stage"] else None,
-                      tuple(r["documents"]), r["fee_yuan"]) for r in rows]
-
-
-async def _bring_up_to_date(connection: Connection, case_id: int, item: ApprovalItem, calendar: WorkingCalendar,
-                            yellow_share: float, now: datetime) -> None:
-    events = await _events(connection, case_id)
-    found = anomalies(item, events, now)
-    state = clock(item, events, calendar, now, yellow_share)
-    staff = next((e.actor for e in events if e.kind == "stage" and e.stage is Stage.ACCEPT), "")
-    await connection.execute(
-        "UPDATE approval_cases SET accepted_at = $2, completed_at = $3, suspended = $4, used_days = $5,"
-        " yellow_at = $6, red_at = $7, estimated = $8, staff = $9 WHERE id = $1", case_id, state.accepted_at,
-        state.completed_at, state.suspended, state.used_days, state.yellow_at, state.red_at, state.estimated, staff)
-    await _anomalies(connection, case_id, found)
-    changed = await _cards(connection, case_id, found, state, now)
-    if state.completed_at is not None:  # a warning is moot once the case is done; a red card stays to be answered
-        changed += await _close(connection, "case_id = $1 AND colour = 'yellow' AND reason = 'time'", case_id,
-                               by="completed")
-    if changed:
-        await connection.execute("SELECT pg_notify($1, $2)", CARDS_CHANNEL, str(case_id))
-
-
-async def _anomalies(connection: Connection, case_id: int, found: list[Anomaly]) -> None:
-    """The stored anomalies become exactly `found` (a late event can make one vanish)."""
-    await connection.execute(
-        "DELETE FROM case_anomalies WHERE case_id = $1 AND (rule, event_id) NOT IN"
-        " (SELECT * FROM unnest($2::text[], $3::text[]))", case_id, [a.rule for a in found],
-        [a.event_id for a in found])
-    await connection.executemany(
-        "INSERT INTO case_anomalies (case_id, rule, event_id, detail) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (case_id, rule, event_id) DO UPDATE SET detail = $4",
-        [(case_id, a.rule, a.event_id, a.detail) for a in found])
-
-
-async def _cards(connection: Connection, case_id: int, found: list[Anomaly], state: CaseClock,
-                 now: datetime) -> int:
-    """A red card for each anomaly, yellow and red for time as the days used call for them; cards whose
-    cause is gone (a late event settled it) are closed. How many cards opened or closed."""
-    wanted = [("red", a.rule, a.event_id, a.detail, now) for a in found]
-    wanted += [(colour, "time", "", f"{state.used_days:.2f} working days used", state.since(colour, now))
-               for colour in state.due]
-    changed = await _close(
-        connection, "case_id = $1 AND (colour, reason, event_id) NOT IN"
-        " (SELECT * FROM unnest($2::text[], $3::text[], $4::text[]))",
-        case_id, [w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted], by="cause gone")
-    for colour, reason, event_id, detail, since in wanted:
-        inserted = await connection.fetchval(
-            "INSERT INTO efficiency_cards (case_id, colour, reason, event_id, detail, opened_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (case_id, colour, reason, event_id) DO NOTHING"
-            " RETURNING true", case_id, colour, reason, event_id, detail, since)
-        changed += bool(inserted)
-    return changed
-
-
-async def _close(connection: Connection, where: str, *arguments: Any, by: str) -> int:
-    """Close the open cards `where` says, naming why; how many closed."""
-    closed = await connection.fetch(
-        f"UPDATE efficiency_cards SET closed_at = now(), closed_by = ${len(arguments) + 1} WHERE closed_at IS NULL"
-        f" AND {where} RETURNING id", *arguments, by)
-    return len(closed)
 
 
 async def open_due_cards(pool: Pool, since: datetime | None = None) -> int:

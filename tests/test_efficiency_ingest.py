@@ -162,3 +162,45 @@ async def test_a_batch_is_stored_all_or_none_and_a_retried_batch_counts_nothing_
     assert [a["rule"] for a in case["anomalies"]] == ["same_person"]
     status, refused = await liandong.call("POST", "/api/efficiency/events/batch", {"events": []}, as_user=system)
     assert (status, refused["error"]["field"]) == (422, "events")
+
+
+async def test_an_event_twice_in_one_batch_counts_once_and_changed_content_names_the_second(
+        liandong: Liandong, database_url: str) -> None:
+    system = await market_system(liandong)
+    accepted = event("twice", 1, "stage", days_ago(1), "accept", documents=["营业执照"])
+    status, stored = await liandong.call("POST", "/api/efficiency/events/batch", {"events": [accepted, accepted]},
+                                         as_user=system)
+    assert status == 200 and stored["new"] == 1, stored
+    assert stored["events"][0]["case_id"] == stored["events"][1]["case_id"]
+    changed = event("twice-b", 1, "stage", days_ago(1), "accept")
+    status, refused = await liandong.call("POST", "/api/efficiency/events/batch",
+                                          {"events": [changed, {**changed, "actor": "李强"}]}, as_user=system)
+    assert (status, refused["error"]["code"], refused["error"]["field"]) == (409, "duplicate", "events[1].event_id")
+    connection = await asyncpg.connect(database_url)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM case_events") == 1
+    finally:
+        await connection.close()
+
+
+async def test_the_same_batch_pushed_twice_at_once_is_stored_once(liandong: Liandong, database_url: str) -> None:
+    system = await market_system(liandong)
+    start = days_ago(3)
+    story = [event(f"R-{c}", n, "stage", start + timedelta(hours=n), stage, documents=["营业执照"])
+             for c in range(20) for n, stage in ((1, "accept"), (2, "handle"), (3, "review"))]
+
+    async def push() -> tuple[int, Any]:
+        return await liandong.call("POST", "/api/efficiency/events/batch", {"events": story}, as_user=system)
+
+    # A department's system retrying before its first push was answered: each event counts in one of them.
+    first = await asyncio.gather(push(), push())
+    assert [status for status, _ in first] == [200, 200], first
+    assert sum(body["new"] for _, body in first) == len(story)
+    again = await asyncio.gather(push(), push())
+    assert [body["new"] for _, body in again] == [0, 0]
+    connection = await asyncpg.connect(database_url)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM case_events") == len(story)
+        assert await connection.fetchval("SELECT count(*) FROM approval_cases") == 20
+    finally:
+        await connection.close()
