@@ -230,6 +230,8 @@ function openFocus(id, mode) {
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/focus`);
   ws.binaryType = "arraybuffer";
   focusSocket = ws;
+  loadTimeline();
+  timeline.timer = setInterval(loadTimeline, 30_000);
   let sink = null;
   ws.onopen = () => ws.send(JSON.stringify({ type: "hello", token, camera: id, mode }));
   ws.onmessage = (message) => {
@@ -291,6 +293,113 @@ function mseSink(mime) {
   return (data) => { pending.push(data); feed(); video.play().catch(() => {}); };
 }
 
+// --- recording timeline -------------------------------------------------------------------------
+// The focused camera's last hours as stored: recorded spans, and the gaps with the recorder's reason
+// for each. A click plays two minutes of the recording from that moment; gaps inside them are named
+// on screen (the file joins the two sides, so the picture's clock would jump with nothing said).
+
+const PLAY_S = 120;
+const timeline = { hours: 1, since: null, until: null, data: null, timer: null };
+
+function clockOf(at) {
+  return new Date(at).toLocaleTimeString(i18n.lang === "en" ? "en-GB" : "zh-CN", { hour12: false });
+}
+
+function authorized(path) { return fetch(path, { headers: { Authorization: `Bearer ${token}` } }); }
+
+async function loadTimeline() {
+  const id = focusCamera;
+  if (id === null) return;
+  const until = new Date(), since = new Date(until.getTime() - timeline.hours * 3600e3);
+  const query = new URLSearchParams({ since: since.toISOString(), until: until.toISOString() });
+  const response = await authorized(`/api/cameras/${id}/recordings?${query}`);
+  if (focusCamera !== id) return;
+  const data = await response.json();
+  if (!response.ok) { $("timeline-summary").textContent = data.error.message; return; }
+  Object.assign(timeline, { since, until, data });
+  drawTimeline();
+}
+
+function drawTimeline() {
+  const { since, until, data } = timeline;
+  if (!data) return;
+  const whole = until - since;
+  const part = (kind, start, end, title) => {
+    const node = document.createElement("div");
+    const from = Math.max(0, new Date(start) - since), to = Math.min(whole, new Date(end ?? until) - since);
+    node.className = kind;
+    node.style.left = `${(from / whole) * 100}%`;  // CSSOM, which the page's style policy allows
+    node.style.width = `${Math.max(0.15, ((to - from) / whole) * 100)}%`;
+    node.title = title;
+    node.dataset.start = start; node.dataset.end = end ?? "";
+    return node;
+  };
+  $("track").replaceChildren(
+    ...data.recorded.map((r) => part("recorded", r.started_at, r.ended_at, `${clockOf(r.started_at)}–${clockOf(r.ended_at)}`)),
+    ...data.gaps.map((g) => {
+      const node = part("gap", g.started_at, g.ended_at,
+                        `${t("未录制", "Not recorded")} ${clockOf(g.started_at)}–${clockOf(g.ended_at)} · ${g.reason}`);
+      node.dataset.reason = g.reason;
+      return node;
+    }));
+  $("track").title = t("点击回放该时刻起两分钟", "Click to play two minutes from that moment");
+  $("track-since").textContent = clockOf(since);
+  $("track-until").textContent = clockOf(until);
+  $("timeline-summary").textContent = t(`${data.recorded.length} 段录像 · ${data.gaps.length} 处未录制`,
+                                        `${data.recorded.length} recorded · ${data.gaps.length} not recorded`);
+}
+
+async function playFrom(at) {
+  const id = focusCamera;
+  const until = new Date(Math.min(at.getTime() + PLAY_S * 1000, Date.now()));
+  const query = new URLSearchParams({ since: at.toISOString(), until: until.toISOString() });
+  const response = await authorized(`/api/cameras/${id}/playback?${query}`);
+  if (focusCamera !== id) return;
+  const info = $("playback-info");
+  info.classList.remove("hidden", "gapped");
+  if (!response.ok) { info.textContent = (await response.json()).error.message; return; }
+  const gaps = (response.headers.get("Recording-Gaps") ?? "none").split(",").filter((g) => g && g !== "none");
+  const video = $("playback-video");
+  if (video.src) URL.revokeObjectURL(video.src);
+  video.src = URL.createObjectURL(await response.blob());
+  video.dataset.gaps = gaps.join(",");
+  video.classList.remove("hidden");
+  $("focus-video").classList.add("hidden");
+  $("focus-image").classList.add("hidden");
+  $("back-to-live").classList.remove("hidden");
+  let text = `${t("回放", "Playback")} ${clockOf(at)}–${clockOf(until)}`;
+  if (gaps.length) {
+    info.classList.add("gapped");
+    text += ` · ${t("其中未录制", "not recorded within")}: ` + gaps.map((g) => g.split("/").map(clockOf).join("–")).join(", ")
+      + t("（画面时间在此跳过）", " (the picture's clock jumps there)");
+  }
+  info.textContent = text;
+  video.play().catch(() => {});
+}
+
+function stopPlayback() {
+  const video = $("playback-video");
+  video.pause();
+  if (video.src) { URL.revokeObjectURL(video.src); video.removeAttribute("src"); video.load(); }
+  video.classList.add("hidden");
+  $("playback-info").classList.add("hidden");
+  $("back-to-live").classList.add("hidden");
+}
+
+$("track").addEventListener("click", (event) => {
+  if (!timeline.data) return;
+  const box = $("track").getBoundingClientRect();
+  const share = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+  playFrom(new Date(timeline.since.getTime() + share * (timeline.until - timeline.since)));
+});
+document.querySelectorAll("#timeline [data-hours]").forEach((button) => button.addEventListener("click", () => {
+  timeline.hours = Number(button.dataset.hours);
+  document.querySelectorAll("#timeline [data-hours]").forEach((b) => b.setAttribute("aria-pressed", String(b === button)));
+  loadTimeline();
+}));
+$("back-to-live").addEventListener("click", () => { if (focusCamera !== null) openFocus(focusCamera); });
+onLanguage(drawTimeline);
+
 // Sound only by the supervisor's own click (browsers allow nothing else, and a wall must not blare):
 // every focused view opens muted. Once on, the sound passes through an analyser on its way to the
 // speakers, so what is heard is measured (window.liandongFocusAudio), not assumed.
@@ -332,6 +441,11 @@ $("focus-sound").addEventListener("click", () => setSound($("focus-video").muted
 
 function closeFocus() {
   if (focusSocket) { focusSocket.onclose = null; focusSocket.close(); focusSocket = null; }
+  clearInterval(timeline.timer);
+  Object.assign(timeline, { data: null, timer: null });
+  stopPlayback();
+  $("track").replaceChildren();
+  $("timeline-summary").textContent = "";
   setSound(false);
   $("focus-sound").classList.add("hidden");
   const video = $("focus-video");
