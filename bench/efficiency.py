@@ -9,7 +9,9 @@ Starts the embedded PostgreSQL and one `liandong serve` on a fresh database with
 POST /api/efficiency/events/batch (150 a request, `--clients` at once). Then, with a supervision page
 connected to /ws/efficiency, names the clock of `--cards` open cases so their yellow limits pass over 20
 seconds, while single events are pushed live at `--live-rate` a second: each card's latency is from its
-limit to its arrival at the page. Then times the dashboard's queries and the issue of last month's bulletin.
+limit to its arrival at the page. Then times the dashboard page's queries (a month's figures, over
+everything loaded), apart from them the statistics API over all three years, and the issue of last
+month's bulletin.
 
 The floor, measured in the same run on the same database: `--clients` connections storing rows of the
 events' shape, 150 a transaction as the load sends them: durable storage with no checking, no clock and
@@ -229,9 +231,11 @@ DASHBOARD = ("/api/efficiency/statistics?by=department", "/api/efficiency/statis
 
 
 async def dashboard(http: aiohttp.ClientSession, base: str, token: str, rounds: int) -> dict[str, Any]:
-    """The dashboard's queries, this month and (statistics) over all three years loaded."""
+    """The dashboard page's queries (its figures are for a month: this one), and apart from them the
+    statistics API asked for all three years loaded, which the page never asks."""
     three_years = datetime.now(UTC) - timedelta(days=3 * 365 + 5)
-    paths = [*DASHBOARD, "/api/efficiency/statistics?by=department&since=" + three_years.strftime("%Y-%m-%dT%H:%M:%SZ")]
+    long = "/api/efficiency/statistics?by=department&since=" + three_years.strftime("%Y-%m-%dT%H:%M:%SZ")
+    paths = [*DASHBOARD, long]
     times: dict[str, list[float]] = {p: [] for p in paths}
     for _ in range(rounds):
         for path in paths:
@@ -241,10 +245,11 @@ async def dashboard(http: aiohttp.ClientSession, base: str, token: str, rounds: 
                 if response.status != 200:
                     raise RuntimeError(f"{path}: {response.status} {await response.text()}")
             times[path].append((time.perf_counter() - t0) * 1000)
-    every = [t for ts in times.values() for t in ts]
-    return {"dashboard_p99_ms": percentile(every, 99),
-            "dashboard_slowest": max(paths, key=lambda p: percentile(times[p], 99)),
-            "dashboard_slowest_p99_ms": max(percentile(ts, 99) for ts in times.values())}
+    page = [t for p in DASHBOARD for t in times[p]]
+    return {"dashboard_p99_ms": percentile(page, 99),
+            "dashboard_slowest": max(DASHBOARD, key=lambda p: percentile(times[p], 99)),
+            "dashboard_slowest_p99_ms": max(percentile(times[p], 99) for p in DASHBOARD),
+            "statistics_three_years_p99_ms": percentile(times[long], 99)}
 
 
 async def run(cases: int, running: int, clients: int, cards: int, live_rate: float) -> dict[str, Any]:
