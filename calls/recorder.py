@@ -106,7 +106,13 @@ class Recorder:
         """Write what is queued and close the files (blocking: call from a thread)."""
         if self._thread is not None:
             self._hand_over()
-            self._queue.put(_STOP)
+            # A writer that failed reads no more: waiting for room in its queue would wait forever.
+            while self._thread.is_alive():
+                try:
+                    self._queue.put(_STOP, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
             self._thread.join()
         return Recorded(tuple(self._files), self._frames * FRAME / RATE, self._lost)
 
