@@ -55,8 +55,8 @@ class IncomingEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class EventConflict(DomainError):
     code = "duplicate"
 
-    def __init__(self, event_id: str, field: str = "event_id") -> None:
-        super().__init__(f"event {event_id!r} was received before with different content", field)
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event {event_id!r} was received before with different content", "event_id")
 
 
 async def ingest(pool: Pool, calendar: WorkingCalendar, yellow_share: float, event: IncomingEvent
