@@ -21,6 +21,8 @@ state (however long start-up takes), and measures over `duration` seconds:
   camera; rss_mb beside it for comparison;
 - focus_latency_ms: a frame leaving the camera (the mount's start + frame number / 25, the number
   read from the bars) → the fragment holding it received by a focused view's socket (p50, p99);
+- screen_latency_ms (with --screen): a frame leaving the camera → the wall page in Chromium presenting
+  it, read back off the screen (p50, p99; drift: the last minute's median minus the first's);
 - audio_offset_ms: in what a focused view received, each whole second's click against the frame
   shown at that second (median and the largest, signed: positive is sound late).
 """
@@ -53,6 +55,7 @@ import psutil
 from base.accounts import Role, create_user
 from base.database import open_pool
 from bench.dispatch import ROOT, cpu_seconds, free_port, fresh_database, percentile, server_process
+from bench.screen import Bars, focused_screen, summary
 from video.live.fmp4 import opens_with_keyframe, read_init
 from video.recording import ffmpeg
 
@@ -250,7 +253,7 @@ def audio_offsets(view: FocusedView) -> list[float]:
     return offsets
 
 
-async def run(cameras: int, duration: float) -> dict[str, Any]:
+async def run(cameras: int, duration: float, on_screen: bool = False) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="liandong-video-bench-"))
     cache = ROOT / "var" / "bench"
     cache.mkdir(parents=True, exist_ok=True)
@@ -339,6 +342,12 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                     env={**os.environ, "TZ": "UTC"}))
                 floor_processes.append(subprocess.Popen([sys.executable, "-c", FLOOR_DECODE, stream]))
+            screens = contextlib.AsyncExitStack()
+            screen = None
+            if on_screen:  # the supervisor's own view of the first camera, as a browser presents it
+                screen = await screens.enter_async_context(focused_screen(
+                    base, "bench-supervisor", PASSWORD, ids[0], Bars(BAR_Y + BAR_H // 2, BAR_X0, BAR_STEP, BAR_W,
+                                                                      BARS, FPS)))
             await asyncio.sleep(5)  # everything connected and steady
 
             floor = [psutil.Process(p.pid) for p in floor_processes]
@@ -350,7 +359,11 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
                 view.measuring = True
             sources.reset()
             window_start = datetime.now(UTC)
+            if screen:
+                await screen.keep(True)
             await asyncio.sleep(duration)
+            on_screen_ms = screen.latencies_ms(await screen.samples(), sources.playing["/cam0"]) if screen else []
+            await screens.aclose()
             liandong = tree(server)
             cpu1, floor1, elapsed = cpu_seconds(liandong), cpu_seconds(floor), time.monotonic() - t0
             parts = {name: round((cpu_seconds(group) - parts0[name]) / elapsed, 3)
@@ -406,6 +419,7 @@ async def run(cameras: int, duration: float) -> dict[str, Any]:
         "focused_views": len(views),
         "focus_latency_ms": {"p50": round(percentile(focus, 50)), "p99": round(percentile(focus, 99)),
                              "keyframes": len(focus)} if focus else None,
+        "screen_latency_ms": summary(on_screen_ms, percentile),
         "audio_offset_ms": {"median": round(percentile(offsets, 50)),
                             "largest": round(_largest(offsets)),
                             "seconds": len(offsets)} if offsets else None,
@@ -448,8 +462,10 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, default=16)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    parser.add_argument("--screen", action="store_true",
+                        help="also focus the first camera on the wall page in Chromium; read its frames off the screen")
     args = parser.parse_args()
-    result = asyncio.run(run(args.cameras, args.duration))
+    result = asyncio.run(run(args.cameras, args.duration, args.screen))
     print(json.dumps(result, ensure_ascii=False, indent=None if args.json else 2))
 
 

@@ -5,7 +5,8 @@ satisfaction; and the minutes the video analysis found a window's seat empty (ç¦
 
 Every figure is counted in SQL from stored outcomes, one query per kind of record, each reading only
 the period's rows through an index on its time that also carries the keys the figures are grouped by
-(migration 0004): at a million cases, a month's figures never visit the cases' rows.
+(migration 0004), and each card its case's keys: at a million cases, a month's figures never visit
+the cases' rows.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ _IN = "BETWEEN $1 AND $2"  # timestamps are to the microsecond: `until` is the p
 
 def _queries(by: str) -> list[str]:
     case, complaint, camera = GROUPS[by]
+    card = case.replace("c.", "k.")
     mine = "(cardinality($3::text[]) = 0 OR c.department = ANY($3))"
+    mine_card = mine.replace("c.", "k.")
     queries = [
         f"SELECT {case} AS key, count(*) AS received FROM approval_cases c WHERE c.accepted_at {_IN} AND {mine}"
         " GROUP BY 1",
@@ -49,14 +52,15 @@ def _queries(by: str) -> list[str]:
         f" WHERE c.completed_at {_IN} AND {mine} GROUP BY 1",
         f"SELECT {case} AS key, count(*) AS in_progress FROM approval_cases c WHERE c.completed_at IS NULL"
         f" AND c.accepted_at <= $2 AND {mine} AND $1::timestamptz IS NOT NULL GROUP BY 1",
-        f"SELECT {case} AS key, count(*) FILTER (WHERE k.colour = 'red') AS red_cards,"
+        # a card carries its case's keys (migration 0004): k.* stands for c.* without a join to every case
+        f"SELECT {card} AS key, count(*) FILTER (WHERE k.colour = 'red') AS red_cards,"
         " count(*) FILTER (WHERE k.colour = 'yellow') AS yellow_cards FROM efficiency_cards k"
-        f" JOIN approval_cases c ON c.id = k.case_id WHERE k.opened_at {_IN}"
+        f" WHERE k.case_id IS NOT NULL AND k.opened_at {_IN}"
         " AND k.closed_by <> 'cause gone'"  # a card a late event showed was never due does not count
-        f" AND {mine} GROUP BY 1",
-        f"SELECT {case} AS key, count(*) AS open_cards FROM efficiency_cards k JOIN approval_cases c"
-        f" ON c.id = k.case_id WHERE k.closed_at IS NULL AND {mine} AND $1::timestamptz IS NOT NULL"
-        " AND $2::timestamptz IS NOT NULL GROUP BY 1",
+        f" AND {mine_card} GROUP BY 1",
+        f"SELECT {card} AS key, count(*) AS open_cards FROM efficiency_cards k WHERE k.case_id IS NOT NULL"
+        f" AND k.closed_at IS NULL AND {mine_card} AND $1::timestamptz IS NOT NULL AND $2::timestamptz IS NOT NULL"
+        " GROUP BY 1",
         f"SELECT {case} AS key, count(*) AS anomalies FROM case_anomalies a JOIN approval_cases c"
         f" ON c.id = a.case_id WHERE a.found_at {_IN} AND {mine} GROUP BY 1",
         f"SELECT {complaint} AS key, count(*) AS complaints, count(*) FILTER (WHERE k.upheld) AS complaints_upheld"

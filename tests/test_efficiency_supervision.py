@@ -241,3 +241,29 @@ async def test_a_months_figures_give_the_appraisal_and_the_bulletin_says_them(li
     assert b"/FontFile2" in pdf  # the fonts travel inside the file
     page = (await liandong.raw("GET", f"/api/efficiency/bulletins/{month}/html", as_user="supervisor")).decode()
     assert MARKET in page and "69.50" in page
+
+
+async def test_a_card_is_counted_at_the_window_and_staff_member_its_case_moved_to(liandong: Liandong) -> None:
+    system = await market_system(liandong)
+    start = days_ago(0.2)
+    # Accepted at window 1 without the required documents: a red card for it, counted at window 1.
+    status, sent = await send(liandong, system, event("W-1", 1, "stage", start, "accept", actor="张敏",
+                                                      window="1号窗口"))
+    assert status == 201, sent
+    assert [c["colour"] for c in await cards_of(liandong, sent["case_id"])] == ["red"]
+
+    async def by(grouping: str) -> dict[str, tuple[int, int]]:
+        status, figures = await liandong.call("GET", f"/api/efficiency/statistics?by={grouping}", as_user="supervisor")
+        assert status == 200
+        return {row["key"]: (row["red_cards"], row["open_cards"]) for row in figures["rows"]
+                if row["red_cards"] or row["open_cards"]}
+
+    assert await by("window") == {f"{MARKET} · 1号窗口": (1, 1)}
+    assert await by("staff") == {f"{MARKET} · 张敏": (1, 1)}
+    # The case's next stage is done at window 2: the case is now window 2's, and its card goes with it.
+    status, sent = await send(liandong, system, event("W-1", 2, "stage", start + timedelta(minutes=5), "handle",
+                                                      actor="王芳", window="2号窗口"))
+    assert status == 201, sent
+    assert await by("window") == {f"{MARKET} · 2号窗口": (1, 1)}
+    assert await by("staff") == {f"{MARKET} · 张敏": (1, 1)}  # who accepted it is unchanged
+    assert await by("department") == {MARKET: (1, 1)}
