@@ -17,6 +17,8 @@ from typing import Any
 
 from playwright.async_api import Browser, Page, async_playwright
 
+from bench.dispatch import percentile
+
 CHROMIUM = "/usr/bin/chromium"  # Debian's: nothing is downloaded
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
@@ -61,9 +63,9 @@ class FocusedScreen:
         self.page = page
         self.bars = bars
 
-    async def keep(self, on: bool) -> None:
-        await self.page.evaluate(f"() => {{ window.liandongScreen.keeping = {str(on).lower()};"
-                                 " if (!window.liandongScreen.keeping) return; window.liandongScreen.samples = []; }")
+    async def start(self) -> None:
+        """Keep the frames presented from now on."""
+        await self.page.evaluate("() => { window.liandongScreen.samples = []; window.liandongScreen.keeping = true; }")
 
     async def samples(self) -> list[tuple[float, int]]:
         raw: list[list[float]] = await self.page.evaluate("() => window.liandongScreen.samples")
@@ -106,7 +108,7 @@ async def focused_screen(base: str, username: str, password: str, camera_id: int
             await browser.close()
 
 
-def summary(latencies: list[tuple[float, float]], percentile: Any) -> dict[str, Any] | None:
+def summary(latencies: list[tuple[float, float]]) -> dict[str, Any] | None:
     """p50 and p99 over the window, and the drift: the last minute's median minus the first minute's."""
     if not latencies:
         return None

@@ -271,7 +271,8 @@ async def run(cameras: int, duration: float, on_screen: bool = False) -> dict[st
              'recordings_dir = "var/recordings"': f'recordings_dir = "{workdir / "recordings"}"',
              'media_dir = "var/media"': f'media_dir = "{workdir / "media"}"'}
     with rtsp_sources(rtsp_port, source, cameras + FLOOR_SAMPLE) as sources:
-        async with server_process(url, port, workdir, edits) as server, aiohttp.ClientSession() as http:
+        async with server_process(url, port, workdir, edits) as server, aiohttp.ClientSession() as http, \
+                contextlib.AsyncExitStack() as screens:  # the browser, if any, closed whatever happens
             async with http.post(base + "/api/login", json={"username": "bench-supervisor",
                                                             "password": PASSWORD}) as response:
                 headers = {"Authorization": f"Bearer {(await response.json())['token']}"}
@@ -342,7 +343,6 @@ async def run(cameras: int, duration: float, on_screen: bool = False) -> dict[st
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                     env={**os.environ, "TZ": "UTC"}))
                 floor_processes.append(subprocess.Popen([sys.executable, "-c", FLOOR_DECODE, stream]))
-            screens = contextlib.AsyncExitStack()
             screen = None
             if on_screen:  # the supervisor's own view of the first camera, as a browser presents it
                 screen = await screens.enter_async_context(focused_screen(
@@ -360,7 +360,7 @@ async def run(cameras: int, duration: float, on_screen: bool = False) -> dict[st
             sources.reset()
             window_start = datetime.now(UTC)
             if screen:
-                await screen.keep(True)
+                await screen.start()
             await asyncio.sleep(duration)
             on_screen_ms = screen.latencies_ms(await screen.samples(), sources.playing["/cam0"]) if screen else []
             await screens.aclose()
@@ -419,7 +419,7 @@ async def run(cameras: int, duration: float, on_screen: bool = False) -> dict[st
         "focused_views": len(views),
         "focus_latency_ms": {"p50": round(percentile(focus, 50)), "p99": round(percentile(focus, 99)),
                              "keyframes": len(focus)} if focus else None,
-        "screen_latency_ms": summary(on_screen_ms, percentile),
+        "screen_latency_ms": summary(on_screen_ms),
         "audio_offset_ms": {"median": round(percentile(offsets, 50)),
                             "largest": round(_largest(offsets)),
                             "seconds": len(offsets)} if offsets else None,
