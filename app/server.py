@@ -57,6 +57,7 @@ from command.intake import Intake
 from command.plan_store import PLANS_CHANNEL, LivePlans
 from dispatch import routes as dispatch_routes
 from dispatch import terminal_socket
+from dispatch.changes import TicketChanges
 from dispatch.context import DISPATCH, Dispatch
 from dispatch.directory import SUBCENTRES_CHANNEL, Directory
 from dispatch.fanout import EventStream
@@ -189,7 +190,8 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             events = EventStream(pool, hub)
             app[DISPATCH] = Dispatch(config.taxonomy, config.departments,
                                      Router(config.taxonomy, config.departments, config.severity_rules),
-                                     directory, views, ids, events)
+                                     directory, views, ids, events, TicketChanges(pool, views))
+            events.subscribe(app[DISPATCH].changes)
 
             e = config.escalation
             escalator = Escalator(pool, ids, views, (e.supervisor.name, e.supervisor.channel, e.supervisor.address),

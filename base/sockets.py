@@ -5,10 +5,11 @@ errors mapped in one place.
     → {"type": "hello", "token": "…", …}            within 10 s, or the socket closes
     ← the endpoint's welcome
     → {"type": "<registered>", "id": 7, …}          checked against the handler's schema
-    ← {"type": "result", "id": 7, "ok": true, …}    when the handler answers
+    ← {"type": "result", "id": 7, "ok": true, …}    when the handler answers a request with an id
     ← {"type": "error", "id": 7, "code": "…", "field": "…", "message": "…"}
 
-A bad hello is answered with an error naming the field and closed (4400 invalid, 4401 unknown token,
+A request without an `id` is one nobody waits on (a terminal's delivery receipt): it gets no result,
+only an error if it fails. A bad hello is answered with an error naming the field and closed (4400 invalid, 4401 unknown token,
 4403 wrong role). One writer task owns the socket; everything else queues. A client whose queue
 fills is cut off (1013) and reconnects: it never stalls the server.
 """
@@ -319,7 +320,7 @@ class Endpoint(Generic[C]):
                 raise DomainError(f"unknown message type {raw.get('type')!r}", "type", "unknown_type")
             kind, handle = registered
             answer = await handle(state, convert(raw, kind))
-            if answer is not None:
+            if answer is not None and request_id is not None:
                 session.send({"type": "result", "id": request_id, "ok": True, **answer})
         except DomainError as error:
             session.send(_error(error, request_id))

@@ -72,9 +72,10 @@ def grid(count: int) -> list[shapely.Polygon]:
             for i in range(side) for j in range(side)]
 
 
-async def fresh_database(workdir: Path, name: str) -> str:
-    """The embedded PostgreSQL started in `workdir` with an empty database `name`, migrated; its URL."""
-    admin_url = start_embedded(workdir)
+async def fresh_database(workdir: Path, name: str, postgres: str | None = None) -> str:
+    """An empty database `name`, migrated, on the PostgreSQL at admin URL `postgres` or else on the
+    embedded one started in `workdir`; its URL."""
+    admin_url = postgres or start_embedded(workdir)
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f"DROP DATABASE IF EXISTS {name}")
     await admin.execute(f"CREATE DATABASE {name}")
@@ -213,68 +214,51 @@ def random_points(count: int, seed: int) -> list[tuple[float, float]]:
     return points
 
 
-async def run(terminals: int, rate: float, duration: float, per_subcentre: int) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="liandong-bench-"))
-    url = await fresh_database(workdir, "bench")
-    subcentre_codes = await prepare_database(url, max(1, terminals // per_subcentre))
-    floor = await measure_floor(url, 1000)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    async with server_process(url, port, workdir) as server, aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=200)) as http:
-        async def login(username: str) -> str:
-            async with http.post(base + "/api/login", json={"username": username, "password": PASSWORD}) as r:
-                token: str = (await r.json())["token"]
-                return token
+class Load:
+    """One server with its terminals and console connected, driven through load phases."""
 
-        dispatcher = await login("bench-dispatcher")
-        rss_idle = server.memory_info().rss / 2**20
-        received: dict[int, list[float]] = {}   # incident id -> arrival times at terminals
-        sent: dict[int, float] = {}             # incident id -> POST sent
-        by_subcentre: dict[int, list[TerminalClient]] = {}
-        acks_sent: dict[int, float] = {}        # ticket id -> ack sent
-
-        def arrival(ticket: dict[str, Any]) -> None:
-            received.setdefault(ticket["incident_id"], []).append(time.perf_counter())
-
-        url_ws = base.replace("http", "ws") + "/ws/terminal"
-        tokens: list[str] = []
-        for start in range(0, len(subcentre_codes), 50):
-            tokens += await asyncio.gather(*(login(code) for code in subcentre_codes[start:start + 50]))
-        # Terminals dealt round the sub-centres, so every sub-centre has one or more.
-        clients = [TerminalClient(url_ws, tokens[n % len(tokens)], on_new_ticket=arrival) for n in range(terminals)]
-        for start in range(0, len(clients), 100):
-            await asyncio.gather(*(c.connect() for c in clients[start:start + 100]))
+    def __init__(self, base: str, http: aiohttp.ClientSession, server: psutil.Process, dispatcher: str,
+                 clients: list[TerminalClient], console: aiohttp.ClientWebSocketResponse) -> None:
+        self.base, self.http, self.server, self.dispatcher = base, http, server, dispatcher
+        self.clients, self.console = clients, console
+        self.by_subcentre: dict[int, list[TerminalClient]] = {}
         for client in clients:
-            by_subcentre.setdefault(client.welcome["user"]["subcentre_id"], []).append(client)
+            self.by_subcentre.setdefault(client.welcome["user"]["subcentre_id"], []).append(client)
+        self.received: dict[int, list[float]] = {}  # incident id -> arrival times at terminals
+        self.console_seen: dict[int, float] = {}    # ticket id -> ticket.acknowledged seen on the console
+        self.points = random_points(5000, seed=7)
+        me = psutil.Process()
+        postgres = [p for p in psutil.process_iter(["name", "cmdline"])
+                    if p.info["name"] == "postgres" or "postgres" in " ".join(p.info["cmdline"] or [])[:200]]
+        self.watched = {"server": [server], "bench": [me], "postgres": postgres}
 
-        console_seen: dict[int, float] = {}
-        console = await http.ws_connect(base.replace("http", "ws") + "/ws/console")
-        await console.send_str(msgspec.json.encode({"type": "hello", "token": dispatcher}).decode())
-        await console.receive_json()
+    def arrival(self, ticket: dict[str, Any]) -> None:
+        self.received.setdefault(ticket["incident_id"], []).append(time.perf_counter())
 
-        async def watch_console() -> None:
-            async for message in console:
-                event = msgspec.json.decode(message.data)
-                if event.get("kind") == "ticket.acknowledged":
-                    console_seen.setdefault(event["ticket_id"], time.perf_counter())
+    async def watch_console(self) -> None:
+        async for message in self.console:
+            event = msgspec.json.decode(message.data)
+            if event.get("kind") == "ticket.acknowledged":
+                self.console_seen.setdefault(event["ticket_id"], time.perf_counter())
 
-        watcher = asyncio.create_task(watch_console())
-        ack_tasks: list[asyncio.Task[None]] = []
+    async def phase(self, rate: float, duration: float) -> dict[str, Any]:
+        """Incidents at `rate` per second for `duration` seconds (open loop), then count what arrived."""
+        sent: dict[int, float] = {}               # incident id -> POST sent
+        acks_sent: dict[int, float] = {}          # ticket id -> ack sent
         expected: dict[int, tuple[int, int]] = {}  # ticket id -> (incident id, sub-centre id)
+        ack_tasks: list[asyncio.Task[None]] = []
         failures = 0
+        repeats_before = sum(c.repeats for c in self.clients)
         count = int(rate * duration)
-        points = random_points(count, seed=7)
-        rss_peak = 0.0
 
         async def post(n: int) -> None:
             nonlocal failures
-            lon, lat = points[n]
+            lon, lat = self.points[n % len(self.points)]
             body = {"type_code": "201", "severity": 3 + n % 2, "location": {"lon": lon, "lat": lat},
                     "description": f"bench incident {n}"}
             t0 = time.perf_counter()
-            async with http.post(base + "/api/incidents", json=body,
-                                 headers={"Authorization": f"Bearer {dispatcher}"}) as response:
+            async with self.http.post(self.base + "/api/incidents", json=body,
+                                      headers={"Authorization": f"Bearer {self.dispatcher}"}) as response:
                 if response.status != 201:
                     failures += 1
                     return
@@ -285,18 +269,15 @@ async def run(terminals: int, rate: float, duration: float, per_subcentre: int) 
                 ack_tasks.append(asyncio.create_task(acknowledge_later(ticket["id"], ticket["subcentre_id"])))
 
         async def acknowledge_later(ticket_id: int, subcentre_id: int) -> None:
-            client = by_subcentre[subcentre_id][0]
+            client = self.by_subcentre[subcentre_id][0]
             await asyncio.sleep(0.2)
             acks_sent[ticket_id] = time.perf_counter()
             with contextlib.suppress(Exception):
                 await client.acknowledge(ticket_id)
 
-        rss_connected = server.memory_info().rss / 2**20
-        me = psutil.Process()
-        postgres = [p for p in psutil.process_iter(["name", "cmdline"])
-                    if p.info["name"] == "postgres" or "postgres" in " ".join(p.info["cmdline"] or [])[:200]]
-        watched = {"server": [server], "bench": [me], "postgres": postgres}
-        cpu_before = {k: cpu_seconds(v) for k, v in watched.items()}
+        rss_peak = 0.0
+        cpu_before = {k: cpu_seconds(v) for k, v in self.watched.items()}
+        LOOP_LAG.clear()
         lag = asyncio.create_task(_loop_lag())
         # The terminals and their state live for the whole run: keep this process's collector pauses out
         # of the timings (the server is measured as it runs, untouched).
@@ -310,32 +291,30 @@ async def run(terminals: int, rate: float, duration: float, per_subcentre: int) 
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(post(n)))
             if n % 100 == 0:
-                rss_peak = max(rss_peak, server.memory_info().rss / 2**20)
+                rss_peak = max(rss_peak, self.server.memory_info().rss / 2**20)
         await asyncio.gather(*tasks)
         await asyncio.gather(*ack_tasks)
         elapsed = time.perf_counter() - started
         await asyncio.sleep(3.0)  # let the last deliveries land before counting losses
-        cpu_after = {k: cpu_seconds(v) for k, v in watched.items()}
+        cpu_after = {k: cpu_seconds(v) for k, v in self.watched.items()}
         lag.cancel()
         gc.enable()
-        rss_peak = max(rss_peak, server.memory_info().rss / 2**20)
-        watcher.cancel()
-        async with http.get(base + "/healthz") as response:
+        rss_peak = max(rss_peak, self.server.memory_info().rss / 2**20)
+        async with self.http.get(self.base + "/healthz") as response:
             server_lag = (await response.json())["loop_lag"]
 
-        latencies = [arrival_t - sent[incident_id] for incident_id, times in received.items()
+        latencies = [arrival_t - sent[incident_id] for incident_id, times in self.received.items()
                      if incident_id in sent for arrival_t in times]
         lost = 0
         for ticket_id, (_, subcentre_id) in expected.items():
-            lost += sum(1 for client in by_subcentre.get(subcentre_id, []) if ticket_id not in client.tickets)
-        ack_latencies = [console_seen[t] - acks_sent[t] for t in acks_sent if t in console_seen]
+            lost += sum(1 for client in self.by_subcentre.get(subcentre_id, []) if ticket_id not in client.tickets)
+        ack_latencies = [self.console_seen[t] - acks_sent[t] for t in acks_sent if t in self.console_seen]
         # A terminal the server cut off (too slow, session ended) misses what follows: name why, so a
         # loss in the figures explains itself (browsers reconnect and replay; this client does not).
-        drops = collections.Counter(f"{code} {reason}".strip() for c in clients for code, reason in c.dropped)
-        await console.close()
-        await asyncio.gather(*(c.close() for c in clients))
-        result = {
-            "terminals": len(clients), "subcentres": len(by_subcentre), "rate": rate, "duration_s": duration,
+        drops = collections.Counter(f"{code} {reason}".strip() for c in self.clients for code, reason in c.dropped)
+        cpu = {k: cpu_after[k] - cpu_before[k] for k in self.watched}
+        return {
+            "rate": rate, "duration_s": duration,
             "incidents": len(sent), "failed_posts": failures, "tickets": len(expected),
             "deliveries": len(latencies),
             "p50_ms": percentile([x * 1000 for x in latencies], 50),
@@ -344,14 +323,110 @@ async def run(terminals: int, rate: float, duration: float, per_subcentre: int) 
             "ack_p50_ms": percentile([x * 1000 for x in ack_latencies], 50),
             "ack_p99_ms": percentile([x * 1000 for x in ack_latencies], 99),
             "acks_unseen": len(acks_sent) - len(ack_latencies),
-            "lost": lost, "duplicates": sum(c.repeats for c in clients), "terminals_dropped": dict(drops),
-            "rss_mb": round(rss_peak, 1), "rss_idle_mb": round(rss_idle, 1),
-            "rss_connected_mb": round(rss_connected, 1),
-            **{f"{k}_cpu_cores": round((cpu_after[k] - cpu_before[k]) / elapsed, 2) for k in watched},
+            "lost": lost, "duplicates": sum(c.repeats for c in self.clients) - repeats_before,
+            "terminals_dropped": dict(drops), "rss_mb": round(rss_peak, 1),
+            **{f"{k}_cpu_cores": round(cpu[k] / elapsed, 2) for k in self.watched},
+            # CPU per incident: everything the process did over the phase (its background passes
+            # included) divided by the incidents it carried.
+            **{f"{k}_cpu_ms_per_incident": cpu[k] * 1000 / max(1, len(sent)) for k in ("server", "postgres")},
             "server_loop_lag_p99_ms": server_lag["p99_ms"], "server_loop_lag_max_ms": server_lag["max_ms"],
             "bench_loop_lag_p99_ms": percentile(LOOP_LAG, 99), "bench_loop_lag_max_ms": max(LOOP_LAG, default=0.0),
-            **floor,
         }
+
+
+CAPACITY_P99_MS = 25.0
+STEP_FIELDS = ("rate", "incidents", "p50_ms", "p99_ms", "ack_p99_ms", "lost", "duplicates", "failed_posts",
+               "acks_unseen", "terminals_dropped", "server_cpu_cores", "postgres_cpu_cores", "bench_cpu_cores",
+               "server_cpu_ms_per_incident", "postgres_cpu_ms_per_incident", "bench_loop_lag_p99_ms")
+
+
+def held_criterion(figures: dict[str, Any]) -> bool:
+    """Whether a phase stayed inside the capacity criterion: p99 <= 25 ms with nothing lost or failed."""
+    return bool(figures["p99_ms"] <= CAPACITY_P99_MS and figures["lost"] == 0 and figures["failed_posts"] == 0
+                and figures["acks_unseen"] == 0 and not figures["terminals_dropped"])
+
+
+async def reset_statements(url: str) -> None:
+    """Zero pg_stat_statements (the server must preload it: `--postgres` on one that does)."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await connection.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await connection.close()
+
+
+async def top_statements(url: str, limit: int, incidents: int) -> list[dict[str, Any]]:
+    """The statements that took the most database time, per incident carried."""
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT calls, total_exec_time + total_plan_time AS ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 140)"
+            " AS query FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname ="
+            " current_database()) ORDER BY ms DESC LIMIT $1", limit)
+    finally:
+        await connection.close()
+    return [{"calls_per_incident": round(r["calls"] / max(1, incidents), 2),
+             "ms_per_incident": round(r["ms"] / max(1, incidents), 3), "query": r["query"]} for r in rows]
+
+
+async def run(terminals: int, rate: float, duration: float, per_subcentre: int, *, capacity: bool = False,
+              step: float = 50.0, postgres: str | None = None, statements: int = 0) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="liandong-bench-"))
+    url = await fresh_database(workdir, "bench", postgres)
+    subcentre_codes = await prepare_database(url, max(1, terminals // per_subcentre))
+    floor = await measure_floor(url, 1000)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with server_process(url, port, workdir) as server, aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=200)) as http:
+        async def login(username: str) -> str:
+            async with http.post(base + "/api/login", json={"username": username, "password": PASSWORD}) as r:
+                token: str = (await r.json())["token"]
+                return token
+
+        dispatcher = await login("bench-dispatcher")
+        rss_idle = server.memory_info().rss / 2**20
+        url_ws = base.replace("http", "ws") + "/ws/terminal"
+        tokens: list[str] = []
+        for start in range(0, len(subcentre_codes), 50):
+            tokens += await asyncio.gather(*(login(code) for code in subcentre_codes[start:start + 50]))
+        load: Load
+        # Terminals dealt round the sub-centres, so every sub-centre has one or more.
+        clients = [TerminalClient(url_ws, tokens[n % len(tokens)], on_new_ticket=lambda t: load.arrival(t))
+                   for n in range(terminals)]
+        for start in range(0, len(clients), 100):
+            await asyncio.gather(*(c.connect() for c in clients[start:start + 100]))
+        console = await http.ws_connect(base.replace("http", "ws") + "/ws/console")
+        await console.send_str(msgspec.json.encode({"type": "hello", "token": dispatcher}).decode())
+        await console.receive_json()
+        load = Load(base, http, server, dispatcher, clients, console)
+        watcher = asyncio.create_task(load.watch_console())
+        rss_connected = server.memory_info().rss / 2**20
+        if statements:
+            await reset_statements(url)
+        result: dict[str, Any] = {"terminals": len(clients), "subcentres": len(load.by_subcentre),
+                                  **await load.phase(rate, duration), "rss_idle_mb": round(rss_idle, 1),
+                                  "rss_connected_mb": round(rss_connected, 1), **floor}
+        if statements:
+            result["statements"] = await top_statements(url, statements, result["incidents"])
+        if capacity:
+            # Step the rate up from the measured one until a phase breaks the criterion; the capacity is
+            # the last rate that held (0 if even the first did not).
+            steps: list[dict[str, Any]] = []
+            held = held_criterion(result)
+            steps.append({k: result[k] for k in STEP_FIELDS})
+            next_rate = rate
+            while held:
+                next_rate += step
+                figures = await load.phase(next_rate, duration)
+                steps.append({k: figures[k] for k in STEP_FIELDS})
+                held = held_criterion(figures)
+            result["capacity_per_s"] = max((s["rate"] for s in steps if held_criterion(s)), default=0.0)
+            result["capacity_steps"] = steps
+        watcher.cancel()
+        await console.close()
+        await asyncio.gather(*(c.close() for c in clients))
     shutil.rmtree(workdir, ignore_errors=True)
     return result
 
@@ -362,9 +437,18 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="incidents per second")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     parser.add_argument("--per-subcentre", type=int, default=3, help="terminals per sub-centre (about)")
+    parser.add_argument("--capacity", action="store_true",
+                        help=f"after the measured phase, step the rate up until p99 > {CAPACITY_P99_MS:g} ms or"
+                             " anything is lost; report the last rate that held as capacity_per_s")
+    parser.add_argument("--step", type=float, default=50.0, help="incidents per second added per capacity step")
+    parser.add_argument("--postgres", help="admin URL of a running PostgreSQL to use instead of the embedded one")
+    parser.add_argument("--statements", type=int, default=0, metavar="N",
+                        help="list the N statements that took most database time (needs --postgres on a server"
+                             " that preloads pg_stat_statements)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
-    result = asyncio.run(run(args.terminals, args.rate, args.duration, args.per_subcentre))
+    result = asyncio.run(run(args.terminals, args.rate, args.duration, args.per_subcentre, capacity=args.capacity,
+                             step=args.step, postgres=args.postgres, statements=args.statements))
     for key, value in result.items():
         if isinstance(value, float):
             result[key] = round(value, 2)

@@ -62,9 +62,10 @@ class TerminalClient:
         self._reader = asyncio.create_task(self._read(self._socket))
 
     async def _receipt(self, socket: websockets.ClientConnection, ticket: dict[str, Any]) -> None:
-        """Tell the server the ticket arrived (its result is not awaited: receipts are idempotent)."""
+        """Tell the server the ticket arrived. Receipts are idempotent and nothing waits on one, so it
+        carries no id and the server sends no result (an error, if any, arrives with id null)."""
         if self.auto_receipt and ticket["state"] == "created":
-            receipt = {"type": "received", "id": next(self._ids), "ticket_id": ticket["id"]}
+            receipt = {"type": "received", "ticket_id": ticket["id"]}
             await socket.send(msgspec.json.encode(receipt).decode())
 
     async def close(self) -> None:

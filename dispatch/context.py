@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from dispatch.changes import TicketChanges
 from dispatch.directory import Directory
 from dispatch.fanout import EventStream
 from dispatch.ids import IdReserves
@@ -23,6 +24,7 @@ class Dispatch:
     views: Views
     ids: IdReserves
     events: EventStream
+    changes: TicketChanges  # every person's action on a ticket, group-committed
 
 
 DISPATCH = web.AppKey("dispatch", Dispatch)

@@ -9,12 +9,11 @@ import msgspec
 from aiohttp import web
 
 from base.accounts import Role
-from base.context import PLATFORM
 from base.errors import DomainError
 from base.http import ANYONE, LOGGED_IN, Api, actor_of, body_of, path_id, reply, user_of
 from base.messages import PLAIN
 from dispatch.context import DISPATCH
-from dispatch.store import TicketAction, change_ticket
+from dispatch.store import TicketAction, TicketChange
 from dispatch.taxonomy import Severity
 from dispatch.tickets import Feedback
 from gis.coords import Location
@@ -78,8 +77,8 @@ class Reason(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 async def _act(request: web.Request, action: TicketAction) -> web.Response:
     user = user_of(request)
-    ticket = await change_ticket(request.app[PLATFORM].pool, request.app[DISPATCH].views, path_id(request), action,
-                                 user.id, user.subcentre_id if user.role is Role.OPERATOR else None)
+    ticket = await request.app[DISPATCH].changes.apply(
+        TicketChange(path_id(request), action, user.id, user.subcentre_id if user.role is Role.OPERATOR else None))
     return reply({"changed": ticket is not None, "ticket": ticket})
 
 

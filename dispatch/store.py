@@ -287,43 +287,79 @@ event AS (
 {_ANNOUNCE}"""
 
 
-async def change_ticket(pool: Pool, views: Views, ticket_id: int, action: TicketAction, actor_id: int,
-                        actor_subcentre: int | None) -> JSON | None:
-    """Apply `action` to a ticket in one transaction; returns the ticket, or None when a repeated
-    delivery receipt changed nothing. `actor_subcentre` is set for operators: they may only act on
-    their own sub-centre's tickets. Raises TicketNotFound, NotYourTicket, and the state machine's
-    IllegalTransition.
+class TicketChange(msgspec.Struct, frozen=True):
+    """A person's action on one ticket. `actor_subcentre` is set for operators: they may only act on
+    their own sub-centre's tickets."""
+
+    ticket_id: int
+    action: TicketAction
+    actor_id: int
+    actor_subcentre: int | None = None
+
+
+_LOCK_INCIDENTS = f"""
+SELECT i.*, now() AS now, (SELECT array_agg(to_jsonb(t)) FROM (SELECT {_TICKET_COLUMNS} FROM tickets
+    WHERE incident_id = i.id) t) AS tickets
+FROM incidents i WHERE i.id IN (SELECT incident_id FROM tickets WHERE id = ANY($1::bigint[]))
+ORDER BY i.id FOR NO KEY UPDATE"""
+
+
+async def change_tickets(pool: Pool, views: Views, changes: Sequence[TicketChange]) -> list[JSON | DomainError | None]:
+    """Apply `changes` in order, in one transaction. For each: the ticket as it now is, None when a
+    repeated delivery receipt changed nothing, or the error it alone raises (TicketNotFound,
+    NotYourTicket, the state machine's IllegalTransition) while the others still apply.
     """
     async with pool.acquire() as connection, connection.transaction():
-        # The incident row lock serialises all changes to one incident's tickets, so two tickets
-        # closing at once cannot both miss that the incident is now finished.
-        row = await connection.fetchrow(
-            f"SELECT i.*, now() AS now, (SELECT array_agg(to_jsonb(t)) FROM (SELECT {_TICKET_COLUMNS} FROM tickets"
-            " WHERE incident_id = i.id) t) AS tickets"
-            " FROM incidents i WHERE i.id = (SELECT incident_id FROM tickets WHERE id = $1) FOR UPDATE", ticket_id)
-        if row is None:
-            raise TicketNotFound(ticket_id)
-        siblings = {t["id"]: t for t in row["tickets"]}
-        current = siblings.pop(ticket_id)
-        if actor_subcentre is not None and current["subcentre_id"] != actor_subcentre:
-            raise NotYourTicket(ticket_id)
-        if action.kind == "deliver" and current["state"] != TicketState.CREATED:
-            return None  # at-least-once delivery: a second receipt is expected and harmless
-        now: datetime = row["now"]
-        changed = _apply(_ticket_from_json(current), action, now)
-        finishes_incident = changed.state.finished and all(TicketState(t["state"]).finished
-                                                           for t in siblings.values())
-        incident = views.incident(row)
-        body = ticket_json(changed, incident, views.tone(incident))
-        closed = views.incident({**row, "state": "closed", "closed_at": now}) if finishes_incident else None
-        acknowledged = changed.state is TicketState.ACKNOWLEDGED
-        feedback_s = float(current["limits"].get("feedback_s", 0)) if acknowledged and current["limits"] else None
-        await connection.execute(
-            _CHANGE_TICKET, changed.id, changed.state.value, changed.delivered_at, changed.acknowledged_at,
-            changed.closed_at, changed.rejected_at, changed.cancelled_at, changed.reason,
-            msgspec.to_builtins(changed.feedback) if changed.feedback else None, changed.subcentre_id, actor_id,
-            now, changed.incident_id, {"ticket": body}, finishes_incident, {"incident": closed}, feedback_s)
-        return body
+        # The incident row locks serialise all changes to one incident's tickets, so two tickets
+        # closing at once cannot both miss that the incident is now finished. They are taken in id
+        # order, so two batches sharing incidents never deadlock; NO KEY, so the foreign-key checks
+        # of events being recorded for the incident meanwhile do not wait for them.
+        rows = await connection.fetch(_LOCK_INCIDENTS, sorted({c.ticket_id for c in changes}))
+        incidents: dict[int, JSON] = {r["id"]: dict(r.items()) for r in rows}
+        raw = {t["id"]: t for r in rows for t in r["tickets"]}
+        tickets = {ticket_id: _ticket_from_json(t) for ticket_id, t in raw.items()}  # as changed so far
+        results: list[JSON | DomainError | None] = []
+        writes: list[tuple[object, ...]] = []
+        for change in changes:
+            try:
+                ticket = tickets.get(change.ticket_id)
+                if ticket is None:
+                    raise TicketNotFound(change.ticket_id)
+                if change.actor_subcentre is not None and ticket.subcentre_id != change.actor_subcentre:
+                    raise NotYourTicket(change.ticket_id)
+                if change.action.kind == "deliver" and ticket.state is not TicketState.CREATED:
+                    results.append(None)  # at-least-once delivery: a second receipt is expected and harmless
+                    continue
+                row = incidents[ticket.incident_id]
+                now: datetime = row["now"]
+                changed = _apply(ticket, change.action, now)
+            except DomainError as error:
+                results.append(error)
+                continue
+            tickets[changed.id] = changed
+            finishes_incident = changed.state.finished and all(
+                t.state.finished for t in tickets.values() if t.incident_id == changed.incident_id)
+            incident = views.incident(row)
+            body = ticket_json(changed, incident, views.tone(incident))
+            closed = None
+            if finishes_incident:
+                incidents[changed.incident_id] = {**row, "state": "closed", "closed_at": now}
+                closed = views.incident(incidents[changed.incident_id])
+            limits = raw[changed.id]["limits"]
+            acknowledged = changed.state is TicketState.ACKNOWLEDGED
+            feedback_s = float(limits.get("feedback_s", 0)) if acknowledged and limits else None
+            writes.append((
+                changed.id, changed.state.value, changed.delivered_at, changed.acknowledged_at,
+                changed.closed_at, changed.rejected_at, changed.cancelled_at, changed.reason,
+                msgspec.to_builtins(changed.feedback) if changed.feedback else None, changed.subcentre_id,
+                change.actor_id, now, changed.incident_id, {"ticket": body}, finishes_incident, {"incident": closed},
+                feedback_s))
+            results.append(body)
+        if writes:
+            # One pipelined round trip for the batch; each change still takes its sub-centre's next
+            # sequence number and announces its own event, in the batch's order.
+            await connection.executemany(_CHANGE_TICKET, writes)
+    return results
 
 
 _ADD_TICKETS = f"""

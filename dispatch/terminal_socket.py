@@ -21,7 +21,7 @@ from base.pg import Pool
 from base.sockets import Endpoint, SocketSession, encode
 from dispatch.context import DISPATCH, Dispatch
 from dispatch.protocol import Ack, FeedbackMessage, Received, Reject, TerminalHello
-from dispatch.store import StoredEvent, TicketAction, change_ticket, current_seq, replay
+from dispatch.store import StoredEvent, TicketAction, TicketChange, current_seq, replay
 
 api = Api()
 
@@ -69,7 +69,7 @@ class Terminal:
 
     async def act(self, ticket_id: int, action: TicketAction) -> Mapping[str, Any]:
         user: User = self.session.user
-        ticket = await change_ticket(self.pool, self.dispatch.views, ticket_id, action, user.id, self.subcentre_id)
+        ticket = await self.dispatch.changes.apply(TicketChange(ticket_id, action, user.id, self.subcentre_id))
         return {"changed": ticket is not None}
 
 

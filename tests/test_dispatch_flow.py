@@ -8,6 +8,8 @@ import asyncio
 import pytest
 
 from dispatch.client import TerminalClient, TerminalError
+from dispatch.context import DISPATCH
+from dispatch.store import TicketAction, TicketChange, change_tickets
 from tests.helpers import Liandong
 
 XILING = (111.29, 30.70)
@@ -200,3 +202,53 @@ async def test_an_operator_sees_an_incident_through_its_own_tickets_only(liandon
     assert (status, body["error"]["code"]) == (403, "forbidden")
     status, _ = await liandong.call("GET", "/api/incidents", as_user="water")
     assert status == 403
+
+
+async def test_every_terminal_of_a_sub_centre_sends_a_receipt_and_the_ticket_is_delivered_once(
+        liandong: Liandong) -> None:
+    terminals = [await liandong.terminal("fire-xiling") for _ in range(3)]
+    try:
+        incident = await liandong.report("201", 4, *XILING)
+        ticket_id = incident["tickets"][0]["id"]
+        for terminal in terminals:
+            assert (await terminal.next_ticket())["id"] == ticket_id
+        for _ in range(100):
+            if (await liandong.incident(incident["id"]))["tickets"][0]["state"] == "delivered":
+                break
+            await asyncio.sleep(0.02)
+        # A receipt sent again later, asking for its answer: nothing left to change.
+        again = await terminals[1].request("received", ticket_id=ticket_id)
+        assert again["changed"] is False
+    finally:
+        for terminal in terminals:
+            await terminal.close()
+    stored = await liandong.incident(incident["id"])
+    assert stored["tickets"][0]["state"] == "delivered"
+    assert [e["kind"] for e in stored["timeline"]].count("ticket.delivered") == 1
+
+
+async def test_changes_written_together_apply_in_order_and_close_the_incident_once(liandong: Liandong) -> None:
+    """One batch of the group commit, as concurrent requests make it: the dispatcher cancels all four
+    tickets of a flood at once, with a repeat and a ticket that does not exist among them. Each
+    refusal is that change's own; the incident closes once, with the last ticket."""
+    flood = await liandong.report("101", 1, *XILING)
+    ids = [t["id"] for t in flood["tickets"]]
+    dispatcher = await query(liandong, "SELECT id FROM users WHERE username = 'dispatcher'")
+    cancel = TicketAction("cancel", reason="false alarm")
+    changes = [TicketChange(ids[0], cancel, dispatcher), TicketChange(ids[1], cancel, dispatcher),
+               TicketChange(ids[0], cancel, dispatcher), TicketChange(999_999, cancel, dispatcher),
+               TicketChange(ids[2], cancel, dispatcher), TicketChange(ids[3], cancel, dispatcher)]
+    results = await change_tickets(liandong.platform.pool, liandong.app[DISPATCH].views, changes)  # type: ignore[index]
+
+    assert [r["state"] if isinstance(r, dict) else type(r).__name__ for r in results] == [
+        "cancelled", "cancelled", "IllegalTransition", "TicketNotFound", "cancelled", "cancelled"]
+    stored = await liandong.incident(flood["id"])
+    assert stored["state"] == "closed"
+    kinds = [e["kind"] for e in stored["timeline"]]
+    assert kinds.count("ticket.cancelled") == 4 and kinds.count("incident.closed") == 1
+    assert kinds[-2:] == ["ticket.cancelled", "incident.closed"]
+
+
+async def query(liandong: Liandong, sql: str) -> int:
+    value: int = await liandong.platform.pool.fetchval(sql)
+    return value

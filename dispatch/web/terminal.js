@@ -40,8 +40,9 @@ function updateAlarm() {
 
 function seqKey() { return `liandong.terminal.${username}.last_seq`; }
 
-function send(message) {
-  if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ id: ++requestId, ...message }));
+function send(message, { answered = true } = {}) {
+  const framed = answered ? { id: ++requestId, ...message } : message;
+  if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(framed));
 }
 
 function see(ticket) {
@@ -49,7 +50,8 @@ function see(ticket) {
   const wasWaiting = !isNew && waiting(tickets.get(ticket.id));
   tickets.set(ticket.id, ticket);
   if (isNew) liandongTerminal.arrivals.push(ticket.id);
-  if (isNew && ticket.state === "created") send({ type: "received", ticket_id: ticket.id });
+  // A receipt waits for no answer (a repeat is harmless), so it carries no id and gets none.
+  if (isNew && ticket.state === "created") send({ type: "received", ticket_id: ticket.id }, { answered: false });
   render();
   if (isNew || (wasWaiting && !waiting(ticket))) updateAlarm();
 }
