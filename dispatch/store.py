@@ -40,10 +40,12 @@ _TICKET_COLUMNS = ("id, incident_id, subcentre_id, department, state, created_at
 def _next_seqs(subcentre_ids: str) -> str:
     """The CTE `seq` (id, last_seq): each named sub-centre's next sequence number. Rows are locked in
     id order, so concurrent statements never deadlock, and held to commit, so numbers follow commit
-    order: what lets a terminal say "I saw up to N" and be sent exactly what it missed."""
+    order: what lets a terminal say "I saw up to N" and be sent exactly what it missed. (The id test
+    is repeated on `s` so the prepared statement's generic plan reads it through the index rather
+    than scanning every sub-centre.)"""
     return (f"seq AS (UPDATE subcentres s SET last_seq = s.last_seq + 1 FROM (SELECT id FROM subcentres"
             f" WHERE id = ANY({subcentre_ids}::int[]) ORDER BY id FOR UPDATE) locked"
-            f" WHERE s.id = locked.id RETURNING s.id, s.last_seq)")
+            f" WHERE s.id = locked.id AND s.id = ANY({subcentre_ids}::int[]) RETURNING s.id, s.last_seq)")
 
 
 # Appended to a statement whose CTE `event` inserted events RETURNING *: announce them on commit.
