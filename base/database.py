@@ -30,6 +30,15 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5.0
 STATEMENT_TIMEOUT_S = 30.0  # the longest a statement may take (a year's statistics); requests give up sooner
 _START_ATTEMPTS = 15  # a second apart: a database restarting after a crash is given that long
+
+# What PostgreSQL does about a server process that stops answering (its host died, its network went,
+# it is frozen). Over TCP the database probes an idle connection after 5 s, every 2 s, and drops it
+# after 3 unanswered probes: a dead host's sessions, and the camera locks they hold, end within
+# about 11 s rather than the kernel's two hours (on a Unix socket these are ignored: a peer that
+# dies closes it at once). A frozen process still answers probes (its kernel does), so a transaction
+# it left open is ended after 10 s idle; its camera locks are ended by video.claims.
+SESSION_SETTINGS = {"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3",
+                    "idle_in_transaction_session_timeout": "10s"}
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _MIGRATION_LOCK = 727001
 
@@ -163,7 +172,8 @@ async def _init_connection(connection: Connection) -> None:
 
 async def connect(url: str, application_name: str = "liandong") -> Connection:
     """A connection of its own (LISTEN, advisory locks held for long), with the pool's codecs."""
-    connection: Connection = await asyncpg.connect(url, server_settings={"application_name": application_name})
+    connection: Connection = await asyncpg.connect(
+        url, server_settings={**SESSION_SETTINGS, "application_name": application_name})
     await _init_connection(connection)
     return connection
 
@@ -184,7 +194,7 @@ async def open_pool(url: str, min_size: int, max_size: int) -> AsyncIterator[Poo
         try:
             pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
                                              reset=_roll_back_if_needed,
-                                             server_settings={"application_name": "liandong"},
+                                             server_settings={**SESSION_SETTINGS, "application_name": "liandong"},
                                              timeout=CONNECT_TIMEOUT_S, command_timeout=STATEMENT_TIMEOUT_S)
             break
         except (OSError, asyncpg.CannotConnectNowError) as error:  # starting up, or a moment behind its pid file

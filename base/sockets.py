@@ -9,9 +9,9 @@ errors mapped in one place.
     ← {"type": "error", "id": 7, "code": "…", "field": "…", "message": "…"}
 
 A request without an `id` is one nobody waits on (a terminal's delivery receipt): it gets no result,
-only an error if it fails. A bad hello is answered with an error naming the field and closed (4400 invalid, 4401 unknown token,
-4403 wrong role). One writer task owns the socket; everything else queues. A client whose queue
-fills is cut off (1013) and reconnects: it never stalls the server.
+only an error if it fails. A bad hello is answered with an error naming the field and closed (4400
+invalid, 4401 unknown token, 4403 wrong role). One writer task owns the socket; everything else
+queues. A client whose queue fills is cut off (1013) and reconnects: it never stalls the server.
 """
 
 from __future__ import annotations

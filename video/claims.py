@@ -3,6 +3,12 @@
 A process works on a camera only while it holds the camera's advisory lock, on a connection of its
 own; if the process dies the lock goes with it, and another process takes the camera over on its
 next pass. A camera whose registration changed is stopped and started again with the new one.
+
+A process that freezes (stopped, swapped out, its VM paused) keeps its connection, and so its locks:
+nothing on the wire tells the database it is gone. Every pass runs a statement, so a healthy holder's
+connection is never idle for long; each pass also ends the claim connections of other processes that
+have been idle for STALE_PASSES passes, which releases their cameras to whoever claims next. A
+frozen process that wakes finds its connection gone and stops its work.
 """
 
 from __future__ import annotations
@@ -18,6 +24,14 @@ from base.database import connect
 from base.pg import Connection
 
 log = logging.getLogger(__name__)
+
+STALE_PASSES = 5
+
+# Claim connections of the same name (every process's, for this kind of work) idle for too long.
+_END_STALE = """
+SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid()
+  AND state = 'idle' AND state_change < now() - make_interval(secs => $2)"""
 
 Camera = dict[str, Any]  # a cameras row, as registered
 
@@ -44,11 +58,12 @@ class Claims:
         self._work = work
         self._pass_s = pass_s
         self.held: dict[int, Camera] = {}
+        self._application_name = f"liandong-{name}"
 
     async def run(self) -> None:
         while True:
             try:
-                connection = await connect(self._url, f"liandong-{self._name}")
+                connection = await connect(self._url, self._application_name)
             except (OSError, asyncpg.PostgresError) as error:
                 log.warning("%s cannot connect (%s); retrying", self._name, error)
                 await asyncio.sleep(self._pass_s)
@@ -65,6 +80,9 @@ class Claims:
                     await connection.close()
 
     async def _pass(self, connection: Connection) -> None:
+        for stale in await connection.fetch(_END_STALE, self._application_name, STALE_PASSES * self._pass_s):
+            log.warning("%s: ended database session %s, silent for %d passes: its cameras are free to claim",
+                        self._name, stale["pid"], STALE_PASSES)
         cameras = {r["id"]: dict(r) for r in await connection.fetch("SELECT * FROM cameras")}
         for camera_id, held in list(self.held.items()):
             if cameras.get(camera_id) != held or self._work.failed(camera_id):
