@@ -201,6 +201,14 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
+def is_postgres(name: str, cmdline: list[str] | None) -> bool:
+    """A PostgreSQL process: the postmaster (by its binary) or a backend (which retitles itself
+    "postgres: …"). Not any process whose arguments mention postgres, such as this benchmark's own
+    `--postgres URL`."""
+    first = (cmdline or [""])[0]
+    return name == "postgres" or Path(first.split(" ")[0]).name == "postgres" or first.startswith("postgres:")
+
+
 def random_points(count: int, seed: int) -> list[tuple[float, float]]:
     area = city_area(yichang_districts())
     shapely.prepare(area)
@@ -229,7 +237,7 @@ class Load:
         self.points = random_points(5000, seed=7)
         me = psutil.Process()
         postgres = [p for p in psutil.process_iter(["name", "cmdline"])
-                    if p.info["name"] == "postgres" or "postgres" in " ".join(p.info["cmdline"] or [])[:200]]
+                    if is_postgres(p.info["name"], p.info["cmdline"])]
         self.watched = {"server": [server], "bench": [me], "postgres": postgres}
 
     def arrival(self, ticket: dict[str, Any]) -> None:
