@@ -17,6 +17,11 @@ from app.config import Config, ConfigError, load
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["balancer"]:  # its own options, and it needs no configuration file
+        from app.balancer import main as balancer
+
+        return balancer(argv[1:])
     parser = argparse.ArgumentParser(prog="liandong", description="Liandong emergency command server")
     parser.add_argument("--config", type=Path, help="configuration file (default: config.toml, or $LIANDONG_CONFIG)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -32,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     backup.add_argument("--with-recordings", action="store_true", help="include the recorded segment files")
     commands.add_parser("restore", help="rebuild a server from a backup, on a fresh data folder").add_argument(
         "archive", type=Path, help="the .tar that liandong backup wrote")
+    commands.add_parser("balancer", help="run HAProxy in front of several nodes (liandong balancer --help)")
     admin_cli.add_parsers(commands)
     args = parser.parse_args(argv)
     if args.command == "video":

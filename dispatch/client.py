@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,7 @@ class TerminalClient:
         self.heard: list[tuple[str, int]] = []  # (event, ticket id) in the order they arrived
         self.notices: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # other events: a call ringing, …
         self.welcome: dict[str, Any] = {}
+        self.welcomed_at: list[float] = []  # time.monotonic() of each welcome: the first, then each reconnect
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.dropped: list[tuple[int | None, str]] = []  # (close code, reason) of each close it did not ask for
@@ -52,6 +54,7 @@ class TerminalClient:
             await self._socket.close()
             raise TerminalError(first.get("error", first) if isinstance(first, dict) else {"message": first})
         self.welcome = first
+        self.welcomed_at.append(time.monotonic())
         if "tickets" in first:  # a fresh terminal gets the open tickets and the seq they are current to
             self.last_seq = first["seq"]
             for ticket in first["tickets"]:
@@ -60,6 +63,25 @@ class TerminalClient:
         elif self.last_seq is None:
             self.last_seq = first["seq"]
         self._reader = asyncio.create_task(self._read(self._socket))
+
+    async def stay_connected(self, retry_s: float = 0.5, max_retry_s: float = 5.0) -> None:
+        """Stay connected as the terminal page does: after a drop, connect again in `retry_s`, doubling
+        up to `max_retry_s` while it fails, from the last sequence number seen, so what was missed is
+        replayed. Runs until cancelled; a refused hello (a revoked token, say) ends it with TerminalError."""
+        delay = retry_s
+        while True:
+            if self.connected:
+                assert self._reader is not None
+                await asyncio.wait({self._reader})
+                delay = retry_s
+            else:
+                try:
+                    await self.connect()
+                    continue
+                except (TimeoutError, OSError, websockets.InvalidHandshake, websockets.ConnectionClosed):
+                    pass
+            await asyncio.sleep(delay)  # the page, too, waits a moment before each attempt
+            delay = min(delay * 2, max_retry_s)
 
     async def _receipt(self, socket: websockets.ClientConnection, ticket: dict[str, Any]) -> None:
         """Tell the server the ticket arrived. Receipts are idempotent and nothing waits on one, so it
