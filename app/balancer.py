@@ -10,6 +10,7 @@ tickets and camera claims live in the database, events fan out through it. The b
 - a connection refused by a node that has just died is retried on another (`option redispatch`);
   a request the node may have started on is never resent (POST is not idempotent);
 - WebSockets are tunnelled for up to an hour of silence (`timeout tunnel`; sockets ping every 15 s);
+- the nodes' own routes (/internal/: relayed tiles and live streams) are refused to clients;
 - each request carries X-Forwarded-For: list the balancer in every node's server.trusted_proxies.
 """
 
@@ -69,6 +70,7 @@ defaults
 
 frontend liandong
     bind {listen}
+    http-request deny deny_status 404 if {{ path_beg /internal/ }}
     default_backend nodes
 
 backend nodes

@@ -92,6 +92,7 @@ from video.live.feed import LiveFeeds
 from video.recording import ffmpeg, hold_routes
 from video.recording.retention import Policy, Retention
 from video.wall import sockets as wall_sockets
+from video.wall.relay import Relay, TileRelay, node_secret
 from video.wall.tiles import TileBoard
 from video.wall.walls import Walls
 
@@ -211,8 +212,11 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
                 analysis = Analysis(pool, Settings(v.analysis_workers, v.tile_width,
                                                    int(config.server.offset.total_seconds())), tiles)
                 hub.on_message(MARK_EMPTY_CHANNEL, functools.partial(mark_requested, analysis))
+            relay = Relay(pool, config.server.node_address, await node_secret(pool))
+            stack.push_async_callback(relay.close)
             app[VIDEO] = Video(config.video, config.media_dir, ffmpeg_binary,
-                               key, tiles, walls, analysis, LiveFeeds())
+                               key, tiles, walls, analysis, LiveFeeds(), relay)
+            _background(stack, TileRelay(relay, tiles, app[VIDEO].live).run(), "tile-relay")
 
             k = config.calls
             switchboard = Switchboard(pool, Setup(
@@ -270,7 +274,8 @@ def _parts(config: Config) -> Callable[[web.Application], contextlib.AbstractAsy
             _background(stack, cap.run(), "cap")
             v = config.video
             _background(stack, ingest(pool, url, IngestSettings(ffmpeg_binary, config.recordings_dir, v.segment_s,
-                                                                v.record, v.tile_width, v.analysis_fps),
+                                                                v.record, v.tile_width, v.analysis_fps,
+                                                                config.server.node_address),
                                       tiles, app[VIDEO].live, analysis).run(), "ingest")
             if config.video.record:
                 retention = Retention(pool, Policy(config.video.retention_days,
@@ -324,6 +329,7 @@ def build_app(config: Config) -> web.Application:
     app.on_shutdown.append(_close_sockets)
     for api in APIS:
         api.register(app)
+    wall_sockets.add_internal_routes(app)
     app.router.add_get("/api/openapi.json", _openapi)
     app.router.add_get("/", _home)
     for path, file in PAGES.items():

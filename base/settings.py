@@ -3,6 +3,7 @@ that names the key at fault, and the platform's own sections ([server], [databas
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -33,6 +34,8 @@ class ServerConfig(Section, frozen=True, forbid_unknown_fields=True):
     utc_offset: Annotated[str, msgspec.Meta(pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$")] = "+08:00"
     request_deadline_s: Annotated[float, msgspec.Meta(ge=0.5, le=120)] = 10.0
     public_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$")] = ""
+    # Where the other nodes of a several-node installation reach this one; empty: http(s)://host:port.
+    node_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://[^\s/?#]+)?$")] = ""
     # HTTPS from a certificate and key (PEM files, relative to this file's folder); both empty: plain HTTP.
     tls_certificate: str = ""
     tls_key: str = ""
@@ -44,6 +47,14 @@ class ServerConfig(Section, frozen=True, forbid_unknown_fields=True):
         """Where clients reach this server, for absolute links (never the request's Host header)."""
         scheme = "https" if self.tls_certificate else "http"
         return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def node_address(self) -> str:
+        """Where the other nodes reach this one (they relay its cameras' tiles and live streams)."""
+        scheme = "https" if self.tls_certificate else "http"
+        host = socket.gethostname() if self.host in ("", "0.0.0.0", "::") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return self.node_url or f"{scheme}://{host}:{self.port}"
 
     @property
     def offset(self) -> timedelta:

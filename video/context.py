@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from video.analysis.workers import Analysis
 from video.live.feed import LiveFeeds
 from video.settings import VideoConfig
+from video.wall.relay import Relay
 from video.wall.tiles import TileBoard
 from video.wall.walls import Walls
 
@@ -25,6 +26,7 @@ class Video:
     walls: Walls
     analysis: Analysis | None  # None when config turns analysis off
     live: LiveFeeds  # the live streams of the cameras this process ingests, for the focused viewers
+    relay: Relay  # other nodes' cameras, for this node's walls and focused viewers
 
 
 VIDEO = web.AppKey("video", Video)

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
+
 from base.children import die_with_parent
 from base.pg import Pool
 from video.analysis.workers import Analysis
@@ -33,6 +35,7 @@ from video.recording import ffmpeg
 from video.recording.ffmpeg import segment_dir
 from video.recording.recorder import Consumers, Recorder
 from video.recording.recordings import PgIndex
+from video.wall.relay import forget_ingest, note_ingest
 from video.wall.tiles import TileBoard
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class IngestSettings:
     record: bool
     tile_width: int
     max_fps: float  # pictures a second, at most, to the tiles and the analysis
+    node_url: str  # where other nodes reach this one, noted for each camera it ingests (video.wall.relay)
 
 
 class Ingest(CameraWork):
@@ -78,6 +82,7 @@ class Ingest(CameraWork):
             tasks.append(asyncio.create_task(self._sub_stream(sub, code, self._picture_for(camera_id)),
                                              name=f"ingest-{code}-sub"))
         self.tasks[camera_id] = tasks
+        await note_ingest(self._pool, camera_id, s.node_url)
 
     async def stop(self, camera_id: int) -> None:
         for task in self.tasks.pop(camera_id, []):
@@ -86,6 +91,10 @@ class Ingest(CameraWork):
                 await task
         self._feeds.close(camera_id)
         self._tiles.forget(camera_id)
+        try:
+            await forget_ingest(self._pool, camera_id, self._settings.node_url)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:  # the next holder overwrites it
+            log.warning("camera %d: could not note that this node stopped ingesting it: %s", camera_id, error)
         self._next_picture.pop(camera_id, None)
         if self._analysis is not None:
             await self._analysis.stop(camera_id)

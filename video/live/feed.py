@@ -145,6 +145,10 @@ class LiveFeeds:
         """The feed of a camera this process ingests now (None: another process does, or none)."""
         return self._feeds.get(camera_id) if camera_id in self._ingested else None
 
+    def ingested(self) -> set[int]:
+        """The cameras this process ingests now."""
+        return set(self._ingested)
+
     def close(self, camera_id: int) -> None:
         self._ingested.discard(camera_id)
         if feed := self._feeds.get(camera_id):

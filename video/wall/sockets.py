@@ -9,8 +9,10 @@ and the alert list again whenever an alert opens, clears, is acknowledged or clo
 naming the MIME type, then the stream as binary messages — for MSE the init segment, then fragmented
 MP4 with the camera's audio (AAC), starting at the latest keyframe; for "jpeg" its keyframe pictures.
 A viewer that falls behind skips to the next keyframe; a new codec message (and init segment) follows
-whenever the ingest restarts. A camera another server process ingests is streamed by an ffmpeg of
-the viewer's own (video.recording.ffmpeg.focus_args) until nodes relay live streams to each other.
+whenever the ingest restarts. A camera another node ingests comes from that node's ingest, relayed
+(video.wall.relay), and the socket closes (GOING_AWAY: open it again) if that node stops ingesting it;
+only a camera no node ingests at the moment is streamed by an ffmpeg of the viewer's own
+(video.recording.ffmpeg.focus_args).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import aiohttp
 import msgspec
 from aiohttp import WSCloseCode, web
 
@@ -41,6 +44,7 @@ from video.live.feed import Codec, LiveFeed, LiveViewer
 from video.live.fmp4 import read_init
 from video.live.pipes import read_pictures
 from video.recording import ffmpeg
+from video.wall.relay import holders, serve_live, serve_tiles
 from video.wall.tiles import Viewer
 from video.wall.walls import Wall
 
@@ -112,6 +116,7 @@ class Focus:
     viewer: LiveViewer | None = None
     pictures: Viewer | None = None
     process: asyncio.subprocess.Process | None = None
+    relayed: aiohttp.ClientWebSocketResponse | None = None
     pump: asyncio.Task[None] | None = None
 
 
@@ -142,6 +147,16 @@ class FocusEndpoint(Endpoint[Focus]):
             video.tiles.show(pictures, {hello.camera})
             session.send({"type": "codec", "mime": "image/jpeg"})
             return Focus(pictures=pictures), None
+        holder = (await holders(pool, {hello.camera})).get(hello.camera)
+        if feed is None and holder is not None and holder != video.relay.node_url:
+            try:
+                relayed = await video.relay.open_live(holder, hello.camera, hello.mode)
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                raise DomainError(f"camera {hello.camera} is ingested by another node that does not answer"
+                                  f" ({type(error).__name__}); try again in a moment", "camera",
+                                  "unavailable") from None
+            pump = asyncio.create_task(_pump_relayed(relayed, session), name=f"focus-relay {session.name}")
+            return Focus(relayed=relayed, pump=pump), None
         process = await asyncio.create_subprocess_exec(
             video.ffmpeg, *ffmpeg.focus_args(row["main_url"], hello.mode),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
@@ -165,6 +180,8 @@ class FocusEndpoint(Endpoint[Focus]):
             state.pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await state.pump
+        if state.relayed is not None:
+            await state.relayed.close()
         if state.process is not None:
             if state.process.returncode is None:
                 state.process.kill()
@@ -192,6 +209,16 @@ async def _pump(process: asyncio.subprocess.Process, session: SocketSession, mod
     session.run(lambda: _end(session))
 
 
+async def _pump_relayed(relayed: aiohttp.ClientWebSocketResponse, session: SocketSession) -> None:
+    """Another node's live stream of the camera, passed through as it comes."""
+    async for message in relayed:
+        if message.type == aiohttp.WSMsgType.TEXT:
+            session.send(msgspec.json.decode(message.data))
+        elif message.type == aiohttp.WSMsgType.BINARY:
+            session.send_bytes(message.data)
+    session.run(lambda: _end(session))
+
+
 async def _end(session: SocketSession) -> None:
     if not session.socket.closed:
         await session.socket.close(code=WSCloseCode.GOING_AWAY, message=b"the stream ended")
@@ -213,6 +240,20 @@ async def _pump_mp4(stdout: asyncio.StreamReader, session: SocketSession) -> Non
 async def _pump_jpeg(stdout: asyncio.StreamReader, session: SocketSession) -> None:
     session.send({"type": "codec", "mime": "image/jpeg"})
     await read_pictures(stdout, lambda _at, jpeg: session.send_bytes(jpeg))
+
+
+def add_internal_routes(app: web.Application) -> None:
+    """The routes other nodes of this installation use (never clients: the balancer refuses them)."""
+    async def tiles(request: web.Request) -> web.StreamResponse:
+        video = request.app[VIDEO]
+        return await serve_tiles(request, video.relay, video.tiles, video.live)
+
+    async def live(request: web.Request) -> web.StreamResponse:
+        video = request.app[VIDEO]
+        return await serve_live(request, video.relay, video.tiles, video.live)
+
+    app.router.add_get("/internal/relay/tiles", tiles)
+    app.router.add_get("/internal/relay/live/{camera}", live)
 
 
 walls = WallEndpoint()

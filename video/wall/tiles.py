@@ -21,9 +21,11 @@ class TilePicture:
 
 
 class Viewer:
-    """One wall: the cameras it shows, and the newest unsent picture of each."""
+    """One wall: the cameras it shows, and the newest unsent picture of each. A peer node's relay
+    (`for_peer`) takes only what this process ingests: it never makes this process relay in turn."""
 
-    def __init__(self) -> None:
+    def __init__(self, for_peer: bool = False) -> None:
+        self.for_peer = for_peer
         self.cameras: set[int] = set()
         self._waiting: dict[int, TilePicture] = {}
         self._ready = asyncio.Event()
@@ -44,6 +46,11 @@ class TileBoard:
     def __init__(self) -> None:
         self.latest: dict[int, TilePicture] = {}
         self._viewers: set[Viewer] = set()
+        self.shown_changed = asyncio.Event()  # a wall here shows other cameras now (video.wall.relay)
+
+    def shown(self) -> set[int]:
+        """The cameras this process's own walls and viewers show."""
+        return set().union(*(v.cameras for v in self._viewers if not v.for_peer))
 
     def publish(self, tile: TilePicture) -> None:
         self.latest[tile.camera_id] = tile
@@ -58,11 +65,14 @@ class TileBoard:
 
     def leave(self, viewer: Viewer) -> None:
         self._viewers.discard(viewer)
+        self.shown_changed.set()
 
     def show(self, viewer: Viewer, cameras: set[int], now: float | None = None) -> None:
         """The wall now shows these cameras: their current pictures go out at once. A picture older than
         FRESH_S is not current (the camera is offline): sent as new, a wall would show it as live."""
         viewer.cameras = cameras
+        if not viewer.for_peer:
+            self.shown_changed.set()
         now = time.time() if now is None else now
         for camera_id in cameras:
             if (tile := self.latest.get(camera_id)) and now - tile.at <= FRESH_S:
