@@ -20,7 +20,7 @@ from dispatch.store import NewEvent, record_events
 
 log = logging.getLogger(__name__)
 
-_LEASE_S = 120.0
+LEASE_S = 120.0
 _BATCH = 20
 _MAX_BACKOFF_S = 600
 
@@ -53,7 +53,7 @@ class NotificationSender:
             " AND next_attempt_at <= coalesce($1::timestamptz, now()) ORDER BY next_attempt_at, id LIMIT $3"
             " FOR UPDATE SKIP LOCKED)"
             " RETURNING id, incident_id, ticket_id, reason, channel, recipient, address, subject, body, attempts,"
-            " coalesce($1::timestamptz, now()) AS now", now, _LEASE_S, _BATCH)
+            " coalesce($1::timestamptz, now()) AS now", now, LEASE_S, _BATCH)
         await asyncio.gather(*(self._deliver(row) for row in claimed))
         return len(claimed)
 

@@ -157,7 +157,11 @@ class TerminalClient:
         request_id = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        await self._socket.send(msgspec.json.encode({"type": kind, "id": request_id, **fields}).decode())
+        try:
+            await self._socket.send(msgspec.json.encode({"type": kind, "id": request_id, **fields}).decode())
+        except BaseException:  # never sent: nobody will wait for its answer
+            self._pending.pop(request_id, None)
+            raise
         answer = await future
         if answer["type"] == "error":
             raise TerminalError(answer)

@@ -3,6 +3,8 @@ receiver standing in for the SMS gateway and a webhook endpoint. Retries follow 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
@@ -13,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aiosmtpd.controller import Controller
 
+from alerts.sender import LEASE_S
 from app.config import ConfigError, load
 from app.server import build_app
 from tests.conftest import config_text_for_tests, free_port
@@ -20,6 +23,7 @@ from tests.helpers import Liandong
 from tests.receiver import Receiver
 
 XILING = (111.29, 30.70)
+
 
 
 class Mailbox:
@@ -88,6 +92,29 @@ async def test_a_severe_flood_tells_the_plans_leaders_by_sms_and_e_mail(
     assert "Subject: =?utf-8?" in content  # the Chinese subject, encoded as mail requires
     assert [(n["channel"], n["status"], n["attempts"]) for n in await outcomes(wired, flood["id"])] == [
         ("sms", "sent", 1), ("email", "sent", 1)]
+
+
+async def test_a_message_claimed_by_a_server_that_died_sending_it_is_sent_by_another_after_the_lease(
+        wired: Liandong, receiver: tuple[Receiver, str]) -> None:
+    """A server claims a message by pushing its next attempt a lease ahead (committed at once) and dies
+    while the gateway has it: nobody else sends it during the lease, and after it any server does."""
+    gateway, _ = receiver
+    gateway.hang_next = 1
+    flood = await wired.report("101", 2, *XILING)
+    sender = wired.alerts.sender
+    now = datetime.fromisoformat(flood["created_at"])
+    dying = asyncio.create_task(sender.deliver_due(now + timedelta(seconds=1)))
+    await asyncio.wait_for(gateway.hung.wait(), 10)
+    dying.cancel()  # the server is gone mid-send: its claim stays, nothing after it is recorded
+    with contextlib.suppress(asyncio.CancelledError):
+        await dying
+    (sms, _mail) = await outcomes(wired, flood["id"])
+    assert (sms["status"], sms["attempts"]) == ("pending", 1)
+    assert await sender.deliver_due(now + timedelta(seconds=60)) == 0  # still leased: not sent twice at once
+    await sender.deliver_due(now + timedelta(seconds=1 + LEASE_S + 1))  # another server, after the lease
+    (sms, _mail) = await outcomes(wired, flood["id"])
+    assert (sms["status"], sms["attempts"], sms["last_error"]) == ("sent", 2, "")
+    assert len([r for r in gateway.requests if r[0] == "/sms"]) == 2  # at least once: the first may have gone
 
 
 async def test_a_failing_gateway_is_retried_with_backoff_until_it_takes_the_message(
