@@ -15,7 +15,8 @@ Figures:
   5 s after the kill to the terminals it cut off.
 - `lost`: (ticket, terminal) pairs never delivered, over every ticket in the database (escalation's
   backup tickets included); `duplicates`: tickets a terminal was offered again.
-- `camera_reclaim_s` (max): from the kill until another node holds each of its cameras' locks;
+- `cameras_by_node`: which node recorded how many cameras before the kill (each takes its share);
+  `camera_reclaim_s` (max): from the kill until another node holds each of its cameras' locks;
   `camera_recording_s` (max): until a segment of the new recording is indexed.
 - `acknowledged_lost`: acknowledgements the server confirmed whose tickets are not acknowledged.
 - `escalations_overdue`: escalation deadlines due more than two polls ago and not fired.
@@ -235,6 +236,7 @@ async def run(*, terminals: int = 300, per_subcentre: int = 3, rate: float = 20.
                 await recording(running, clips)
                 load = asyncio.create_task(failover.post_incidents(dispatcher, rate, before_s + after_s))
                 await asyncio.sleep(before_s)
+                split = {node.name: sum(recorder_of(node, clip) for clip in clips) for node in running.nodes}
                 victim = next(node for node in running.nodes if recorder_of(node, clips[0]))
                 its_cameras = [c for c, clip in zip(camera_ids, clips, strict=True) if recorder_of(victim, clip)]
                 runs_before = {c: {run_of(r["path"]) for r in await db.fetch(
@@ -255,7 +257,8 @@ async def run(*, terminals: int = 300, per_subcentre: int = 3, rate: float = 20.
             await asyncio.gather(*(t.client.close() for t in failover.terminals), return_exceptions=True)
     if own_workdir:
         shutil.rmtree(workdir, ignore_errors=True)
-    return {"terminals": terminals, "rate": rate, "cameras": cameras, "victim_cameras": len(its_cameras),
+    return {"terminals": terminals, "rate": rate, "cameras": cameras, "cameras_by_node": split,
+            "victim_cameras": len(its_cameras),
             "camera_reclaim_s": round(max(r for r, _ in watched), 2),
             "camera_recording_s": round(max(r for _, r in watched), 2), **figures}
 

@@ -20,6 +20,7 @@ async def test_killing_a_node_under_load_costs_no_ticket_no_terminal_and_no_came
     # The victim had work to lose: terminals (leastconn spreads them), cameras, tickets after the kill.
     assert figures["terminals_cut_off"] >= 1, figures
     assert figures["victim_cameras"] >= 1, figures
+    assert sorted(figures["cameras_by_node"].values()) == [0, 1, 1], figures  # the nodes share the cameras
     assert figures["resumed_delivery_s_max"] is not None, figures
 
     assert figures["terminal_resume_s_max"] <= RESUME_LIMIT_S, figures

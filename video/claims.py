@@ -4,6 +4,11 @@ A process works on a camera only while it holds the camera's advisory lock, on a
 own; if the process dies the lock goes with it, and another process takes the camera over on its
 next pass. A camera whose registration changed is stopped and started again with the new one.
 
+Each process takes at most its share of the cameras (all of them over the processes claiming), so
+several nodes split the work and a node's death costs only its own share; a process never lets a
+camera go to even the load out (that would cost a recording gap), but once another dies the
+survivors' shares grow and they take its cameras.
+
 A process that freezes (stopped, swapped out, its VM paused) keeps its connection, and so its locks:
 nothing on the wire tells the database it is gone. Every pass runs a statement, so a healthy holder's
 connection is never idle for long; each pass also ends the claim connections of other processes that
@@ -26,6 +31,10 @@ from base.pg import Connection
 log = logging.getLogger(__name__)
 
 STALE_PASSES = 5
+
+# The processes claiming this kind of work now (this one included).
+_CLAIMANTS = """
+SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1"""
 
 # Claim connections of the same name (every process's, for this kind of work) idle for too long.
 _END_STALE = """
@@ -87,7 +96,10 @@ class Claims:
         for camera_id, held in list(self.held.items()):
             if cameras.get(camera_id) != held or self._work.failed(camera_id):
                 await self._release(connection, camera_id)
-        for camera_id, camera in cameras.items():
+        share = -(-len(cameras) // max(1, await connection.fetchval(_CLAIMANTS, self._application_name)))
+        for camera_id, camera in sorted(cameras.items()):
+            if len(self.held) >= share:
+                break
             if camera_id in self.held:
                 continue
             if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_base + camera_id):
