@@ -20,9 +20,10 @@ Figures:
   `camera_recording_s` (max): until a segment of the new recording is indexed.
 - `acknowledged_lost`: acknowledgements the server confirmed whose tickets are not acknowledged.
 - `escalations_overdue`: escalation deadlines due more than two polls ago and not fired.
-- `failed_posts`: incident POSTs answered other than 201 (those in flight on the killed node get 502
-  from the balancer); `failed_posts_stored`: of those, how many the node had committed (the console
-  shows them; the dispatcher who retries makes a duplicate report the surge check then offers to merge).
+- `resent_posts`: reports sent again, as the console does, under their key after no answer or a
+  502-504 (one in flight on the killed node gets 502 from the balancer, whether or not the node had
+  committed it); `failed_posts`: reports never answered 201; `duplicate_incidents`: reports stored
+  twice (the key makes a resent report return the incident stored the first time).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -81,7 +83,8 @@ class Failover:
         self.cluster, self.url, self.http = running, database_url, http
         self.terminals: list[Terminal] = []
         self.posted: dict[str, float] = {}   # description -> when the POST was sent
-        self.failed_posts: list[str] = []    # descriptions of POSTs not answered 201
+        self.failed_posts: list[str] = []    # descriptions of reports never answered 201, resent or not
+        self.resent_posts = 0                # reports sent again after no answer or a 502-504
         self.acknowledged: set[int] = set()  # tickets whose acknowledgement the server confirmed
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -143,16 +146,24 @@ class Failover:
             self._spawn(self._post(dispatcher, f"failover incident {n}", points[n % len(points)]))
 
     async def _post(self, dispatcher: str, description: str, point: tuple[float, float]) -> None:
+        """As the console does: the report under a key of its own, sent again (up to 3 times, 1, 2, 3 s
+        later) when no answer or a balancer's 502-504 came back."""
         self.posted[description] = time.monotonic()
         body = {"type_code": "201", "severity": 3, "location": {"lon": point[0], "lat": point[1]},
-                "description": description}
-        try:
-            async with self.http.post(self.cluster.base + "/api/incidents", json=body,
-                                      headers={"Authorization": f"Bearer {dispatcher}"}) as response:
-                if response.status != 201:
-                    self.failed_posts.append(description)
-        except aiohttp.ClientError:
-            self.failed_posts.append(description)
+                "description": description, "report_key": secrets.token_hex(16)}
+        for attempt in range(1, 5):
+            try:
+                async with self.http.post(self.cluster.base + "/api/incidents", json=body,
+                                          headers={"Authorization": f"Bearer {dispatcher}"}) as response:
+                    if response.status == 201:
+                        return
+                    if response.status not in (502, 503, 504):
+                        break
+            except aiohttp.ClientError:
+                pass
+            self.resent_posts += 1
+            await asyncio.sleep(attempt)
+        self.failed_posts.append(description)
 
 
 def recorder_of(node: Node, clip: Path) -> bool:
@@ -282,7 +293,7 @@ async def count(failover: Failover, db: Pool, killed_at: float, victim: Node) ->
             elif terminal in cut_off and posted is not None and killed_at <= posted <= killed_at + 5:
                 resumed_delays.append(arrived - posted)
     states = {r["id"]: r["state"] for r in tickets}
-    stored = {r["description"] for r in tickets}
+    descriptions = [r["description"] for r in await db.fetch("SELECT description FROM incidents")]
     overdue = await db.fetchval("SELECT count(*) FROM deadlines WHERE fired_at IS NULL"
                                         " AND due_at < now() - interval '2 seconds'")
     fired_after = await db.fetchval(
@@ -298,8 +309,9 @@ async def count(failover: Failover, db: Pool, killed_at: float, victim: Node) ->
         "acknowledged": len(failover.acknowledged),
         "acknowledged_lost": sum(1 for t in failover.acknowledged if states.get(t) in (None, "created", "delivered")),
         "escalations_after_kill": fired_after, "escalations_overdue": overdue,
-        "posts": len(failover.posted), "failed_posts": len(failover.failed_posts),
-        "failed_posts_stored": sum(1 for d in failover.failed_posts if d in stored),
+        "posts": len(failover.posted), "resent_posts": failover.resent_posts,
+        "failed_posts": len(failover.failed_posts),
+        "duplicate_incidents": len(descriptions) - len(set(descriptions)),
     }
 
 

@@ -18,7 +18,7 @@ from dispatch.deadlines import StageLimits
 from dispatch.directory import Directory
 from dispatch.ids import IdReserves
 from dispatch.routing import Router, RoutingDecision
-from dispatch.store import PlanRef, open_incident
+from dispatch.store import PlanRef, RepeatedReport, open_incident, stored_report
 from dispatch.taxonomy import Severity, Taxonomy
 from dispatch.views import Views
 from gis.coords import Location
@@ -36,6 +36,9 @@ class IncidentReport(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     dispatch: bool = True
     # True: the dispatcher confirms a location outside the service area (refused otherwise).
     confirm_outside_area: bool = False
+    # The console's key for this report (a UUID, say): sent again after a lost answer, the same key
+    # returns the incident already stored instead of storing a second one.
+    report_key: Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")] = ""
 
 
 class RoutingQuery(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -118,7 +121,26 @@ class Intake:
         }
 
     async def record(self, report: IncidentReport, actor: audit.Actor) -> dict[str, Any]:
-        """Store the incident and its tickets in one transaction; when this returns they are durable."""
+        """Store the incident and its tickets in one transaction; when this returns they are durable. A
+        report sent again under its key gets the incident stored the first time, as it was answered."""
+        if report.report_key and (stored := await self._stored(actor, report.report_key)) is not None:
+            return stored
+        try:
+            return await self._record(report, actor)
+        except RepeatedReport:  # the same report, sent twice at once: the other request stored it
+            stored = await self._stored(actor, report.report_key)
+            assert stored is not None
+            return stored
+
+    async def _stored(self, actor: audit.Actor, report_key: str) -> dict[str, Any] | None:
+        assert actor.user_id is not None
+        found = await stored_report(self.pool, actor.user_id, report_key)
+        if found is None:
+            return None
+        incident, tickets, routing = found
+        return {**incident, "tickets": tickets, "routing": routing}
+
+    async def _record(self, report: IncidentReport, actor: audit.Actor) -> dict[str, Any]:
         if not report.confirm_outside_area:
             self.check_service_area(report.location)
         decision, plan = self.route(report.type_code, report.severity, report.location)
@@ -129,10 +151,11 @@ class Intake:
         routing = self.routing_json(decision, plan)
         if not report.dispatch:  # stored and queued; routing is what dispatching now would do
             incident, tickets = await open_incident(self.pool, self.ids, self.views, fields, [], actor, routing,
-                                                    None, self.stage_limits(None), pending=True)
+                                                    None, self.stage_limits(None), pending=True,
+                                                    report_key=report.report_key or None)
             return {**incident, "tickets": tickets, "routing": routing}
         incident, tickets = await open_incident(
             self.pool, self.ids, self.views, fields, decision.assignments, actor, routing,
             plan_ref(plan) if plan else None, self.stage_limits(plan),
-            (lambda incident: plan_notices(incident, plan)) if plan else None)
+            (lambda incident: plan_notices(incident, plan)) if plan else None, report_key=report.report_key or None)
         return {**incident, "tickets": tickets, "routing": routing}

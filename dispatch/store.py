@@ -176,14 +176,14 @@ deadline AS (
 _OPEN_INCIDENT = f"""
 WITH incident AS (
     INSERT INTO incidents (id, type_code, severity, lon, lat, address, caller_name, caller_phone, description,
-                           flagged, created_by, created_at, plan_key, plan_version, state)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)),
+                           flagged, created_by, created_at, plan_key, plan_version, state, report_key)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $43)),
 {_next_seqs("$20")},
 {_insert_tickets("$1", "$12", 19)},
 notice AS (  -- whom the plan tells on activation, queued in the same commit as the incident
     {outbox.insert(28)}),
 audited AS (  -- who reported it, from where: in the audit log's chain, in the same commit
-    {audit.insert(36)}),
+    {audit.insert(36)}),  -- $36 to $42; the report's key is $43
 event AS (  -- in timeline order: the report, the plan it activated, then the tickets
     INSERT INTO events (incident_id, ticket_id, subcentre_id, subcentre_seq, kind, actor_id, at, data)
     SELECT $1::bigint, t, s, q, k, $11::int, $12::timestamptz, d FROM (
@@ -199,6 +199,22 @@ event AS (  -- in timeline order: the report, the plan it activated, then the ti
 {_ANNOUNCE}"""
 
 
+class RepeatedReport(Exception):
+    """The account has already stored a report under this key (the same report, sent again)."""
+
+
+async def stored_report(pool: Pool, created_by: int, report_key: str) -> tuple[JSON, list[JSON], JSON] | None:
+    """The incident, ticket bodies and routing an account stored under a report key, as first answered."""
+    rows = await pool.fetch(
+        "SELECT e.kind, e.data FROM incidents i JOIN events e ON e.incident_id = i.id"
+        " WHERE i.created_by = $1 AND i.report_key = $2 AND e.kind IN ('incident.created', 'ticket.created')"
+        " ORDER BY e.id", created_by, report_key)
+    created = next((r["data"] for r in rows if r["kind"] == "incident.created"), None)
+    if created is None:
+        return None
+    return created["incident"], [r["data"]["ticket"] for r in rows if r["kind"] == "ticket.created"], created["routing"]
+
+
 class PlanRef(msgspec.Struct, frozen=True):
     """The contingency plan an incident runs under, as the store needs it."""
 
@@ -212,14 +228,15 @@ async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mappi
                         assignments: Sequence[Assignment], actor: audit.Actor, routing: JSON,
                         plan: PlanRef | None, limits: StageLimits,
                         notices: Callable[[JSON], Sequence[Message]] | None = None,
-                        pending: bool = False) -> tuple[JSON, list[JSON]]:
+                        pending: bool = False, report_key: str | None = None) -> tuple[JSON, list[JSON]]:
     """Store a new incident with one ticket per assignment, the events that start its timeline and the
     messages `notices` composes for the incident (its plan's notification list) and the audit entry
     for `actor`, in one statement.
 
     `fields` are the incident's columns (type_code, severity, lon, lat, address, caller_name,
     caller_phone, description, flagged). A `pending` report is stored without tickets, to be
-    dispatched or merged by a dispatcher. When this returns, all of it is durable.
+    dispatched or merged by a dispatcher. When this returns, all of it is durable. A `report_key` the
+    actor has stored a report under already raises RepeatedReport, storing nothing.
     """
     assert not (pending and (assignments or plan)), "a pending report has no tickets and no plan yet"
     async with pool.acquire() as connection:
@@ -232,17 +249,31 @@ async def open_incident(pool: Pool, ids: IdReserves, views: Views, fields: Mappi
                                    "plan_version": plan.version if plan else None})
         batch = await new_tickets(connection, ids, incident, views.tone(incident), assignments,
                                   plan.tasks if plan else {}, limits, now)
-        await connection.execute(
-            _OPEN_INCIDENT, incident["id"], fields["type_code"], fields["severity"], fields["lon"], fields["lat"],
-            fields["address"], fields["caller_name"], fields["caller_phone"], fields["description"],
-            fields["flagged"], actor.user_id, now, plan.key if plan else None, plan.version if plan else None,
-            incident["state"], {"incident": incident, "routing": routing}, plan.activation if plan else None,
-            [{"ticket": body} for body in batch.bodies], *batch.columns(),
-            *outbox.columns(notices(incident) if notices else ()),
-            *audit.Entry(actor, "incident.report", f"incident:{incident_id}",
-                         details={"type_code": fields["type_code"], "severity": fields["severity"],
-                                  "state": incident["state"], "tickets": len(batch.bodies)}).columns())
+        try:
+            await _open(connection, incident, fields, now, plan, routing, batch, notices, actor, report_key)
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name == "incidents_report_key":
+                raise RepeatedReport(report_key) from None
+            raise
     return incident, batch.bodies
+
+
+async def _open(connection: Connection, incident: JSON, fields: Mapping[str, Any], now: datetime,
+                plan: PlanRef | None, routing: JSON, batch: TicketBatch,
+                notices: Callable[[JSON], Sequence[Message]] | None, actor: audit.Actor,
+                report_key: str | None) -> None:
+    incident_id = incident["id"]
+    await connection.execute(
+        _OPEN_INCIDENT, incident["id"], fields["type_code"], fields["severity"], fields["lon"], fields["lat"],
+        fields["address"], fields["caller_name"], fields["caller_phone"], fields["description"],
+        fields["flagged"], actor.user_id, now, plan.key if plan else None, plan.version if plan else None,
+        incident["state"], {"incident": incident, "routing": routing}, plan.activation if plan else None,
+        [{"ticket": body} for body in batch.bodies], *batch.columns(),
+        *outbox.columns(notices(incident) if notices else ()),
+        *audit.Entry(actor, "incident.report", f"incident:{incident_id}",
+                     details={"type_code": fields["type_code"], "severity": fields["severity"],
+                              "state": incident["state"], "tickets": len(batch.bodies)}).columns(),
+        report_key)
 
 
 class TicketAction(msgspec.Struct, frozen=True):

@@ -31,3 +31,4 @@ async def test_killing_a_node_under_load_costs_no_ticket_no_terminal_and_no_came
     assert figures["camera_recording_s"] <= RECLAIM_LIMIT_S, figures
     assert figures["acknowledged"] > 0 and figures["acknowledged_lost"] == 0, figures
     assert figures["escalations_after_kill"] > 0 and figures["escalations_overdue"] == 0, figures
+    assert figures["failed_posts"] == 0 and figures["duplicate_incidents"] == 0, figures

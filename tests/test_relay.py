@@ -1,10 +1,12 @@
 """Two nodes on one database, one real RTSP camera: whichever node ingests it, a wall and a focused
 viewer on the other node see it, relayed from the node that ingests it — and the camera still has
-exactly one session. The nodes' own routes answer only each other, and never through the balancer."""
+exactly one session; when the ingesting node dies, the wall goes on showing the camera. The nodes'
+own routes answer only each other, and never through the balancer."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import aiohttp
@@ -29,20 +31,25 @@ def runs_ffmpeg(node: Node) -> bool:
     return any("ffmpeg" in child.name() for child in psutil.Process(node.process.pid).children(recursive=True))
 
 
-async def first_tile(liandong: Liandong, camera_id: int) -> bytes:
-    """The first tile of the camera that a wall on this node receives."""
-    async with liandong.http.ws_connect(liandong.base_url.replace("http", "ws") + "/ws/wall") as wall:
-        await wall.send_json({"type": "hello", "token": await liandong.token("supervisor")})
-        welcome = await wall.receive_json()
-        assert welcome["type"] == "welcome", welcome
-        assert [c["id"] for c in welcome["cameras"]] == [camera_id]
-        await wall.send_json({"type": "show", "cameras": [camera_id]})
-        async for message in wall:
-            if message.type is aiohttp.WSMsgType.BINARY:
-                shown, _at = TILE_HEADER.unpack_from(message.data)
-                assert shown == camera_id
+async def open_wall(liandong: Liandong, camera_id: int) -> aiohttp.ClientWebSocketResponse:
+    wall = await liandong.http.ws_connect(liandong.base_url.replace("http", "ws") + "/ws/wall")
+    await wall.send_json({"type": "hello", "token": await liandong.token("supervisor")})
+    welcome = await wall.receive_json()
+    assert welcome["type"] == "welcome", welcome
+    assert [c["id"] for c in welcome["cameras"]] == [camera_id]
+    await wall.send_json({"type": "show", "cameras": [camera_id]})
+    return wall
+
+
+async def next_tile(wall: aiohttp.ClientWebSocketResponse, camera_id: int, after: float = 0.0) -> bytes:
+    """The next tile of the camera this wall receives whose picture arrived from the camera after `after`."""
+    async for message in wall:
+        if message.type is aiohttp.WSMsgType.BINARY:
+            shown, at_ms = TILE_HEADER.unpack_from(message.data)
+            assert shown == camera_id
+            if at_ms / 1000 > after:
                 return bytes(message.data[TILE_HEADER.size:])
-    raise AssertionError("the wall closed before any tile came")
+    raise AssertionError("the wall closed before the tile came")
 
 
 async def test_a_wall_and_a_focused_view_on_any_node_show_a_camera_another_node_ingests(
@@ -59,7 +66,8 @@ async def test_a_wall_and_a_focused_view_on_any_node_show_a_camera_another_node_
             other = next(n for n in running.nodes if n is not ingesting)
 
             async with Liandong(other.base) as liandong:
-                jpeg = await asyncio.wait_for(first_tile(liandong, camera_id), 30)
+                wall = await open_wall(liandong, camera_id)
+                jpeg = await asyncio.wait_for(next_tile(wall, camera_id), 30)
                 assert jpeg.startswith(b"\xff\xd8"), jpeg[:16]
 
                 viewer: Viewer = await focus(liandong, camera_id)
@@ -69,8 +77,16 @@ async def test_a_wall_and_a_focused_view_on_any_node_show_a_camera_another_node_
                     assert not runs_ffmpeg(other)  # relayed: the other node opened nothing of its own
                 finally:
                     await viewer.ws.close()
-            await asyncio.sleep(1.0)  # the RTSP server reports its session count as it changes
-            assert camera.clients and max(camera.clients) == 1, camera.clients
+                await asyncio.sleep(1.0)  # the RTSP server reports its session count as it changes
+                assert camera.clients and max(camera.clients) == 1, camera.clients
+
+                # The node ingesting the camera dies: the wall's node takes the camera over, and the
+                # same wall goes on showing it, from its own ingest now.
+                killed = time.time()
+                ingesting.kill()
+                await asyncio.wait_for(next_tile(wall, camera_id, after=killed), 30)
+                assert runs_ffmpeg(other)
+                await wall.close()
 
         async with aiohttp.ClientSession() as http:
             async with http.get(other.base + "/internal/relay/tiles") as response:

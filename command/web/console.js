@@ -26,7 +26,7 @@ async function api(method, path, body) {
   const data = response.headers.get("Content-Type")?.includes("json") ? await response.json() : null;
   if (!response.ok) {
     const e = data?.error ?? { message: response.statusText };
-    throw Object.assign(new Error(e.field ? `${e.field}: ${e.message}` : e.message), { code: e.code });
+    throw Object.assign(new Error(e.field ? `${e.field}: ${e.message}` : e.message), { code: e.code, status: response.status });
   }
   return data;
 }
@@ -219,9 +219,32 @@ async function preview() {
   }
 }
 
+// Each report carries a key of its own until it is stored: sent again after a lost answer (the server
+// that had it died; the balancer answered 502), it returns the incident already stored, not a second.
+function newReportKey() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+let reportKey = newReportKey();
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function postReport(body) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await api("POST", "/api/incidents", { ...body, report_key: reportKey });
+    } catch (error) {
+      const lost = error instanceof TypeError || [502, 503, 504].includes(error.status);  // no answer, or a dead node's
+      if (!lost || attempt === 4) throw error;
+      $("incident-error").textContent = t("连接中断，正在重新提交…", "connection lost; sending again…");
+      await sleep(1000 * attempt);
+    }
+  }
+}
+
 async function record(dispatch, confirmed = false) {
   try {
-    const incident = await api("POST", "/api/incidents", { ...report(), dispatch, confirm_outside_area: confirmed });
+    const incident = await postReport({ ...report(), dispatch, confirm_outside_area: confirmed });
+    reportKey = newReportKey();
+    $("incident-error").textContent = "";
     incidents.set(incident.id, incident);
     clearForm();
     select(incident.id);
