@@ -18,27 +18,18 @@ from pathlib import Path
 import aiohttp
 
 from app.balancer import Address, haproxy_config
-from bench.dispatch import ROOT, free_port
+from bench.dispatch import ROOT, bench_config, free_port
 
 HAPROXY = "/usr/sbin/haproxy"
 
 
 def cluster_config(workdir: Path, edits: dict[str, str]) -> Path:
-    """The shipped config.toml for every node alike: no demo data or cameras, the balancer trusted,
-    media and recordings in `workdir`, `edits` applied."""
-    text = (ROOT / "config.toml").read_text(encoding="utf-8").replace("seed = true", "seed = false")
-    text = text.replace('facilities = "gis/data/', f'facilities = "{ROOT}/gis/data/')
-    text = text.replace("cameras = 4", "cameras = 0").replace("hall_every_s = 15", "hall_every_s = 0")
-    text = text.replace("trusted_proxies = []", 'trusted_proxies = ["127.0.0.1"]')
-    text = text.replace('media_dir = "var/media"', f'media_dir = "{workdir / "media"}"')
-    text = text.replace('recordings_dir = "var/recordings"', f'recordings_dir = "{workdir / "recordings"}"')
-    for old, new in edits.items():
-        if old not in text:
-            raise ValueError(f"config.toml has no {old!r} to replace")
-        text = text.replace(old, new)
-    path = workdir / "config.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    """The benchmarks' config.toml for every node alike: the balancer trusted, no demo hall, media and
+    recordings in `workdir`, `edits` applied."""
+    return bench_config(workdir, {
+        "hall_every_s = 15": "hall_every_s = 0", "trusted_proxies = []": 'trusted_proxies = ["127.0.0.1"]',
+        'media_dir = "var/media"': f'media_dir = "{workdir / "media"}"',
+        'recordings_dir = "var/recordings"': f'recordings_dir = "{workdir / "recordings"}"', **edits})
 
 
 @dataclass

@@ -102,17 +102,26 @@ async def prepare_database(url: str, subcentres: int) -> list[str]:
     return names
 
 
+def bench_config(workdir: Path, edits: dict[str, str]) -> Path:
+    """The shipped config.toml in `workdir`, without demo data or cameras (the benchmarks register what
+    they measure), `edits` applied; its path."""
+    config = (ROOT / "config.toml").read_text(encoding="utf-8").replace("seed = true", "seed = false")
+    config = config.replace('facilities = "gis/data/', f'facilities = "{ROOT}/gis/data/')
+    config = config.replace("cameras = 4", "cameras = 0")
+    for old, new in edits.items():
+        if old not in config:
+            raise ValueError(f"config.toml has no {old!r} to replace")
+        config = config.replace(old, new)
+    path = workdir / "config.toml"
+    path.write_text(config, encoding="utf-8")
+    return path
+
+
 @contextlib.asynccontextmanager
 async def server_process(url: str, port: int, workdir: Path,
                          edits: dict[str, str] | None = None) -> AsyncIterator[psutil.Process]:
     """`liandong serve` on the shipped config.toml, without demo data or cameras, `edits` applied."""
-    config = (ROOT / "config.toml").read_text(encoding="utf-8").replace("seed = true", "seed = false")
-    config = config.replace('facilities = "gis/data/', f'facilities = "{ROOT}/gis/data/')
-    config = config.replace("cameras = 4", "cameras = 0")  # the benchmarks register what they measure
-    for old, new in (edits or {}).items():
-        config = config.replace(old, new)
-    (workdir / "config.toml").write_text(config, encoding="utf-8")
-    env = {**os.environ, "LIANDONG_CONFIG": str(workdir / "config.toml"), "LIANDONG_DATABASE_URL": url,
+    env = {**os.environ, "LIANDONG_CONFIG": str(bench_config(workdir, edits or {})), "LIANDONG_DATABASE_URL": url,
            "LIANDONG_LISTEN": f"127.0.0.1:{port}"}
     log = (workdir / "server.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, cwd=ROOT,
