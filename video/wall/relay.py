@@ -25,6 +25,7 @@ from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 
 import aiohttp
+import asyncpg
 import msgspec
 from aiohttp import WSMsgType, web
 
@@ -103,7 +104,10 @@ class TileRelay:
     async def run(self) -> None:
         try:
             while True:
-                await self._look()
+                try:
+                    await self._look()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:  # a database restart
+                    log.warning("tile relay: cannot look up who ingests what (%s); trying again", error)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._board.shown_changed.wait(), _LOOK_EVERY_S)
                 self._board.shown_changed.clear()
@@ -153,7 +157,7 @@ class _Peer:
                     try:
                         await self._receive(socket)
                     finally:
-                        sender.cancel()
+                        await _stop(sender)
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 log.info("tile relay from %s: %s; again in %.0f s", self._url, error, _RETRY_S)
             await asyncio.sleep(_RETRY_S)
@@ -191,7 +195,7 @@ async def serve_tiles(request: web.Request, relay: Relay, board: TileBoard, feed
                     break
                 board.show(viewer, set(wanted.cameras) & feeds.ingested())
     finally:
-        sender.cancel()
+        await _stop(sender)
         board.leave(viewer)
     return socket
 
@@ -251,6 +255,13 @@ async def serve_live(request: web.Request, relay: Relay, board: TileBoard, feeds
     if not socket.closed:
         await socket.close()
     return socket
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel a helper task and collect its end, whatever it was (the socket it wrote to may be gone)."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, ConnectionError, aiohttp.ClientError):
+        await task
 
 
 async def _either(work: Coroutine[Any, Any, list[T]], stop: asyncio.Task[Any]) -> list[T]:
