@@ -205,6 +205,15 @@ class FocusedView:
         return init, fragments
 
 
+def busiest_keyframe_window(starts: list[float], window_s: float = 0.1) -> int:
+    """The most cameras whose keyframes arrive within one `window_s` of the GOP (a keyframe a second,
+    from each mount's start): the analysis decodes them together, and the tiles wait their turn."""
+    phases = sorted(start % 1.0 for start in starts)
+    wrapped = phases + [phase + 1.0 for phase in phases]
+    return max((sum(1 for q in wrapped[i:i + len(phases)] if q < p + window_s) for i, p in enumerate(phases)),
+               default=0)
+
+
 def focus_latencies(view: FocusedView, started_at: float) -> list[float]:
     """Milliseconds from each keyframe leaving the camera to its fragment reaching the view."""
     init_data, fragments = view.stream()
@@ -414,6 +423,7 @@ async def run(cameras: int, duration: float, on_screen: bool = False) -> dict[st
                             "alerts": len(latencies)} if latencies else None,
         "tile_latency_ms": {"p50": round(percentile(tile_latencies, 50), 1),
                             "p99": round(percentile(tile_latencies, 99), 1), "tiles": len(tile_latencies)},
+        "keyframes_in_busiest_100ms": busiest_keyframe_window(list(stream_start.values())),
         "source_sessions_per_camera": max(sessions) if sessions else None,
         "cameras_with_more_than_one_session": sum(1 for count in sessions if count > 1),
         "focused_views": len(views),

@@ -49,21 +49,25 @@ class Settings:
 class _Worker:
     process: BaseProcess
     pipe: Connection
+    board: TileBoard
     cameras: set[int] = field(default_factory=set)
     outbox: _Sender = field(init=False)
 
     def __post_init__(self) -> None:
-        self.outbox = _Sender(self.pipe)
+        self.outbox = _Sender(self.pipe, self.board)
 
 
 class _Sender:
     """What goes to one worker, sent from a thread of its own: a full pipe blocks that thread, never
     the event loop. Requests always go, in order; of each camera's pictures only the newest waits (a
     late picture is worth less than the next one), so a busy worker falls behind by at most one
-    picture per camera rather than a growing queue."""
+    picture per camera rather than a growing queue. A camera someone is watching on a wall goes
+    first: on a saturated machine the others wait a round (their analysis tolerates a second), the
+    watched tiles do not."""
 
-    def __init__(self, pipe: Connection) -> None:
+    def __init__(self, pipe: Connection, board: TileBoard) -> None:
         self._pipe = pipe
+        self._board = board
         self._requests: deque[tuple[object, ...]] = deque()
         self._pictures: dict[object, tuple[object, ...]] = {}  # camera → its newest unsent picture
         self._ready = threading.Condition()
@@ -74,9 +78,12 @@ class _Sender:
         with self._ready:
             if request[0] in _PICTURES:
                 camera = request[1]
-                if self._pictures.pop(camera, None) is not None:
+                if camera in self._pictures:
                     self.dropped += 1
-                self._pictures[camera] = request  # to the back: cameras take turns
+                # In place: a camera keeps its turn, waiting since its first unsent picture. Sent to
+                # the back instead, a camera whose pictures kept missing their turn on a saturated
+                # worker was starved (an absence alert came 20 s late).
+                self._pictures[camera] = request
             else:
                 self._requests.append(request)
             self._ready.notify()
@@ -87,8 +94,9 @@ class _Sender:
                 self._ready.wait()
             if self._requests:
                 return self._requests.popleft()
-            camera = next(iter(self._pictures))
-            return self._pictures.pop(camera)
+            watched = self._board.watched
+            camera = next((c for c in self._pictures if c in watched), None)
+            return self._pictures.pop(next(iter(self._pictures)) if camera is None else camera)
 
     def _run(self) -> None:
         while True:
@@ -185,7 +193,7 @@ class Analysis:
         process = _SPAWN.Process(target=watcher.main, args=(theirs,), name="liandong-analysis", daemon=True)
         process.start()
         theirs.close()
-        worker = _Worker(process, ours)
+        worker = _Worker(process, ours, self.board)
         threading.Thread(target=self._listen, args=(worker, asyncio.get_running_loop()), name="analysis-reports",
                          daemon=True).start()
         return worker

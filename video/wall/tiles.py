@@ -47,6 +47,9 @@ class TileBoard:
         self.latest: dict[int, TilePicture] = {}
         self._viewers: set[Viewer] = set()
         self.shown_changed = asyncio.Event()  # a wall here shows other cameras now (video.wall.relay)
+        # Every camera some viewer shows, peers' included: read by the analysis's sender threads (a
+        # new frozenset each time it changes, so a reader never sees one half-changed).
+        self.watched: frozenset[int] = frozenset()
 
     def shown(self) -> set[int]:
         """The cameras this process's own walls and viewers show."""
@@ -66,11 +69,16 @@ class TileBoard:
     def leave(self, viewer: Viewer) -> None:
         self._viewers.discard(viewer)
         self.shown_changed.set()
+        self._watch()
+
+    def _watch(self) -> None:
+        self.watched = frozenset().union(*(v.cameras for v in self._viewers))
 
     def show(self, viewer: Viewer, cameras: set[int], now: float | None = None) -> None:
         """The wall now shows these cameras: their current pictures go out at once. A picture older than
         FRESH_S is not current (the camera is offline): sent as new, a wall would show it as live."""
         viewer.cameras = cameras
+        self._watch()
         if not viewer.for_peer:
             self.shown_changed.set()
         now = time.time() if now is None else now
