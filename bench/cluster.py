@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -91,15 +91,12 @@ class Cluster:
     nodes: list[Node]
     balancer_port: int
     balancer: subprocess.Popen[bytes] | None = None
-    logs: list[Path] = field(default_factory=list)
 
     @property
     def base(self) -> str:
         """Where clients connect: the balancer."""
         return f"http://127.0.0.1:{self.balancer_port}"
 
-    def node_of(self, pid: int) -> Node:
-        return next(n for n in self.nodes if n.process is not None and n.process.pid == pid)
 
 
 @contextlib.asynccontextmanager

@@ -79,8 +79,8 @@ class Terminal:
 
 
 class Failover:
-    def __init__(self, running: Cluster, database_url: str, http: aiohttp.ClientSession) -> None:
-        self.cluster, self.url, self.http = running, database_url, http
+    def __init__(self, running: Cluster, http: aiohttp.ClientSession) -> None:
+        self.cluster, self.http = running, http
         self.terminals: list[Terminal] = []
         self.posted: dict[str, float] = {}   # description -> when the POST was sent
         self.failed_posts: list[str] = []    # descriptions of reports never answered 201, resent or not
@@ -229,7 +229,7 @@ async def run(*, terminals: int = 300, per_subcentre: int = 3, rate: float = 20.
     for clip in clips:
         make_clip(clip)
     async with cluster(url, workdir, 3, CLUSTER_EDITS) as running, aiohttp.ClientSession() as http:
-        failover = Failover(running, url, http)
+        failover = Failover(running, http)
         supervisor = await failover.login("bench-supervisor")
         camera_ids = []
         for n, clip in enumerate(clips, 1):

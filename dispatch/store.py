@@ -264,7 +264,7 @@ async def _open(connection: Connection, incident: JSON, fields: Mapping[str, Any
                 report_key: str | None) -> None:
     incident_id = incident["id"]
     await connection.execute(
-        _OPEN_INCIDENT, incident["id"], fields["type_code"], fields["severity"], fields["lon"], fields["lat"],
+        _OPEN_INCIDENT, incident_id, fields["type_code"], fields["severity"], fields["lon"], fields["lat"],
         fields["address"], fields["caller_name"], fields["caller_phone"], fields["description"],
         fields["flagged"], actor.user_id, now, plan.key if plan else None, plan.version if plan else None,
         incident["state"], {"incident": incident, "routing": routing}, plan.activation if plan else None,
@@ -351,6 +351,7 @@ async def change_tickets(pool: Pool, views: Views, changes: Sequence[TicketChang
         incidents: dict[int, JSON] = {r["id"]: dict(r.items()) for r in rows}
         raw = {t["id"]: t for r in rows for t in r["tickets"]}
         tickets = {ticket_id: _ticket_from_json(t) for ticket_id, t in raw.items()}  # as changed so far
+        siblings = {r["id"]: [t["id"] for t in r["tickets"]] for r in rows}  # incident -> its tickets
         results: list[JSON | DomainError | None] = []
         writes: list[tuple[object, ...]] = []
         for change in changes:
@@ -371,7 +372,7 @@ async def change_tickets(pool: Pool, views: Views, changes: Sequence[TicketChang
                 continue
             tickets[changed.id] = changed
             finishes_incident = changed.state.finished and all(
-                t.state.finished for t in tickets.values() if t.incident_id == changed.incident_id)
+                tickets[t].state.finished for t in siblings[changed.incident_id])
             incident = views.incident(row)
             body = ticket_json(changed, incident, views.tone(incident))
             closed = None

@@ -77,6 +77,18 @@ async def test_a_wall_and_a_focused_view_on_any_node_show_a_camera_another_node_
                     assert not runs_ffmpeg(other)  # relayed: the other node opened nothing of its own
                 finally:
                     await viewer.ws.close()
+
+                # Without MSE, the keyframe pictures, relayed the same way.
+                ws = await liandong.http.ws_connect(liandong.base_url.replace("http", "ws") + "/ws/focus")
+                await ws.send_json({"type": "hello", "token": await liandong.token("supervisor"),
+                                    "camera": camera_id, "mode": "jpeg"})
+                pictures = Viewer(ws)
+                try:
+                    await wait_until(lambda: _has_picture(pictures), 30)
+                    assert pictures.codecs == ["image/jpeg"]
+                    assert not runs_ffmpeg(other)
+                finally:
+                    await ws.close()
                 await asyncio.sleep(1.0)  # the RTSP server reports its session count as it changes
                 assert camera.clients and max(camera.clients) == 1, camera.clients
 
@@ -97,3 +109,7 @@ async def test_a_wall_and_a_focused_view_on_any_node_show_a_camera_another_node_
 
 async def _has_fragments(viewer: Viewer) -> bool:
     return b"moof" in viewer.data
+
+
+async def _has_picture(viewer: Viewer) -> bool:
+    return viewer.data.startswith(b"\xff\xd8")

@@ -21,7 +21,8 @@ import contextlib
 import hmac
 import logging
 import secrets
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Annotated, Any, TypeVar
 
 import aiohttp
@@ -31,7 +32,8 @@ from aiohttp import WSMsgType, web
 
 from base.context import SOCKETS
 from base.pg import Pool
-from video.live.feed import Codec, LiveFeeds, LiveViewer
+from base.sockets import Source
+from video.live.feed import LiveFeeds
 from video.wall.tiles import TileBoard, TilePicture, Viewer
 from video.wall.walls import TILE_HEADER, tile_message
 
@@ -64,7 +66,7 @@ async def forget_ingest(pool: Pool, camera_id: int, node_url: str) -> None:
     await pool.execute("DELETE FROM camera_ingest WHERE camera_id = $1 AND node_url = $2", camera_id, node_url)
 
 
-async def holders(pool: Pool, cameras: set[int]) -> dict[int, str]:
+async def holders(pool: Pool, cameras: AbstractSet[int]) -> dict[int, str]:
     """Where the node ingesting each of these cameras is reached (cameras nobody ingests left out)."""
     rows = await pool.fetch("SELECT camera_id, node_url FROM camera_ingest WHERE camera_id = ANY($1::int[])",
                             sorted(cameras))
@@ -116,7 +118,7 @@ class TileRelay:
                 peer.task.cancel()
 
     async def _look(self) -> None:
-        elsewhere = self._board.shown() - self._feeds.ingested()
+        elsewhere = self._board.shown - self._feeds.ingested()
         by_node: dict[str, set[int]] = {}
         if elsewhere:
             for camera_id, node_url in (await holders(self._relay.pool, elsewhere)).items():
@@ -177,8 +179,7 @@ class _Peer:
 
 async def serve_tiles(request: web.Request, relay: Relay, board: TileBoard, feeds: LiveFeeds) -> web.StreamResponse:
     """A peer's relay: the tiles of the cameras it names that this node ingests, newest only."""
-    if not relay.trusted(request):
-        raise web.HTTPForbidden(text="not a node of this installation")
+    trusted_or_refused(request, relay)
     socket = web.WebSocketResponse(heartbeat=15.0, max_msg_size=64 * 1024)
     await socket.prepare(request)
     request.app[SOCKETS].add(socket)  # closed with GOING_AWAY at shutdown, as clients' sockets are
@@ -207,47 +208,27 @@ async def _send_tiles(socket: web.WebSocketResponse, viewer: Viewer) -> None:
                 await socket.send_bytes(tile_message(tile))
 
 
-async def serve_live(request: web.Request, relay: Relay, board: TileBoard, feeds: LiveFeeds) -> web.StreamResponse:
-    """A peer's focused viewer: this node's live stream of one camera, as /ws/focus sends it."""
+def trusted_or_refused(request: web.Request, relay: Relay) -> None:
     if not relay.trusted(request):
         raise web.HTTPForbidden(text="not a node of this installation")
-    try:
-        camera_id = int(request.match_info["camera"])
-    except ValueError:
-        raise web.HTTPNotFound(text="no such camera") from None
-    mode = request.query.get("mode", "mse")
+
+
+async def pass_on(request: web.Request, messages: Source | None, first: str | None = None) -> web.StreamResponse:
+    """A peer's focused viewer: `first`, then `messages` (what /ws/focus sends after hello) as they come,
+    until the peer goes; None: this node does not ingest the camera, closed with NOT_HERE."""
     socket = web.WebSocketResponse(heartbeat=15.0)
     await socket.prepare(request)
-    request.app[SOCKETS].add(socket)
-    feed = feeds.get(camera_id)
-    if feed is None:
+    request.app[SOCKETS].add(socket)  # closed with GOING_AWAY at shutdown, as clients' sockets are
+    if messages is None:
         await socket.close(code=NOT_HERE, message=b"this node does not ingest the camera")
         return socket
     reader = asyncio.create_task(socket.receive())  # ends when the peer goes
     try:
-        if mode == "jpeg":
-            pictures = Viewer(for_peer=True)
-            board.join(pictures)
-            board.show(pictures, {camera_id})
-            await socket.send_str('{"type":"codec","mime":"image/jpeg"}')
-            try:
-                while not reader.done():
-                    for tile in await _either(pictures.next(), reader):
-                        await socket.send_bytes(tile.jpeg)
-            finally:
-                board.leave(pictures)
-        else:
-            viewer = LiveViewer()
-            feed.join(viewer)
-            try:
-                while not reader.done():
-                    for item in await _either(viewer.next(), reader):
-                        if isinstance(item, Codec):
-                            await socket.send_str(msgspec.json.encode({"type": "codec", "mime": item.mime}).decode())
-                        else:
-                            await socket.send_bytes(item)
-            finally:
-                feed.leave(viewer)
+        if first is not None:
+            await socket.send_str(first)
+        while not reader.done():
+            for message in await _either(messages(), reader):
+                await (socket.send_str(message) if isinstance(message, str) else socket.send_bytes(message))
     except ConnectionError:
         pass
     finally:
@@ -264,7 +245,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
         await task
 
 
-async def _either(work: Coroutine[Any, Any, list[T]], stop: asyncio.Task[Any]) -> list[T]:
+async def _either(work: Awaitable[Sequence[T]], stop: asyncio.Task[Any]) -> Sequence[T]:
     """`work`'s result, or nothing once `stop` is done (the peer has gone)."""
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)

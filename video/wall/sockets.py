@@ -44,7 +44,7 @@ from video.live.feed import Codec, LiveFeed, LiveViewer
 from video.live.fmp4 import read_init
 from video.live.pipes import read_pictures
 from video.recording import ffmpeg
-from video.wall.relay import holders, serve_live, serve_tiles
+from video.wall.relay import holders, pass_on, serve_tiles, trusted_or_refused
 from video.wall.tiles import Viewer
 from video.wall.walls import Wall
 
@@ -249,11 +249,31 @@ def add_internal_routes(app: web.Application) -> None:
         return await serve_tiles(request, video.relay, video.tiles, video.live)
 
     async def live(request: web.Request) -> web.StreamResponse:
+        """A camera this node ingests, for a focused viewer on another node: as /ws/focus streams it."""
         video = request.app[VIDEO]
-        return await serve_live(request, video.relay, video.tiles, video.live)
+        trusted_or_refused(request, video.relay)
+        camera_id = int(request.match_info["camera"])
+        feed = video.live.get(camera_id)
+        if feed is None:
+            return await pass_on(request, None)
+        if request.query.get("mode") == "jpeg":
+            pictures = Viewer(for_peer=True)
+            video.tiles.join(pictures)
+            video.tiles.show(pictures, {camera_id})
+            try:
+                return await pass_on(request, functools.partial(_pictures, pictures),
+                                     first=encode({"type": "codec", "mime": "image/jpeg"}))
+            finally:
+                video.tiles.leave(pictures)
+        viewer = LiveViewer()
+        feed.join(viewer)
+        try:
+            return await pass_on(request, functools.partial(_live_messages, viewer))
+        finally:
+            feed.leave(viewer)
 
     app.router.add_get("/internal/relay/tiles", tiles)
-    app.router.add_get("/internal/relay/live/{camera}", live)
+    app.router.add_get(r"/internal/relay/live/{camera:\d{1,9}}", live)
 
 
 walls = WallEndpoint()

@@ -46,14 +46,12 @@ class TileBoard:
     def __init__(self) -> None:
         self.latest: dict[int, TilePicture] = {}
         self._viewers: set[Viewer] = set()
-        self.shown_changed = asyncio.Event()  # a wall here shows other cameras now (video.wall.relay)
-        # Every camera some viewer shows, peers' included: read by the analysis's sender threads (a
-        # new frozenset each time it changes, so a reader never sees one half-changed).
+        # What the viewers show, kept as new frozensets (the analysis's sender threads read `watched`; a
+        # reader never sees one half-changed): this process's own walls and viewers (what the tile
+        # relay fetches from other nodes, woken by `shown_changed`), and those with peer nodes' too.
+        self.shown: frozenset[int] = frozenset()
         self.watched: frozenset[int] = frozenset()
-
-    def shown(self) -> set[int]:
-        """The cameras this process's own walls and viewers show."""
-        return set().union(*(v.cameras for v in self._viewers if not v.for_peer))
+        self.shown_changed = asyncio.Event()
 
     def publish(self, tile: TilePicture) -> None:
         self.latest[tile.camera_id] = tile
@@ -68,19 +66,20 @@ class TileBoard:
 
     def leave(self, viewer: Viewer) -> None:
         self._viewers.discard(viewer)
-        self.shown_changed.set()
-        self._watch()
+        self._viewers_changed()
 
-    def _watch(self) -> None:
-        self.watched = frozenset().union(*(v.cameras for v in self._viewers))
+    def _viewers_changed(self) -> None:
+        shown = frozenset().union(*(v.cameras for v in self._viewers if not v.for_peer))
+        if shown != self.shown:
+            self.shown = shown
+            self.shown_changed.set()
+        self.watched = shown.union(*(v.cameras for v in self._viewers if v.for_peer))
 
     def show(self, viewer: Viewer, cameras: set[int], now: float | None = None) -> None:
         """The wall now shows these cameras: their current pictures go out at once. A picture older than
         FRESH_S is not current (the camera is offline): sent as new, a wall would show it as live."""
         viewer.cameras = cameras
-        self._watch()
-        if not viewer.for_peer:
-            self.shown_changed.set()
+        self._viewers_changed()
         now = time.time() if now is None else now
         for camera_id in cameras:
             if (tile := self.latest.get(camera_id)) and now - tile.at <= FRESH_S:
